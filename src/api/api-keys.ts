@@ -1,0 +1,81 @@
+/** /api-keys: create (token shown once), list and delete keys. Needs a full_access key. */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { AppEnv } from "../app.ts";
+import { requireFullAccess } from "../auth/keys.ts";
+import { authenticate } from "./auth.ts";
+import { readJson, validate } from "./body.ts";
+import { ApiKeySchema, CreateApiKeySchema, ErrorSchema } from "./schemas.ts";
+
+export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.use("/api-keys", authenticate);
+  app.use("/api-keys/*", authenticate);
+
+  app.post("/api-keys", async (c) => {
+    requireFullAccess(c.get("principal"));
+    const body = validate(CreateApiKeySchema, await readJson(c, 16 * 1024));
+    const relay = c.get("relay");
+    const created = await relay.keys.create(body.name, body.permission ?? "full_access");
+    relay.log.info("api_key.created", { key_id: created.id, by: c.get("principal").keyId });
+    return c.json(created, 201);
+  });
+
+  app.get("/api-keys", async (c) => {
+    requireFullAccess(c.get("principal"));
+    const keys = await c.get("relay").keys.list();
+    return c.json({
+      object: "list",
+      has_more: false,
+      data: keys.map((k) => ({
+        id: k.id,
+        name: k.name,
+        permission: k.permission,
+        created_at: new Date(k.createdAt).toISOString(),
+        last_used_at: null,
+      })),
+    });
+  });
+
+  app.delete("/api-keys/:id", async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const id = c.req.param("id");
+    await relay.keys.remove(id);
+    relay.log.info("api_key.deleted", { key_id: id, by: c.get("principal").keyId });
+    return c.json({ object: "api_key", id, deleted: true });
+  });
+
+  const r = app.openAPIRegistry;
+  const json = (schema: typeof ApiKeySchema | typeof ErrorSchema) => ({
+    "application/json": { schema },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/api-keys",
+    summary: "Create an API key; the token is returned once",
+    security: [{ bearer: [] }],
+    request: { body: { content: { "application/json": { schema: CreateApiKeySchema } } } },
+    responses: {
+      201: { description: "{ id, token }" },
+      401: { description: "Not a full_access key", content: json(ErrorSchema) },
+    },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/api-keys",
+    summary: "List API keys (never their tokens)",
+    security: [{ bearer: [] }],
+    responses: {
+      200: { description: "{ object: 'list', data: ApiKey[] }", content: json(ApiKeySchema) },
+    },
+  });
+  r.registerPath({
+    method: "delete",
+    path: "/api-keys/{id}",
+    summary: "Delete an API key",
+    security: [{ bearer: [] }],
+    responses: {
+      200: { description: "Deleted" },
+      404: { description: "No such key", content: json(ErrorSchema) },
+    },
+  });
+}

@@ -1,0 +1,270 @@
+/**
+ * /emails: send (JSON or raw MIME), send a batch, read, reschedule and cancel. Resend's paths,
+ * fields and answers, so its SDK works unchanged.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv, AppOptions } from "../app.ts";
+import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
+import { type Composed, composeMessage } from "../mail/compose.ts";
+import { acceptRawMessage } from "../mail/raw.ts";
+import type { Relay } from "../relay.ts";
+import { authenticate } from "./auth.ts";
+import { readBodyBytes, readJson, validate } from "./body.ts";
+import { parseScheduledAt } from "./schedule.ts";
+import {
+  BatchResponseSchema,
+  BatchSchema,
+  EmailSchema,
+  ErrorSchema,
+  IdSchema,
+  SendEmailSchema,
+  UpdateEmailSchema,
+} from "./schemas.ts";
+import { emailView } from "./view.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function emailId(c: Context): string {
+  const id = c.req.param("id") ?? "";
+  if (!UUID.test(id)) throw new ValidationError("must be an email id (a UUID)", "id");
+  return id.toLowerCase();
+}
+
+/** JSON carries attachments as base64: a third larger than the message, plus field overhead. */
+function jsonLimit(relay: Relay): number {
+  return Math.ceil((relay.config.limits.maxMessageBytes * 4) / 3) + 256 * 1024;
+}
+
+function mediaType(c: Context): string {
+  return (c.req.header("content-type") ?? "").split(";")[0]?.trim().toLowerCase() ?? "";
+}
+
+function limitsOf(relay: Relay) {
+  return relay.config.limits;
+}
+
+async function composeFromRequest(
+  c: Context<AppEnv>,
+): Promise<{ composed: Composed; scheduledAt: number | null }> {
+  const relay = c.get("relay");
+  const principal = c.get("principal");
+  const now = relay.now();
+  const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits: limitsOf(relay) };
+  const type = mediaType(c);
+  if (type === "message/rfc822") {
+    const bytes = await readBodyBytes(c, relay.config.limits.maxMessageBytes);
+    const to = c.req
+      .queries("to")
+      ?.flatMap((t) => t.split(","))
+      .map((t) => t.trim())
+      .filter(Boolean);
+    const composed = await acceptRawMessage(bytes, { from: c.req.query("from"), to }, ctx);
+    return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
+  }
+  if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
+  const body = validate(SendEmailSchema, await readJson(c, jsonLimit(relay)));
+  const scheduledAt = parseScheduledAt(body.scheduled_at, now);
+  return { composed: await composeMessage(body, ctx), scheduledAt };
+}
+
+export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOptions): void {
+  const deliverInBackground = (
+    c: Context<AppEnv>,
+    entries: Awaited<ReturnType<Relay["accept"]>>["immediate"],
+  ) => {
+    if (entries.length === 0) return;
+    const relay = c.get("relay");
+    options.background(
+      c,
+      relay
+        .deliverNow(entries)
+        .catch((err) => relay.log.error("delivery.immediate_failed", { error: String(err) })),
+    );
+  };
+
+  app.use("/emails", authenticate);
+  app.use("/emails/*", authenticate);
+
+  app.post("/emails", async (c) => {
+    const item = await composeFromRequest(c);
+    const accepted = await c.get("relay").accept([item]);
+    deliverInBackground(c, accepted.immediate);
+    return c.json({ id: accepted.ids[0] });
+  });
+
+  app.post("/emails/batch", async (c) => {
+    const relay = c.get("relay");
+    const principal = c.get("principal");
+    const type = mediaType(c);
+    if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
+    const limits = limitsOf(relay);
+    const raw = await readJson(c, jsonLimit(relay));
+    if (Array.isArray(raw) && raw.length > limits.maxBatch) {
+      throw new ValidationError(
+        `a batch holds at most ${limits.maxBatch} emails, got ${raw.length}`,
+        "body",
+      );
+    }
+    const bodies = validate(BatchSchema, raw);
+    const now = relay.now();
+    const items: { composed: Composed; scheduledAt: number | null }[] = [];
+    let total = 0;
+    for (const [i, body] of bodies.entries()) {
+      const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
+      let composed: Composed;
+      let scheduledAt: number | null;
+      try {
+        scheduledAt = parseScheduledAt(body.scheduled_at, now);
+        composed = await composeMessage(body, ctx);
+      } catch (err) {
+        // Name the failing email: "[3].to: ..." as the batch's validation does.
+        if (err instanceof ValidationError) throw new ValidationError(err.message, `[${i}]`);
+        throw err;
+      }
+      total += composed.raw.length;
+      items.push({ composed, scheduledAt });
+    }
+    // The batch is stored in one request, so it must fit where one message fits.
+    if (total > limits.maxMessageBytes) {
+      throw new TooLargeError(
+        `the batch is ${total} bytes in total, over the limit of ${limits.maxMessageBytes}; split it`,
+      );
+    }
+    const accepted = await relay.accept(items);
+    deliverInBackground(c, accepted.immediate);
+    return c.json({ data: accepted.ids.map((id) => ({ id })) });
+  });
+
+  app.get("/emails/:id", async (c) => {
+    const relay = c.get("relay");
+    const entry = await relay.get(emailId(c), c.get("principal"));
+    return c.json(await emailView(entry, relay.now()));
+  });
+
+  app.patch("/emails/:id", async (c) => {
+    const relay = c.get("relay");
+    const id = emailId(c);
+    const body = validate(UpdateEmailSchema, await readJson(c, 64 * 1024));
+    const at = parseScheduledAt(body.scheduled_at, relay.now());
+    if (at === null) throw new ValidationError("is required", "scheduled_at");
+    await relay.reschedule(id, c.get("principal"), at);
+    return c.json({ object: "email", id });
+  });
+
+  app.post("/emails/:id/cancel", async (c) => {
+    const id = emailId(c);
+    await c.get("relay").cancel(id, c.get("principal"));
+    return c.json({ object: "email", id });
+  });
+
+  registerEmailDocs(app);
+}
+
+function registerEmailDocs(app: OpenAPIHono<AppEnv>): void {
+  const r = app.openAPIRegistry;
+  const security = [{ bearer: [] }];
+  const errors = {
+    400: {
+      description: "Malformed body",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    401: {
+      description: "Missing or restricted API key",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    403: {
+      description: "Invalid API key",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    413: {
+      description: "Over a size limit",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    422: {
+      description: "A field is invalid (the message names it)",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+    503: {
+      description: "Store unavailable: nothing was stored, retry",
+      content: { "application/json": { schema: ErrorSchema } },
+    },
+  };
+  r.registerPath({
+    method: "post",
+    path: "/emails",
+    summary: "Send an email (JSON, or raw MIME as message/rfc822)",
+    security,
+    request: {
+      body: {
+        content: {
+          "application/json": { schema: SendEmailSchema },
+          "message/rfc822": {
+            schema: {
+              type: "string",
+              description:
+                "A complete message; Bcc headers are removed. Query ?from= and ?to= override the envelope.",
+            },
+          },
+        },
+      },
+    },
+    responses: {
+      200: {
+        description: "Stored durably; delivery follows",
+        content: { "application/json": { schema: IdSchema } },
+      },
+      ...errors,
+    },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/emails/batch",
+    summary: "Send up to 100 emails at once (all or none are accepted)",
+    security,
+    request: { body: { content: { "application/json": { schema: BatchSchema } } } },
+    responses: {
+      200: {
+        description: "Stored",
+        content: { "application/json": { schema: BatchResponseSchema } },
+      },
+      ...errors,
+    },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/emails/{id}",
+    summary: "Retrieve an email with its delivery state",
+    security,
+    request: { params: IdSchema },
+    responses: {
+      200: { description: "The email", content: { "application/json": { schema: EmailSchema } } },
+      404: errors[422],
+    },
+  });
+  r.registerPath({
+    method: "patch",
+    path: "/emails/{id}",
+    summary: "Reschedule a scheduled email",
+    security,
+    request: {
+      params: IdSchema,
+      body: { content: { "application/json": { schema: UpdateEmailSchema } } },
+    },
+    responses: {
+      200: { description: "Rescheduled", content: { "application/json": { schema: IdSchema } } },
+      409: errors[422],
+    },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/emails/{id}/cancel",
+    summary: "Cancel an email that has not been delivered yet",
+    security,
+    request: { params: IdSchema },
+    responses: {
+      200: { description: "Canceled", content: { "application/json": { schema: IdSchema } } },
+      409: errors[422],
+    },
+  });
+}

@@ -1,0 +1,85 @@
+/**
+ * The HTTP API (Hono), independent of the runtime. Routes speak Resend's API; errors are mapped
+ * to Resend's shape here, in one place. A runtime entry supplies the relay for a request and a
+ * way to keep work running after the response (Workers' waitUntil).
+ */
+import { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { registerApiKeyRoutes } from "./api/api-keys.ts";
+import { registerEmailRoutes } from "./api/emails.ts";
+import type { Principal } from "./auth/keys.ts";
+import {
+  internalErrorResponse,
+  MethodNotAllowedError,
+  NotFoundError,
+  RelayError,
+} from "./errors.ts";
+import type { Relay } from "./relay.ts";
+
+export type AppEnv = { Variables: { relay: Relay; principal: Principal } };
+
+export interface AppOptions {
+  /** The relay for this request (built once per isolate by the runtime entry). */
+  relay: (c: Context) => Relay;
+  /** Keeps `promise` running after the response is sent. */
+  background: (c: Context, promise: Promise<unknown>) => void;
+}
+
+export function createApp(options: AppOptions) {
+  const app = new OpenAPIHono<AppEnv>();
+
+  app.use("*", async (c, next) => {
+    c.set("relay", options.relay(c));
+    await next();
+  });
+
+  app.get("/health", (c) => {
+    const relay = c.get("relay");
+    return c.json({
+      status: "ok",
+      store: relay.storeKind,
+      smtp: relay.smtpConfigured ? "configured" : "not configured",
+    });
+  });
+
+  registerEmailRoutes(app, options);
+  registerApiKeyRoutes(app);
+
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: "edge-smtp-relay",
+      version: "0.1.0",
+      description:
+        "A Resend-compatible HTTP-to-SMTP relay. Authenticate with `Authorization: Bearer <key>`.",
+    },
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", {
+    type: "http",
+    scheme: "bearer",
+  });
+
+  app.notFound(() => new NotFoundError("Route").toResponse());
+
+  app.onError((err, c) => {
+    if (err instanceof RelayError) return err.toResponse();
+    if (err instanceof HTTPException && err.status === 405)
+      return new MethodNotAllowedError().toResponse();
+    // Anything else is a bug: log it with the request id, answer without internals.
+    try {
+      c.get("relay")?.log.error("request.failed", {
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        error: err instanceof Error ? `${err.name}: ${err.message}` : String(err),
+      });
+    } catch {
+      console.error(err);
+    }
+    return internalErrorResponse();
+  });
+
+  return app;
+}
+
+export type App = ReturnType<typeof createApp>;

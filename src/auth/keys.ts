@@ -1,0 +1,136 @@
+/**
+ * API keys. A key is a random token shown once at creation; the store keeps only its SHA-256
+ * digest, so a leaked database does not leak working keys. Verified keys are cached in the isolate
+ * for `KEY_CACHE_SECONDS`, so the accept path does not pay a Redis round trip per request; a
+ * deleted key therefore keeps working for at most that long in isolates that had it cached.
+ */
+import {
+  InvalidApiKeyError,
+  MissingApiKeyError,
+  NotFoundError,
+  RestrictedApiKeyError,
+} from "../errors.ts";
+import type { RelayStore } from "../store/store.ts";
+import type { ApiKeyRecord, Permission } from "../store/types.ts";
+
+export interface Principal {
+  keyId: string;
+  permission: Permission;
+}
+
+/** The id under which ADMIN_TOKEN acts. */
+export const ADMIN_KEY_ID = "admin";
+
+const encoder = new TextEncoder();
+
+export async function sha256(value: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(value)));
+}
+
+export function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/**
+ * Compares two digests in time independent of where they differ. Written by hand because the
+ * runtimes disagree: Workers have crypto.subtle.timingSafeEqual, Deno and browsers do not.
+ */
+export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
+  return diff === 0;
+}
+
+function newToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  const b64 = btoa(String.fromCharCode(...bytes))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
+  // Resend's keys start with "re_"; ours do too, so secret scanners and habits carry over.
+  return `re_${b64}`;
+}
+
+interface CacheEntry {
+  principal: Principal;
+  expires: number;
+}
+
+export interface ApiKeysOptions {
+  adminToken: string | undefined;
+  cacheMs: number;
+  now?: () => number;
+}
+
+export class ApiKeys {
+  readonly #store: RelayStore;
+  readonly #options: ApiKeysOptions;
+  readonly #now: () => number;
+  readonly #cache = new Map<string, CacheEntry>();
+  #adminDigest: Promise<Uint8Array> | undefined;
+
+  constructor(store: RelayStore, options: ApiKeysOptions) {
+    this.#store = store;
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    if (options.adminToken) this.#adminDigest = sha256(options.adminToken);
+  }
+
+  /** Resolves the `Authorization` header to a principal, or throws the matching API error. */
+  async authenticate(header: string | undefined | null): Promise<Principal> {
+    const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "");
+    if (!m?.[1]) throw new MissingApiKeyError();
+    const token = m[1];
+    const digest = await sha256(token);
+    if (this.#adminDigest && constantTimeEqual(digest, await this.#adminDigest)) {
+      return { keyId: ADMIN_KEY_ID, permission: "full_access" };
+    }
+    const hex = toHex(digest);
+    const now = this.#now();
+    const cached = this.#cache.get(hex);
+    if (cached && cached.expires > now) return cached.principal;
+    const record = await this.#store.keyByDigest(hex);
+    if (!record) {
+      this.#cache.delete(hex);
+      throw new InvalidApiKeyError();
+    }
+    const principal = { keyId: record.id, permission: record.permission };
+    if (this.#options.cacheMs > 0) {
+      this.#cache.set(hex, { principal, expires: now + this.#options.cacheMs });
+    }
+    return principal;
+  }
+
+  async create(name: string, permission: Permission): Promise<{ id: string; token: string }> {
+    const token = newToken();
+    const record: ApiKeyRecord = {
+      id: crypto.randomUUID(),
+      name,
+      permission,
+      digest: toHex(await sha256(token)),
+      createdAt: this.#now(),
+    };
+    await this.#store.putKey(record);
+    return { id: record.id, token };
+  }
+
+  async list(): Promise<ApiKeyRecord[]> {
+    return this.#store.listKeys();
+  }
+
+  async remove(id: string): Promise<void> {
+    if (!(await this.#store.deleteKey(id))) throw new NotFoundError("API key");
+    for (const [digest, entry] of this.#cache) {
+      if (entry.principal.keyId === id) this.#cache.delete(digest);
+    }
+  }
+}
+
+export function requireFullAccess(principal: Principal): void {
+  if (principal.permission !== "full_access") {
+    throw new RestrictedApiKeyError(
+      "This API key is restricted to sending emails; this needs a full_access key",
+    );
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * The relay's configuration: read from the environment (Workers bindings, Deno.env, process.env)
+ * and validated here, once. Every error names the variable that is wrong, so an operator who
+ * mistyped a secret learns which one from the first response or log line.
+ */
+import { ConfigError } from "./errors.ts";
+import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
+
+/** The raw environment: every runtime hands us string variables (and, on Workers, bindings). */
+export type Env = Record<string, unknown>;
+
+export interface Limits {
+  /** Largest composed or raw message, in bytes. Upstash REST accepts requests up to 10 MB, and a
+   * message travels in one request, so the default leaves room for the envelope and JSON. */
+  maxMessageBytes: number;
+  /** Most envelope recipients (to + cc + bcc) in one message, as Resend allows. */
+  maxRecipients: number;
+  /** Most messages in one `POST /emails/batch`, as Resend allows. */
+  maxBatch: number;
+}
+
+export interface Config {
+  adminToken: string | undefined;
+  upstash: { url: string; token: string } | undefined;
+  /** Key prefix in Redis, so one database can serve several relays or test runs. */
+  redisPrefix: string;
+  smtp: SmtpTarget | undefined;
+  smtpClient: "nodemailer";
+  ehloName: string;
+  /** Socket timeouts for SMTP (connect, greeting, idle). */
+  smtpTimeoutMs: number;
+  /** Parallel SMTP connections per delivery run; Workers allow 6 opening at once. */
+  smtpMaxConnections: number;
+  /** Messages claimed per store round trip. */
+  batchSize: number;
+  /** How long a claimed message is reserved for one delivery run before others may take it. */
+  leaseMs: number;
+  /** Reservation for the attempt made right after accepting (shorter: it runs in waitUntil). */
+  immediateLeaseMs: number;
+  /** A scheduled run stops claiming new batches after this long (the cron fires every minute). */
+  runBudgetMs: number;
+  /** Temporary failures are retried until the message is this old, then the recipient fails. */
+  maxQueueAgeMs: number;
+  /** Finished messages (delivered, failed, canceled) are kept this long for `GET /emails/:id`. */
+  retentionMs: number;
+  /** How long a verified API key is trusted without asking Redis again (revocation delay). */
+  keyCacheMs: number;
+  /** Try delivery right after accepting (through waitUntil). */
+  immediateDelivery: boolean;
+  limits: Limits;
+}
+
+/** Upstash's documented maximum request size; a message must fit in one request. */
+export const UPSTASH_MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+
+function str(env: Env, name: string): string | undefined {
+  const value = env[name];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== "string") throw new ConfigError(name, "must be a string variable or secret");
+  const trimmed = value.trim();
+  return trimmed === "" ? undefined : trimmed;
+}
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (!/^\d+$/.test(raw))
+    throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
+  const n = Number(raw);
+  if (n < min || n > max)
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = str(env, name);
+  if (raw === undefined) return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+const SECOND = 1000;
+const MINUTE = 60 * SECOND;
+const DAY = 24 * 60 * MINUTE;
+
+/** Reads and validates the whole configuration. Throws `ConfigError` naming the bad variable. */
+export function loadConfig(env: Env): Config {
+  const adminToken = str(env, "ADMIN_TOKEN");
+  if (adminToken !== undefined && adminToken.length < 24) {
+    throw new ConfigError("ADMIN_TOKEN", "must be at least 24 characters (use a random secret)");
+  }
+
+  const restUrl = str(env, "UPSTASH_REDIS_REST_URL");
+  const restToken = str(env, "UPSTASH_REDIS_REST_TOKEN");
+  if ((restUrl === undefined) !== (restToken === undefined)) {
+    throw new ConfigError(
+      restUrl === undefined ? "UPSTASH_REDIS_REST_URL" : "UPSTASH_REDIS_REST_TOKEN",
+      "is not set, but the other Upstash variable is: set both, or neither for the in-memory queue",
+    );
+  }
+  if (restUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(restUrl)) {
+    throw new ConfigError(
+      "UPSTASH_REDIS_REST_URL",
+      "must be an http(s) URL such as https://xyz.upstash.io",
+    );
+  }
+
+  const smtpUrl = str(env, "SMTP_URL");
+  const smtp = smtpUrl === undefined ? undefined : parseSmtpUrl(smtpUrl);
+
+  const smtpClient = str(env, "SMTP_CLIENT") ?? "nodemailer";
+  if (smtpClient !== "nodemailer") {
+    throw new ConfigError("SMTP_CLIENT", `must be "nodemailer", got ${JSON.stringify(smtpClient)}`);
+  }
+
+  const ehloName = str(env, "SMTP_EHLO_NAME") ?? "localhost";
+  if (
+    !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*)$/.test(
+      ehloName,
+    )
+  ) {
+    throw new ConfigError(
+      "SMTP_EHLO_NAME",
+      "must be a host name (relay.example.com) or an address literal ([192.0.2.1])",
+    );
+  }
+
+  const upstash = restUrl && restToken ? { url: restUrl, token: restToken } : undefined;
+  const maxMessageBytes = int(env, "MAX_MESSAGE_BYTES", 7 * 1024 * 1024, 1024, 100 * 1024 * 1024);
+  if (upstash && maxMessageBytes > UPSTASH_MAX_REQUEST_BYTES - 512 * 1024) {
+    throw new ConfigError(
+      "MAX_MESSAGE_BYTES",
+      `must leave room in Upstash's 10 MB request limit: at most ${UPSTASH_MAX_REQUEST_BYTES - 512 * 1024}`,
+    );
+  }
+
+  return {
+    adminToken,
+    upstash,
+    redisPrefix: str(env, "REDIS_KEY_PREFIX") ?? "relay:",
+    smtp,
+    smtpClient,
+    ehloName,
+    smtpTimeoutMs: int(env, "SMTP_TIMEOUT_SECONDS", 30, 1, 600) * SECOND,
+    smtpMaxConnections: int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6),
+    batchSize: int(env, "DELIVERY_BATCH_SIZE", 25, 1, 500),
+    leaseMs: int(env, "DELIVERY_LEASE_SECONDS", 300, 30, 3600) * SECOND,
+    immediateLeaseMs: 2 * MINUTE,
+    runBudgetMs: int(env, "DELIVERY_RUN_SECONDS", 50, 1, 840) * SECOND,
+    maxQueueAgeMs: int(env, "MAX_QUEUE_AGE_HOURS", 96, 1, 24 * 30) * 60 * MINUTE,
+    retentionMs: int(env, "RETENTION_DAYS", 7, 1, 365) * DAY,
+    keyCacheMs: int(env, "KEY_CACHE_SECONDS", 30, 0, 600) * SECOND,
+    immediateDelivery: bool(env, "IMMEDIATE_DELIVERY", true),
+    limits: {
+      maxMessageBytes,
+      maxRecipients: 50,
+      maxBatch: 100,
+    },
+  };
+}

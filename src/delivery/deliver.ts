@@ -1,0 +1,105 @@
+/**
+ * The delivery stage: sends claimed messages over one SMTP transport and writes each outcome back
+ * as soon as its SMTP transaction ends, so a crash repeats as little as possible.
+ */
+import type { Logger } from "../log.ts";
+import { latin1ToBytes } from "../mail/bytes.ts";
+import type { SmtpTransport } from "../smtp/transport.ts";
+import type { RelayStore } from "../store/store.ts";
+import type { ClaimedEntry } from "../store/types.ts";
+import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
+
+export interface DeliveryContext {
+  store: RelayStore;
+  transport: SmtpTransport;
+  policy: Policy;
+  /** Messages sent at the same time (the transport pools that many connections). */
+  concurrency: number;
+  now: () => number;
+  log: Logger;
+}
+
+export interface DeliveryReport {
+  messages: number;
+  delivered: number;
+  deferred: number;
+  failed: number;
+  /** Outcomes that could not be written back (lease lost or store down): retried after the lease. */
+  unrecorded: number;
+}
+
+export function emptyReport(): DeliveryReport {
+  return { messages: 0, delivered: 0, deferred: 0, failed: 0, unrecorded: 0 };
+}
+
+export function addReports(a: DeliveryReport, b: DeliveryReport): DeliveryReport {
+  return {
+    messages: a.messages + b.messages,
+    delivered: a.delivered + b.delivered,
+    deferred: a.deferred + b.deferred,
+    failed: a.failed + b.failed,
+    unrecorded: a.unrecorded + b.unrecorded,
+  };
+}
+
+/** Delivers the given claimed messages, `concurrency` at a time. */
+export async function deliverClaimed(
+  entries: ClaimedEntry[],
+  ctx: DeliveryContext,
+): Promise<DeliveryReport> {
+  const report = emptyReport();
+  let next = 0;
+  const worker = async () => {
+    while (next < entries.length) {
+      const entry = entries[next++];
+      if (entry) await deliverOne(entry, ctx, report);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(ctx.concurrency, entries.length) }, worker));
+  return report;
+}
+
+async function deliverOne(
+  entry: ClaimedEntry,
+  ctx: DeliveryContext,
+  report: DeliveryReport,
+): Promise<void> {
+  const { message } = entry;
+  const to = pendingRecipients(entry.state);
+  report.messages++;
+  let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];
+  if (to.length > 0 && entry.state.canceledAt === null) {
+    outcomes = await ctx.transport.send(
+      { from: message.envelope.from, to },
+      latin1ToBytes(entry.raw),
+    );
+  }
+  const { state, next, counts } = applyOutcomes(
+    message,
+    entry.state,
+    outcomes,
+    ctx.now(),
+    ctx.policy,
+  );
+  report.delivered += counts.delivered;
+  report.deferred += counts.deferred;
+  report.failed += counts.failed;
+  try {
+    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next);
+    if (result !== "ok") {
+      report.unrecorded++;
+      ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
+    }
+  } catch (err) {
+    report.unrecorded++;
+    ctx.log.error("delivery.commit_failed", { email_id: message.id, error: String(err) });
+  }
+  ctx.log.info("delivery.attempt", {
+    email_id: message.id,
+    attempt: state.attempts,
+    ...counts,
+    next_attempt_at:
+      state.nextAttemptAt === null ? null : new Date(state.nextAttemptAt).toISOString(),
+    reply: outcomes.find((o) => o.status !== "accepted")?.reply ?? outcomes[0]?.reply ?? null,
+  });
+}

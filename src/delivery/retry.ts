@@ -1,0 +1,15 @@
+/**
+ * When to try again after a temporary failure: exponential backoff from one minute, doubling to a
+ * ceiling of four hours, with jitter so a backlog that failed together does not retry together.
+ * The queue gives up after `MAX_QUEUE_AGE_HOURS` (default 96, like Postfix's maximal_queue_lifetime
+ * of 5 days and sendmail's 4-5 days).
+ */
+export const FIRST_RETRY_MS = 60_000;
+export const MAX_RETRY_MS = 4 * 60 * 60_000;
+/** Each delay is scaled by a random factor in [1 - JITTER, 1 + JITTER]. */
+export const JITTER = 0.2;
+
+export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
+  const base = Math.min(FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1), MAX_RETRY_MS);
+  return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
+}

@@ -1,0 +1,132 @@
+/**
+ * Pure functions over a message's delivery state: the state a new message starts in, how an
+ * attempt's per-recipient outcomes change it, and the Resend `last_event` it shows.
+ */
+import type { RecipientOutcome } from "../smtp/transport.ts";
+import type { NextStep } from "../store/store.ts";
+import { type DeliveryState, MAX_HISTORY, type QueuedMessage } from "../store/types.ts";
+import { retryDelayMs } from "./retry.ts";
+
+export function initialState(recipients: string[], scheduledAt: number | null): DeliveryState {
+  return {
+    attempts: 0,
+    nextAttemptAt: null,
+    scheduledAt,
+    canceledAt: null,
+    recipients: recipients.map((address) => ({ address, status: "pending" })),
+    history: [],
+  };
+}
+
+export function pendingRecipients(state: DeliveryState): string[] {
+  return state.recipients.filter((r) => r.status === "pending").map((r) => r.address);
+}
+
+export interface Policy {
+  maxQueueAgeMs: number;
+  retentionMs: number;
+}
+
+/** Applies one attempt's outcomes. Recipients not tried keep their state. */
+export function applyOutcomes(
+  message: QueuedMessage,
+  state: DeliveryState,
+  outcomes: RecipientOutcome[],
+  now: number,
+  policy: Policy,
+  random: () => number = Math.random,
+): {
+  state: DeliveryState;
+  next: NextStep;
+  counts: { delivered: number; failed: number; deferred: number };
+} {
+  const expired = now - message.createdAt >= policy.maxQueueAgeMs;
+  const byAddress = new Map(outcomes.map((o) => [o.address.toLowerCase(), o]));
+  let delivered = 0;
+  let failed = 0;
+  let deferred = 0;
+  const recipients = state.recipients.map((r) => {
+    const o = byAddress.get(r.address.toLowerCase());
+    if (!o || r.status !== "pending") return r;
+    if (o.status === "accepted") {
+      delivered++;
+      return { address: r.address, status: "delivered" as const, reply: o.reply, at: now };
+    }
+    if (o.status === "permanent" || expired) {
+      failed++;
+      const reply =
+        o.status === "permanent"
+          ? o.reply
+          : {
+              ...o.reply,
+              text: `${o.reply.text} (gave up: queued longer than ${Math.round(policy.maxQueueAgeMs / 3_600_000)} h)`,
+            };
+      return { address: r.address, status: "failed" as const, reply, at: now };
+    }
+    deferred++;
+    return { address: r.address, status: "pending" as const, reply: o.reply, at: now };
+  });
+  const attempts = state.attempts + 1;
+  const representative =
+    outcomes.find((o) => o.status === "permanent") ??
+    outcomes.find((o) => o.status === "temporary") ??
+    outcomes[0];
+  const history = [
+    ...state.history,
+    {
+      at: now,
+      tried: outcomes.length,
+      delivered,
+      failed,
+      deferred,
+      ...(representative ? { reply: representative.reply } : {}),
+    },
+  ].slice(-MAX_HISTORY);
+
+  const stillPending = recipients.some((r) => r.status === "pending");
+  const nextAttemptAt = stillPending ? now + retryDelayMs(attempts, random) : null;
+  return {
+    state: { ...state, attempts, recipients, history, nextAttemptAt },
+    next:
+      nextAttemptAt === null
+        ? { kind: "done", retainMs: policy.retentionMs }
+        : { kind: "due", at: nextAttemptAt },
+    counts: { delivered, failed, deferred },
+  };
+}
+
+/** Marks every pending recipient canceled. */
+export function cancelState(state: DeliveryState, now: number): DeliveryState {
+  return {
+    ...state,
+    canceledAt: now,
+    nextAttemptAt: null,
+    recipients: state.recipients.map((r) =>
+      r.status === "pending" ? { ...r, status: "canceled" as const, at: now } : r,
+    ),
+  };
+}
+
+export type LastEvent =
+  | "scheduled"
+  | "queued"
+  | "delivery_delayed"
+  | "delivered"
+  | "bounced"
+  | "canceled";
+
+/**
+ * Resend's `last_event` for the relay's states. "delivered" means the smart host accepted the
+ * message for every recipient (the relay's responsibility ends there); "bounced" means at least
+ * one recipient failed for good; "delivery_delayed" means an attempt failed temporarily and a
+ * retry is due.
+ */
+export function lastEvent(state: DeliveryState, now: number): LastEvent {
+  if (state.canceledAt !== null) return "canceled";
+  const pending = state.recipients.filter((r) => r.status === "pending").length;
+  if (state.attempts === 0) {
+    return state.scheduledAt !== null && state.scheduledAt > now ? "scheduled" : "queued";
+  }
+  if (pending > 0) return "delivery_delayed";
+  return state.recipients.some((r) => r.status === "failed") ? "bounced" : "delivered";
+}

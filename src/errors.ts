@@ -1,0 +1,185 @@
+/**
+ * Every error the API can answer with, as named types, and the one place that turns them into
+ * Resend-shaped responses (`{ statusCode, name, message }`). Route code throws these; anything
+ * else that escapes is a bug and is answered as a 500 without its details (see `app.ts`).
+ */
+
+/** Resend's error names (its SDK types them as `RESEND_ERROR_CODE_KEY`). */
+export type ErrorName =
+  | "validation_error"
+  | "missing_required_field"
+  | "invalid_parameter"
+  | "invalid_attachment"
+  | "invalid_from_address"
+  | "missing_api_key"
+  | "invalid_api_key"
+  | "restricted_api_key"
+  | "invalid_access"
+  | "not_found"
+  | "method_not_allowed"
+  | "invalid_idempotency_key"
+  | "invalid_idempotent_request"
+  | "concurrent_idempotent_requests"
+  | "rate_limit_exceeded"
+  | "application_error"
+  | "internal_server_error";
+
+export interface ErrorBody {
+  statusCode: number;
+  name: ErrorName;
+  message: string;
+}
+
+/** Base class: an error whose message is safe to show to the API client. */
+export class RelayError extends Error {
+  readonly status: number;
+  readonly code: ErrorName;
+  readonly headers: Record<string, string>;
+
+  constructor(
+    status: number,
+    code: ErrorName,
+    message: string,
+    options?: { cause?: unknown; headers?: Record<string, string> },
+  ) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "RelayError";
+    this.status = status;
+    this.code = code;
+    this.headers = options?.headers ?? {};
+  }
+
+  toBody(): ErrorBody {
+    return { statusCode: this.status, name: this.code, message: this.message };
+  }
+
+  toResponse(): Response {
+    return new Response(JSON.stringify(this.toBody()), {
+      status: this.status,
+      headers: { "content-type": "application/json; charset=utf-8", ...this.headers },
+    });
+  }
+}
+
+/** The request is well-formed but a field is wrong. `field` is named in the message. */
+export class ValidationError extends RelayError {
+  readonly field: string | undefined;
+  constructor(message: string, field?: string, status = 422) {
+    super(status, "validation_error", field ? `${field}: ${message}` : message);
+    this.name = "ValidationError";
+    this.field = field;
+  }
+}
+
+export class MissingFieldError extends RelayError {
+  constructor(field: string) {
+    super(422, "missing_required_field", `${field}: is required`);
+    this.name = "MissingFieldError";
+  }
+}
+
+/** The body is not what the Content-Type says (e.g. malformed JSON). */
+export class MalformedBodyError extends RelayError {
+  constructor(message: string) {
+    super(400, "validation_error", message);
+    this.name = "MalformedBodyError";
+  }
+}
+
+/** A body, attachment or recipient list over a documented limit. */
+export class TooLargeError extends RelayError {
+  constructor(message: string) {
+    super(413, "validation_error", message);
+    this.name = "TooLargeError";
+  }
+}
+
+export class UnsupportedMediaTypeError extends RelayError {
+  constructor(contentType: string) {
+    super(
+      415,
+      "validation_error",
+      `Content-Type ${JSON.stringify(contentType)} is not supported: send application/json or message/rfc822`,
+    );
+    this.name = "UnsupportedMediaTypeError";
+  }
+}
+
+export class MissingApiKeyError extends RelayError {
+  constructor() {
+    super(401, "missing_api_key", "Missing API key in the authorization header (Bearer <key>)");
+    this.name = "MissingApiKeyError";
+  }
+}
+
+export class InvalidApiKeyError extends RelayError {
+  constructor() {
+    super(403, "invalid_api_key", "API key is invalid");
+    this.name = "InvalidApiKeyError";
+  }
+}
+
+/** A valid key without the permission the route needs (Resend: sending_access on a full route). */
+export class RestrictedApiKeyError extends RelayError {
+  constructor(message = "This API key is restricted to only send emails") {
+    super(401, "restricted_api_key", message);
+    this.name = "RestrictedApiKeyError";
+  }
+}
+
+export class NotFoundError extends RelayError {
+  constructor(what: string) {
+    super(404, "not_found", `${what} not found`);
+    this.name = "NotFoundError";
+  }
+}
+
+export class MethodNotAllowedError extends RelayError {
+  constructor() {
+    super(405, "method_not_allowed", "Method is not allowed for the requested path");
+    this.name = "MethodNotAllowedError";
+  }
+}
+
+/** The request conflicts with the message's state (e.g. cancelling one already sent). */
+export class ConflictError extends RelayError {
+  constructor(message: string) {
+    super(409, "invalid_parameter", message);
+    this.name = "ConflictError";
+  }
+}
+
+/**
+ * The queue store cannot be reached or failed. A 2xx promises durable storage, so when the store
+ * is unavailable the answer is 503 with Retry-After: the client retries, nothing is half-accepted.
+ */
+export class StoreUnavailableError extends RelayError {
+  constructor(cause: unknown, retryAfterSeconds = 5) {
+    super(
+      503,
+      "application_error",
+      "The message store is unavailable; nothing was stored. Retry later.",
+      { cause, headers: { "retry-after": String(retryAfterSeconds) } },
+    );
+    this.name = "StoreUnavailableError";
+  }
+}
+
+/** What an unexpected exception becomes on the wire: no internals leak. */
+export function internalErrorResponse(): Response {
+  return new RelayError(
+    500,
+    "internal_server_error",
+    "Internal server error. The error was logged.",
+  ).toResponse();
+}
+
+/** The relay's configuration is wrong. Its message names the variable. */
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+    this.variable = variable;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Accepts a pre-built message (`Content-Type: message/rfc822`). postal-mime parses it to check
+ * that it is a message and to read the envelope from From/To/Cc/Bcc (the request may override
+ * both). The message is relayed as submitted, with three changes a submission server makes
+ * (RFC 6409 section 8): line ends become CRLF, Bcc headers are removed, and a missing Message-ID
+ * or Date is added, so every retry sends the same bytes.
+ */
+import PostalMime from "postal-mime";
+import { MalformedBodyError, TooLargeError, ValidationError } from "../errors.ts";
+import type { QueuedMessage } from "../store/types.ts";
+import {
+  domainOf,
+  formatMailbox,
+  isMailboxAddress,
+  parseMailboxList,
+  uniqueAddresses,
+} from "./address.ts";
+import { bytesToLatin1, latin1ToBytes } from "./bytes.ts";
+import type { Composed, ComposeLimits } from "./compose.ts";
+
+/** Deeper MIME nesting than this is refused: it serves no real message and costs parse time. */
+export const MAX_MIME_DEPTH = 50;
+/** Header block size limit, as in postal-mime's own default, stated here so it is documented. */
+export const MAX_HEADER_BYTES = 256 * 1024;
+
+export interface RawOverrides {
+  from?: string | undefined;
+  to?: string[] | undefined;
+}
+
+type Mailboxish = { address?: string | undefined; group?: { address: string }[] | undefined };
+const flatten = (list: Mailboxish[] | undefined): string[] =>
+  (list ?? []).flatMap((a) =>
+    a.group ? a.group.map((g) => g.address) : a.address ? [a.address] : [],
+  );
+
+/** Splits at the blank line that ends the header section. */
+function splitHeader(text: string): { header: string; body: string } {
+  const m = /\r?\n\r?\n/.exec(text);
+  if (!m) return { header: text, body: "" };
+  return { header: text.slice(0, m.index), body: text.slice(m.index + m[0].length) };
+}
+
+/** Header fields, each with its folded continuation lines. */
+function headerFields(header: string): string[] {
+  const fields: string[] = [];
+  for (const line of header.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line) && fields.length > 0) fields[fields.length - 1] += `\r\n${line}`;
+    else if (line !== "") fields.push(line);
+  }
+  return fields;
+}
+
+export async function acceptRawMessage(
+  bytes: Uint8Array,
+  overrides: RawOverrides,
+  ctx: { id: string; keyId: string; now: number; limits: ComposeLimits },
+): Promise<Composed> {
+  if (bytes.byteLength === 0) throw new MalformedBodyError("message/rfc822 body is empty");
+  if (bytes.byteLength > ctx.limits.maxMessageBytes) {
+    throw new TooLargeError(
+      `the message is ${bytes.byteLength} bytes, over the limit of ${ctx.limits.maxMessageBytes}`,
+    );
+  }
+  let parsed: Awaited<ReturnType<typeof PostalMime.parse>>;
+  try {
+    parsed = await PostalMime.parse(bytes, {
+      maxNestingDepth: MAX_MIME_DEPTH,
+      maxHeadersSize: MAX_HEADER_BYTES,
+    });
+  } catch (err) {
+    throw new ValidationError(
+      `could not be parsed as a message: ${(err as Error).message}`,
+      "body",
+    );
+  }
+
+  const text = bytesToLatin1(bytes);
+  const { header, body } = splitHeader(text);
+  if (!/^[!-9;-~]+:/.test(header))
+    throw new ValidationError("does not start with a header field", "body");
+  const fields = headerFields(header).filter((f) => !/^bcc[ \t]*:/i.test(f));
+
+  const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
+  if (!fromAddress)
+    throw new ValidationError("has no From address and none was given in ?from=", "from");
+  if (!isMailboxAddress(fromAddress)) {
+    throw new ValidationError(
+      `${JSON.stringify(fromAddress)} is not a valid email address`,
+      "from",
+    );
+  }
+  const recipients = uniqueAddresses(
+    overrides.to
+      ? overrides.to.flatMap((t, i) => parseMailboxList(t, `to[${i}]`).map((m) => m.address))
+      : [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)],
+  );
+  if (recipients.length === 0) {
+    throw new ValidationError("the message has no To, Cc or Bcc and no ?to= was given", "to");
+  }
+  for (const r of recipients) {
+    if (!isMailboxAddress(r))
+      throw new ValidationError(`${JSON.stringify(r)} is not a valid email address`, "to");
+  }
+  if (recipients.length > ctx.limits.maxRecipients) {
+    throw new ValidationError(
+      `too many recipients: ${recipients.length} (at most ${ctx.limits.maxRecipients})`,
+      "to",
+    );
+  }
+
+  let messageId = parsed.messageId?.trim();
+  if (!messageId) {
+    messageId = `<${ctx.id}@${domainOf(fromAddress)}>`;
+    fields.push(`Message-ID: ${messageId}`);
+  }
+  if (!fields.some((f) => /^date[ \t]*:/i.test(f))) {
+    fields.push(`Date: ${new Date(ctx.now).toUTCString().replace("GMT", "+0000")}`);
+  }
+  const raw = `${fields.join("\r\n")}\r\n\r\n${body.replace(/\r?\n/g, "\r\n")}`;
+
+  const names = (list: Mailboxish[] | undefined) => flatten(list);
+  const message: QueuedMessage = {
+    id: ctx.id,
+    keyId: ctx.keyId,
+    createdAt: ctx.now,
+    messageId,
+    envelope: { from: fromAddress, to: recipients },
+    view: {
+      from: parsed.from?.address
+        ? formatMailbox({ name: parsed.from.name, address: parsed.from.address })
+        : fromAddress,
+      to: names(parsed.to),
+      cc: names(parsed.cc),
+      bcc: names(parsed.bcc),
+      reply_to: names(parsed.replyTo),
+      subject: parsed.subject ?? "",
+      tags: [],
+    },
+  };
+  return { message, raw };
+}
+
+/** The html and text parts of a stored message, for `GET /emails/:id`. */
+export async function readBodies(
+  raw: string,
+): Promise<{ html: string | null; text: string | null }> {
+  try {
+    const parsed = await PostalMime.parse(latin1ToBytes(raw));
+    return { html: parsed.html ?? null, text: parsed.text ?? null };
+  } catch {
+    return { html: null, text: null };
+  }
+}

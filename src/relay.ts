@@ -1,0 +1,287 @@
+/**
+ * The relay's core, independent of any runtime: it accepts messages into the store, answers
+ * questions about them, and runs delivery. Runtime entries (src/runtime/*) build one per isolate
+ * from the environment and hand it requests and cron ticks.
+ */
+import { ApiKeys, type Principal } from "./auth/keys.ts";
+import type { Config } from "./config.ts";
+import {
+  addReports,
+  type DeliveryReport,
+  deliverClaimed,
+  emptyReport,
+} from "./delivery/deliver.ts";
+import { cancelState, initialState, lastEvent, type Policy } from "./delivery/state.ts";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
+import { jsonLogger, type Logger } from "./log.ts";
+import type { Composed } from "./mail/compose.ts";
+import { createNodemailerTransport } from "./smtp/nodemailer.ts";
+import type { SmtpTransport } from "./smtp/transport.ts";
+import { describeSmtpTarget } from "./smtp/url.ts";
+import { MemoryStore } from "./store/memory.ts";
+import { type NewEntry, newLeaseToken, type RelayStore } from "./store/store.ts";
+import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
+import { UpstashStore } from "./store/upstash.ts";
+
+export interface RelayDeps {
+  config: Config;
+  store: RelayStore;
+  /** Opens an SMTP transport, or undefined when SMTP_URL is not configured. */
+  openTransport: (() => SmtpTransport) | undefined;
+  log: Logger;
+  now: () => number;
+}
+
+/** An accepted message, plus the claim for its immediate attempt when one should be made. */
+export interface Accepted {
+  ids: string[];
+  immediate: ClaimedEntry[];
+}
+
+export class Relay {
+  readonly config: Config;
+  readonly store: RelayStore;
+  readonly keys: ApiKeys;
+  readonly log: Logger;
+  readonly now: () => number;
+  readonly #openTransport: (() => SmtpTransport) | undefined;
+
+  constructor(deps: RelayDeps) {
+    this.config = deps.config;
+    this.store = deps.store;
+    this.log = deps.log;
+    this.now = deps.now;
+    this.#openTransport = deps.openTransport;
+    this.keys = new ApiKeys(deps.store, {
+      adminToken: deps.config.adminToken,
+      cacheMs: deps.config.keyCacheMs,
+      now: deps.now,
+    });
+  }
+
+  get storeKind(): "upstash" | "memory" {
+    return this.store instanceof MemoryStore ? "memory" : "upstash";
+  }
+
+  get smtpConfigured(): boolean {
+    return this.#openTransport !== undefined;
+  }
+
+  get policy(): Policy {
+    return { maxQueueAgeMs: this.config.maxQueueAgeMs, retentionMs: this.config.retentionMs };
+  }
+
+  /**
+   * Stores composed messages, all or none. Resolves only once the store has them: that is what
+   * a 2xx promises. Messages due now are leased to the caller for an immediate attempt.
+   */
+  async accept(items: { composed: Composed; scheduledAt: number | null }[]): Promise<Accepted> {
+    const now = this.now();
+    const immediate = this.config.immediateDelivery && this.#openTransport !== undefined;
+    const token = newLeaseToken();
+    const entries: NewEntry[] = items.map(({ composed, scheduledAt }) => {
+      const due = scheduledAt !== null && scheduledAt > now ? scheduledAt : now;
+      const lease =
+        immediate && due <= now ? { token, until: now + this.config.immediateLeaseMs } : undefined;
+      return {
+        message: composed.message,
+        raw: composed.raw,
+        state: initialState(composed.message.envelope.to, scheduledAt),
+        dueAt: due,
+        ...(lease ? { lease } : {}),
+      };
+    });
+    try {
+      await this.store.enqueue(entries);
+    } catch (err) {
+      this.log.error("store.unavailable", { op: "enqueue", error: String(err) });
+      throw new StoreUnavailableError(err);
+    }
+    for (const e of entries) {
+      this.log.info("email.accepted", {
+        email_id: e.message.id,
+        key_id: e.message.keyId,
+        recipients: e.message.envelope.to.length,
+        bytes: e.raw.length,
+        scheduled_at:
+          e.state.scheduledAt === null ? null : new Date(e.state.scheduledAt).toISOString(),
+      });
+    }
+    return {
+      ids: entries.map((e) => e.message.id),
+      immediate: entries
+        .filter((e) => e.lease)
+        .map((e) => ({
+          message: e.message,
+          raw: e.raw,
+          state: e.state,
+          version: 1,
+          leasedUntil: e.lease?.until ?? null,
+          token,
+        })),
+    };
+  }
+
+  /** The first attempt, right after accepting. Failures are left to the scheduled runs. */
+  async deliverNow(entries: ClaimedEntry[]): Promise<DeliveryReport> {
+    if (entries.length === 0 || !this.#openTransport) return emptyReport();
+    const transport = this.#openTransport();
+    try {
+      return await deliverClaimed(entries, this.#deliveryContext(transport));
+    } finally {
+      await transport.close();
+    }
+  }
+
+  /**
+   * One scheduled run: claims due messages batch by batch and delivers them over one pooled
+   * transport, until the queue has nothing due or the run's time budget is spent.
+   */
+  async runScheduled(): Promise<DeliveryReport & { batches: number }> {
+    const started = this.now();
+    let report = emptyReport();
+    let batches = 0;
+    if (!this.#openTransport) {
+      this.log.error("delivery.skipped", { reason: "SMTP_URL is not set: messages stay queued" });
+      return { ...report, batches };
+    }
+    const transport = this.#openTransport();
+    try {
+      while (this.now() - started < this.config.runBudgetMs) {
+        let claimed: ClaimedEntry[];
+        try {
+          claimed = await this.store.claim(this.now(), this.config.batchSize, this.config.leaseMs);
+        } catch (err) {
+          this.log.error("store.unavailable", { op: "claim", error: String(err) });
+          break;
+        }
+        if (claimed.length === 0) break;
+        batches++;
+        report = addReports(
+          report,
+          await deliverClaimed(claimed, this.#deliveryContext(transport)),
+        );
+        if (claimed.length < this.config.batchSize) break;
+      }
+    } finally {
+      await transport.close();
+    }
+    this.log.info("delivery.run", { ...report, batches, ms: this.now() - started });
+    return { ...report, batches };
+  }
+
+  async get(id: string, principal: Principal): Promise<StoredEntry> {
+    let entry: StoredEntry | null;
+    try {
+      entry = await this.store.get(id);
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+    // A sending key sees only its own messages; others look absent rather than forbidden, so
+    // ids cannot be probed.
+    if (
+      !entry ||
+      (principal.permission !== "full_access" && entry.message.keyId !== principal.keyId)
+    ) {
+      throw new NotFoundError("Email");
+    }
+    return entry;
+  }
+
+  async reschedule(id: string, principal: Principal, at: number): Promise<void> {
+    const entry = await this.get(id, principal);
+    const now = this.now();
+    if (entry.state.canceledAt !== null)
+      throw new ConflictError("This email was canceled and cannot be rescheduled");
+    if (entry.state.attempts > 0 || lastEvent(entry.state, now) !== "scheduled") {
+      throw new ConflictError("Only an email that is still scheduled can be rescheduled");
+    }
+    const state = { ...entry.state, scheduledAt: at };
+    await this.#write(id, entry, state, { kind: "due", at: Math.max(at, now) });
+  }
+
+  async cancel(id: string, principal: Principal): Promise<void> {
+    const entry = await this.get(id, principal);
+    const now = this.now();
+    if (entry.state.canceledAt !== null) return;
+    if (!entry.state.recipients.some((r) => r.status === "pending")) {
+      throw new ConflictError(
+        "This email has already been delivered or has failed; there is nothing to cancel",
+      );
+    }
+    await this.#write(id, entry, cancelState(entry.state, now), {
+      kind: "done",
+      retainMs: this.config.retentionMs,
+    });
+    this.log.info("email.canceled", { email_id: id, key_id: principal.keyId });
+  }
+
+  async #write(
+    id: string,
+    entry: StoredEntry,
+    state: StoredEntry["state"],
+    next: Parameters<RelayStore["commit"]>[3],
+  ) {
+    let result: Awaited<ReturnType<RelayStore["commit"]>>;
+    try {
+      result = await this.store.commit(
+        id,
+        { version: entry.version, now: this.now() },
+        state,
+        next,
+      );
+    } catch (err) {
+      throw new StoreUnavailableError(err);
+    }
+    if (result === "missing") throw new NotFoundError("Email");
+    if (result === "conflict") {
+      throw new ConflictError("This email is being delivered right now; try again in a moment");
+    }
+  }
+
+  #deliveryContext(transport: SmtpTransport) {
+    return {
+      store: this.store,
+      transport,
+      policy: this.policy,
+      concurrency: this.config.smtpMaxConnections,
+      now: this.now,
+      log: this.log,
+    };
+  }
+}
+
+/** Builds the relay a configuration describes: Upstash or in-memory store, nodemailer transport. */
+export function createRelay(
+  config: Config,
+  options: { log?: Logger; now?: () => number; store?: RelayStore } = {},
+): Relay {
+  const log = options.log ?? jsonLogger();
+  const store =
+    options.store ??
+    (config.upstash
+      ? new UpstashStore({
+          url: config.upstash.url,
+          token: config.upstash.token,
+          prefix: config.redisPrefix,
+        })
+      : new MemoryStore());
+  if (!options.store && !config.upstash) {
+    log.warn("store.memory", {
+      message:
+        "UPSTASH_REDIS_REST_URL/_TOKEN are not set: using the in-memory queue, which loses messages on restart",
+    });
+  }
+  const smtp = config.smtp;
+  if (smtp) log.info("smtp.target", { target: describeSmtpTarget(smtp) });
+  const openTransport = smtp
+    ? () =>
+        createNodemailerTransport({
+          target: smtp,
+          ehloName: config.ehloName,
+          timeoutMs: config.smtpTimeoutMs,
+          maxConnections: config.smtpMaxConnections,
+        })
+    : undefined;
+  return new Relay({ config, store, openTransport, log, now: options.now ?? Date.now });
+}

@@ -1,0 +1,103 @@
+/**
+ * SMTP transport on nodemailer's pooled SMTP client (it runs on Workers under nodejs_compat and on
+ * Deno through node:net/node:tls). The pool keeps connections open across the messages of a
+ * delivery run and caps how many are open at once.
+ */
+import nodemailer from "nodemailer";
+import type { NodemailerError } from "nodemailer/lib/errors";
+import {
+  classifyCode,
+  type Envelope,
+  parseReply,
+  type RecipientOutcome,
+  type SmtpTransport,
+} from "./transport.ts";
+import type { SmtpTarget } from "./url.ts";
+
+export interface NodemailerOptions {
+  target: SmtpTarget;
+  ehloName: string;
+  timeoutMs: number;
+  maxConnections: number;
+}
+
+export function createNodemailerTransport(options: NodemailerOptions): SmtpTransport {
+  const { target } = options;
+  const transporter = nodemailer.createTransport({
+    pool: true,
+    maxConnections: options.maxConnections,
+    maxMessages: 100,
+    host: target.host,
+    port: target.port,
+    secure: target.security === "implicit",
+    // smtp:// means STARTTLS or nothing: never fall back to plain text when it is missing.
+    requireTLS: target.security === "starttls",
+    ignoreTLS: target.security === "none",
+    name: options.ehloName,
+    ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+    connectionTimeout: Math.min(options.timeoutMs, 15_000),
+    greetingTimeout: Math.min(options.timeoutMs, 15_000),
+    socketTimeout: options.timeoutMs,
+    // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
+    disableFileAccess: true,
+    disableUrlAccess: true,
+  });
+
+  return {
+    async send(envelope: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]> {
+      try {
+        const info = await transporter.sendMail({
+          envelope: { from: envelope.from, to: envelope.to },
+          raw: Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength),
+        });
+        const accepted = parseReply(info.response, null);
+        const rejectedErrors =
+          (info as { rejectedErrors?: NodemailerError[] }).rejectedErrors ?? [];
+        return envelope.to.map((address) => {
+          const err = rejectedErrors.find((e) => sameAddress(e.recipient, address));
+          if (err) return errorOutcome(address, err);
+          if ((info.rejected as string[]).some((r) => sameAddress(r, address))) {
+            return {
+              address,
+              status: "temporary",
+              reply: { code: null, text: "rejected without a reply" },
+            };
+          }
+          return { address, status: "accepted", reply: accepted };
+        });
+      } catch (e) {
+        const err = e as NodemailerError;
+        // All recipients rejected: nodemailer fails the whole send but keeps each reply.
+        const perRecipient = err.rejectedErrors ?? [];
+        return envelope.to.map((address) => {
+          const own = perRecipient.find((r) => sameAddress(r.recipient, address));
+          return errorOutcome(address, own ?? err);
+        });
+      }
+    },
+    async close(): Promise<void> {
+      transporter.close();
+    },
+  };
+}
+
+function sameAddress(a: string | undefined, b: string): boolean {
+  return a !== undefined && a.toLowerCase() === b.toLowerCase();
+}
+
+function errorOutcome(address: string, err: NodemailerError): RecipientOutcome {
+  const code = typeof err.responseCode === "number" ? err.responseCode : null;
+  const reply =
+    code === null
+      ? { code: null, text: describeNetworkError(err) }
+      : parseReply(err.response ?? err.message, code);
+  // A failed login is the operator's configuration, not the message: keep it queued (Postfix does
+  // the same with smtp_sasl_auth_soft_bounce) so fixing the password delivers the backlog.
+  const status = err.code === "EAUTH" ? "temporary" : classifyCode(code);
+  return { address, status, reply };
+}
+
+function describeNetworkError(err: NodemailerError): string {
+  const parts = [err.code, err.originalCode, err.message].filter(Boolean);
+  return parts.join(": ");
+}

@@ -1,0 +1,43 @@
+/**
+ * The SMTP transport seam. One interface, one file per client library, one contract suite
+ * (`test/contract/smtp-transport.ts`). A transport reports an outcome for every recipient, so a
+ * rejected recipient never blocks or re-sends the others.
+ */
+import type { SmtpReply } from "../store/types.ts";
+
+export interface Envelope {
+  from: string;
+  to: string[];
+}
+
+export interface RecipientOutcome {
+  address: string;
+  /** accepted: the server took responsibility (250 after DATA). */
+  status: "accepted" | "temporary" | "permanent";
+  reply: SmtpReply;
+}
+
+export interface SmtpTransport {
+  /** Sends one message. Never throws for SMTP or network failures: they become outcomes. */
+  send(envelope: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]>;
+  /** Closes pooled connections. */
+  close(): Promise<void>;
+}
+
+/** RFC 3463 enhanced status code at the start of a reply text ("250 2.0.0 Ok" -> "2.0.0"). */
+export function parseReply(response: string | undefined, code: number | null): SmtpReply {
+  const text = (response ?? "").trim();
+  const m = /^(\d{3})[ -](?:([245]\.\d{1,3}\.\d{1,3})\s)?/.exec(text);
+  const reply: SmtpReply = { code: code ?? (m?.[1] ? Number(m[1]) : null), text };
+  if (m?.[2]) reply.enhanced = m[2];
+  return reply;
+}
+
+/**
+ * RFC 5321: 5yz is permanent and 4yz transient. 503 (bad sequence) is a session problem, not a
+ * verdict on the message, so it is retried. No reply at all (network, TLS, timeout) is transient.
+ */
+export function classifyCode(code: number | null): "temporary" | "permanent" {
+  if (code === null) return "temporary";
+  return code >= 500 && code !== 503 ? "permanent" : "temporary";
+}

@@ -1,0 +1,67 @@
+/**
+ * `SMTP_URL` parsing. The scheme decides how the connection is protected, and credentials never
+ * travel in clear: `smtp://` requires STARTTLS, `smtps://` is implicit TLS, and plain text must be
+ * asked for by name (`smtp+insecure://`, meant for a development inbox on 127.0.0.1) and then
+ * cannot carry credentials.
+ */
+import { ConfigError } from "../errors.ts";
+
+export interface SmtpTarget {
+  host: string;
+  port: number;
+  /** implicit: TLS from the first byte (465); starttls: upgrade required (587); none: plain text. */
+  security: "implicit" | "starttls" | "none";
+  auth: { user: string; pass: string } | undefined;
+}
+
+const DEFAULT_PORTS = { implicit: 465, starttls: 587, none: 25 } as const;
+
+export function parseSmtpUrl(value: string): SmtpTarget {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(
+      "SMTP_URL",
+      "is not a URL; expected smtps://user:pass@smtp.example.com:465",
+    );
+  }
+  const security =
+    url.protocol === "smtps:"
+      ? "implicit"
+      : url.protocol === "smtp:"
+        ? "starttls"
+        : url.protocol === "smtp+insecure:"
+          ? "none"
+          : undefined;
+  if (security === undefined) {
+    throw new ConfigError(
+      "SMTP_URL",
+      `scheme ${JSON.stringify(url.protocol)} is not supported: use smtps:// (TLS), smtp:// (STARTTLS required) or smtp+insecure:// (no TLS, no credentials)`,
+    );
+  }
+  if (!url.hostname) throw new ConfigError("SMTP_URL", "has no host name");
+  const port = url.port ? Number(url.port) : DEFAULT_PORTS[security];
+  const user = decodeURIComponent(url.username);
+  const pass = decodeURIComponent(url.password);
+  if ((user === "") !== (pass === "")) {
+    throw new ConfigError("SMTP_URL", "has a user without a password (or the reverse)");
+  }
+  const auth = user ? { user, pass } : undefined;
+  if (security === "none" && auth) {
+    throw new ConfigError(
+      "SMTP_URL",
+      "smtp+insecure:// cannot carry credentials: they would travel in clear. Use smtps:// or smtp://",
+    );
+  }
+  // URL keeps brackets around IPv6 literals; socket APIs want the bare address.
+  const host = url.hostname.replace(/^\[(.*)\]$/, "$1");
+  return { host, port, security, auth };
+}
+
+/** The target without its password, for logs and error messages. */
+export function describeSmtpTarget(target: SmtpTarget): string {
+  const scheme = { implicit: "smtps", starttls: "smtp", none: "smtp+insecure" }[target.security];
+  const user = target.auth ? `${encodeURIComponent(target.auth.user)}:***@` : "";
+  return `${scheme}://${user}${target.host}:${target.port}`;
+}

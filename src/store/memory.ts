@@ -1,0 +1,120 @@
+/**
+ * In-memory queue store: the embedded default for local development and tests. It keeps the same
+ * semantics as the Upstash driver (leases, guarded commits, retention) so the contract suite holds
+ * for both, but it is not durable: an isolate restart loses every message. The relay logs a warning
+ * when it runs on this driver.
+ */
+import type { CommitResult, NewEntry, NextStep, RelayStore, WriteGuard } from "./store.ts";
+import { newLeaseToken } from "./store.ts";
+import type { ApiKeyRecord, ClaimedEntry, DeliveryState, StoredEntry } from "./types.ts";
+
+interface Slot {
+  entry: StoredEntry;
+  /** Score in the queue: due time, or lease end while leased. Null once finished. */
+  dueAt: number | null;
+  token: string;
+  expiresAt: number | null;
+}
+
+/** Values are copied in and out, as a network store would: callers never share state with it. */
+const copy = <T>(value: T): T => structuredClone(value);
+
+export class MemoryStore implements RelayStore {
+  readonly #slots = new Map<string, Slot>();
+  readonly #keys = new Map<string, ApiKeyRecord>();
+  readonly #now: () => number;
+
+  constructor(options: { now?: () => number } = {}) {
+    this.#now = options.now ?? Date.now;
+  }
+
+  async enqueue(entries: NewEntry[]): Promise<void> {
+    for (const e of entries) {
+      this.#slots.set(e.message.id, {
+        entry: {
+          message: copy(e.message),
+          raw: e.raw,
+          state: copy(e.state),
+          version: 1,
+          leasedUntil: e.lease?.until ?? null,
+        },
+        dueAt: e.lease ? e.lease.until : e.dueAt,
+        token: e.lease?.token ?? "",
+        expiresAt: null,
+      });
+    }
+  }
+
+  async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]> {
+    this.#purge();
+    const due = [...this.#slots.values()]
+      .filter((s): s is Slot & { dueAt: number } => s.dueAt !== null && s.dueAt <= now)
+      .sort((a, b) => a.dueAt - b.dueAt)
+      .slice(0, limit);
+    const token = newLeaseToken();
+    return due.map((slot) => {
+      slot.dueAt = now + leaseMs;
+      slot.token = token;
+      slot.entry.leasedUntil = now + leaseMs;
+      return { ...copy(slot.entry), token };
+    });
+  }
+
+  async commit(
+    id: string,
+    guard: WriteGuard,
+    state: DeliveryState,
+    next: NextStep,
+  ): Promise<CommitResult> {
+    this.#purge();
+    const slot = this.#slots.get(id);
+    if (!slot) return "missing";
+    if ("token" in guard) {
+      if (slot.token !== guard.token) return "conflict";
+    } else {
+      const leased = slot.token !== "" && (slot.entry.leasedUntil ?? 0) > guard.now;
+      if (leased || slot.entry.version !== guard.version) return "conflict";
+    }
+    slot.entry.state = copy(state);
+    slot.entry.version += 1;
+    slot.entry.leasedUntil = null;
+    slot.token = "";
+    if (next.kind === "due") {
+      slot.dueAt = next.at;
+    } else {
+      slot.dueAt = null;
+      slot.expiresAt = this.#now() + next.retainMs;
+    }
+    return "ok";
+  }
+
+  async get(id: string): Promise<StoredEntry | null> {
+    this.#purge();
+    const slot = this.#slots.get(id);
+    return slot ? copy(slot.entry) : null;
+  }
+
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    this.#keys.set(record.id, copy(record));
+  }
+
+  async keyByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    for (const k of this.#keys.values()) if (k.digest === digest) return copy(k);
+    return null;
+  }
+
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()].map(copy).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async deleteKey(id: string): Promise<boolean> {
+    return this.#keys.delete(id);
+  }
+
+  #purge(): void {
+    const now = this.#now();
+    for (const [id, slot] of this.#slots) {
+      if (slot.expiresAt !== null && slot.expiresAt <= now) this.#slots.delete(id);
+    }
+  }
+}

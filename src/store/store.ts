@@ -1,0 +1,65 @@
+/**
+ * The store seam: the message queue and the API keys, in one database. One interface, one file per driver (`upstash.ts`, `memory.ts`), and one
+ * contract suite (`test/contract/queue-store.ts`) that every driver passes.
+ *
+ * The design fits a REST-only Redis: no blocking commands. Messages sit in one sorted set scored by
+ * the time they are next due. Claiming moves a due message's score forward by a lease and stamps a
+ * token on it; a run that dies simply lets the lease run out and the message becomes due again.
+ * Writing the outcome back (`commit`) only succeeds for the holder of the current token, so two runs
+ * never both own a message.
+ */
+import type {
+  ApiKeyRecord,
+  ClaimedEntry,
+  DeliveryState,
+  QueuedMessage,
+  StoredEntry,
+} from "./types.ts";
+
+export interface NewEntry {
+  message: QueuedMessage;
+  raw: string;
+  state: DeliveryState;
+  /** When the message is first due (ms). */
+  dueAt: number;
+  /** Reserve it for the caller right away (the attempt made just after accepting). */
+  lease?: { token: string; until: number };
+}
+
+/** Where the message goes after a state change. */
+export type NextStep =
+  | { kind: "due"; at: number }
+  /** Finished: leave the queue and expire after `retainMs`. */
+  | { kind: "done"; retainMs: number };
+
+/** Who may write: the holder of a lease, or anyone who read `version` while no lease was held. */
+export type WriteGuard = { token: string } | { version: number; now: number };
+
+export type CommitResult = "ok" | "conflict" | "missing";
+
+export interface RelayStore {
+  /** Stores new messages atomically: all of them or none. Throws if the store is unreachable. */
+  enqueue(entries: NewEntry[]): Promise<void>;
+  /** Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first. */
+  claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]>;
+  /** Writes a new state and releases the lease, if `guard` still holds. */
+  commit(
+    id: string,
+    guard: WriteGuard,
+    state: DeliveryState,
+    next: NextStep,
+  ): Promise<CommitResult>;
+  get(id: string): Promise<StoredEntry | null>;
+
+  /** Stores an API key record under its token digest (the token itself is never stored). */
+  putKey(record: ApiKeyRecord): Promise<void>;
+  keyByDigest(digest: string): Promise<ApiKeyRecord | null>;
+  listKeys(): Promise<ApiKeyRecord[]>;
+  /** Removes a key; returns false when there was none with that id. */
+  deleteKey(id: string): Promise<boolean>;
+}
+
+/** A fresh, unguessable lease token. */
+export function newLeaseToken(): string {
+  return crypto.randomUUID();
+}

@@ -1,0 +1,98 @@
+/**
+ * What the queue stores about a message, and the delivery state that changes with each attempt.
+ * The message itself (envelope and raw bytes) never changes after acceptance, so every retry sends
+ * exactly the same message, with the same Message-ID and Date.
+ */
+
+/** An SMTP reply as the server gave it. `code` is null when there was no reply (network error). */
+export interface SmtpReply {
+  code: number | null;
+  /** RFC 3463 enhanced status code, e.g. "5.1.1". */
+  enhanced?: string;
+  text: string;
+}
+
+export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled";
+
+export interface RecipientState {
+  address: string;
+  status: RecipientStatus;
+  /** The last reply the server gave for this recipient. */
+  reply?: SmtpReply;
+  /** When the recipient reached its current status (ms since epoch). */
+  at?: number;
+}
+
+export interface AttemptRecord {
+  at: number;
+  /** Recipients tried in this attempt. */
+  tried: number;
+  delivered: number;
+  failed: number;
+  deferred: number;
+  /** A reply that stands for the attempt (the first failure, or the final 250). */
+  reply?: SmtpReply;
+}
+
+export interface DeliveryState {
+  attempts: number;
+  /** When the next attempt is due (ms), or null when the message is finished. */
+  nextAttemptAt: number | null;
+  /** Set when the client asked for a later send (`scheduled_at`). */
+  scheduledAt: number | null;
+  canceledAt: number | null;
+  recipients: RecipientState[];
+  /** The most recent attempts, newest last (bounded, see `MAX_HISTORY`). */
+  history: AttemptRecord[];
+}
+
+/** Resend's fields for `GET /emails/:id` that the raw message cannot tell us cheaply. */
+export interface MessageView {
+  from: string;
+  to: string[];
+  cc: string[];
+  bcc: string[];
+  reply_to: string[];
+  subject: string;
+  tags: { name: string; value: string }[];
+}
+
+export interface QueuedMessage {
+  id: string;
+  /** Id of the API key that sent it ("admin" for ADMIN_TOKEN). */
+  keyId: string;
+  createdAt: number;
+  /** The Message-ID header value, with angle brackets. */
+  messageId: string;
+  envelope: { from: string; to: string[] };
+  view: MessageView;
+}
+
+/** A message as stored: metadata, the raw RFC 5322 bytes (as a latin1 string), and its state. */
+export interface StoredEntry {
+  message: QueuedMessage;
+  raw: string;
+  state: DeliveryState;
+  /** Incremented on every state change; lets a writer detect that it raced another. */
+  version: number;
+  /** Set while a delivery run holds the message. */
+  leasedUntil: number | null;
+}
+
+/** A message handed to one delivery run, reserved for it until `leasedUntil`. */
+export interface ClaimedEntry extends StoredEntry {
+  token: string;
+}
+
+export const MAX_HISTORY = 20;
+
+export type Permission = "full_access" | "sending_access";
+
+export interface ApiKeyRecord {
+  id: string;
+  name: string;
+  permission: Permission;
+  /** Hex SHA-256 of the token. */
+  digest: string;
+  createdAt: number;
+}

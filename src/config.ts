@@ -39,6 +39,8 @@ export interface Config {
   immediateLeaseMs: number;
   /** A scheduled run stops claiming new batches after this long (the cron fires every minute). */
   runBudgetMs: number;
+  /** Backoff after a temporary failure: first delay, doubling up to the ceiling. */
+  retry: { firstMs: number; maxMs: number };
   /** Temporary failures are retried until the message is this old, then the recipient fails. */
   maxQueueAgeMs: number;
   /** Finished messages (delivered, failed, canceled) are kept this long for `GET /emails/:id`. */
@@ -148,6 +150,10 @@ export function loadConfig(env: Env): Config {
     leaseMs: int(env, "DELIVERY_LEASE_SECONDS", 300, 30, 3600) * SECOND,
     immediateLeaseMs: 2 * MINUTE,
     runBudgetMs: int(env, "DELIVERY_RUN_SECONDS", 50, 1, 840) * SECOND,
+    retry: {
+      firstMs: int(env, "RETRY_FIRST_SECONDS", 60, 1, 3600) * SECOND,
+      maxMs: int(env, "RETRY_MAX_SECONDS", 4 * 3600, 1, 24 * 3600) * SECOND,
+    },
     maxQueueAgeMs: int(env, "MAX_QUEUE_AGE_HOURS", 96, 1, 24 * 30) * 60 * MINUTE,
     retentionMs: int(env, "RETENTION_DAYS", 7, 1, 365) * DAY,
     keyCacheMs: int(env, "KEY_CACHE_SECONDS", 30, 0, 600) * SECOND,

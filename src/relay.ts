@@ -68,7 +68,11 @@ export class Relay {
   }
 
   get policy(): Policy {
-    return { maxQueueAgeMs: this.config.maxQueueAgeMs, retentionMs: this.config.retentionMs };
+    return {
+      maxQueueAgeMs: this.config.maxQueueAgeMs,
+      retentionMs: this.config.retentionMs,
+      retry: this.config.retry,
+    };
   }
 
   /**

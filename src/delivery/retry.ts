@@ -9,7 +9,18 @@ export const MAX_RETRY_MS = 4 * 60 * 60_000;
 /** Each delay is scaled by a random factor in [1 - JITTER, 1 + JITTER]. */
 export const JITTER = 0.2;
 
-export function retryDelayMs(attempts: number, random: () => number = Math.random): number {
-  const base = Math.min(FIRST_RETRY_MS * 2 ** Math.max(0, attempts - 1), MAX_RETRY_MS);
+export interface RetrySchedule {
+  firstMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_SCHEDULE: RetrySchedule = { firstMs: FIRST_RETRY_MS, maxMs: MAX_RETRY_MS };
+
+export function retryDelayMs(
+  attempts: number,
+  random: () => number = Math.random,
+  schedule: RetrySchedule = DEFAULT_SCHEDULE,
+): number {
+  const base = Math.min(schedule.firstMs * 2 ** Math.max(0, attempts - 1), schedule.maxMs);
   return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
 }

@@ -5,7 +5,7 @@
 import type { RecipientOutcome } from "../smtp/transport.ts";
 import type { NextStep } from "../store/store.ts";
 import { type DeliveryState, MAX_HISTORY, type QueuedMessage } from "../store/types.ts";
-import { retryDelayMs } from "./retry.ts";
+import { type RetrySchedule, retryDelayMs } from "./retry.ts";
 
 export function initialState(recipients: string[], scheduledAt: number | null): DeliveryState {
   return {
@@ -25,6 +25,7 @@ export function pendingRecipients(state: DeliveryState): string[] {
 export interface Policy {
   maxQueueAgeMs: number;
   retentionMs: number;
+  retry: RetrySchedule;
 }
 
 /** Applies one attempt's outcomes. Recipients not tried keep their state. */
@@ -84,7 +85,7 @@ export function applyOutcomes(
   ].slice(-MAX_HISTORY);
 
   const stillPending = recipients.some((r) => r.status === "pending");
-  const nextAttemptAt = stillPending ? now + retryDelayMs(attempts, random) : null;
+  const nextAttemptAt = stillPending ? now + retryDelayMs(attempts, random, policy.retry) : null;
   return {
     state: { ...state, attempts, recipients, history, nextAttemptAt },
     next:

@@ -1,0 +1,140 @@
+/**
+ * `npm start`: the relay on your machine with nothing else installed.
+ *
+ * - Runs the Worker with `wrangler dev` (workerd, the same runtime as production).
+ * - Without SMTP_URL, starts a development inbox (an SMTP server on 127.0.0.1 and a web page that
+ *   shows what it received) and points the relay at it.
+ * - Without UPSTASH_REDIS_REST_URL/_TOKEN, the relay uses its in-memory queue.
+ * - Without ADMIN_TOKEN, makes one up for this run.
+ * - Fires the cron trigger every minute (wrangler dev never does), so retries happen as deployed.
+ *
+ * Settings come from the environment or `.dev.vars`, as with wrangler.
+ */
+import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+
+const RELAY_PORT = Number(process.env.RELAY_PORT ?? 8787);
+const INBOX_SMTP_PORT = Number(process.env.INBOX_SMTP_PORT ?? 2525);
+const INBOX_HTTP_PORT = Number(process.env.INBOX_HTTP_PORT ?? 8025);
+const CRON_MS = 60_000;
+
+/** .dev.vars uses dotenv syntax: KEY=value, optional quotes, # comments. */
+function readDevVars(path = ".dev.vars"): Record<string, string> {
+  if (!existsSync(path)) return {};
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(path, "utf8").split(/\r?\n/)) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (!m?.[1] || line.trim().startsWith("#")) continue;
+    out[m[1]] = (m[2] ?? "").replace(/^(["'])(.*)\1$/, "$2");
+  }
+  return out;
+}
+
+const fileVars = readDevVars();
+const setting = (name: string): string | undefined => process.env[name] || fileVars[name] || undefined;
+
+async function main(): Promise<void> {
+  const vars: Record<string, string> = {};
+  const cleanups: (() => Promise<void>)[] = [];
+  let inboxUrl: string | undefined;
+
+  if (!setting("SMTP_URL")) {
+    const sink = await startSmtpSink({
+      port: INBOX_SMTP_PORT,
+      tls: "none",
+      name: "dev-inbox.localhost",
+      log: (line) => console.log(`[inbox] ${line}`),
+    });
+    const web = await startSinkHttp(sink, { port: INBOX_HTTP_PORT, title: "edge-smtp-relay development inbox" });
+    cleanups.push(() => web.close(), () => sink.close());
+    vars.SMTP_URL = `smtp+insecure://127.0.0.1:${sink.port}`;
+    inboxUrl = web.url;
+  }
+  const adminToken = setting("ADMIN_TOKEN") ?? `dev_${randomBytes(24).toString("hex")}`;
+  if (!setting("ADMIN_TOKEN")) vars.ADMIN_TOKEN = adminToken;
+  // Variables from the environment reach the Worker only when passed on; .dev.vars wrangler reads itself.
+  for (const name of ["SMTP_URL", "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN", "SMTP_EHLO_NAME"]) {
+    if (process.env[name]) vars[name] = process.env[name] as string;
+  }
+
+  const require = createRequire(import.meta.url);
+  // wrangler's package exports hide bin/, so resolve it next to its package.json.
+  const wranglerBin = join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
+  const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(RELAY_PORT), "--show-interactive-dev-session=false"];
+  for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
+  const wrangler = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+  const relayUrl = `http://127.0.0.1:${RELAY_PORT}`;
+  // wrangler's own output shows requests and the relay's JSON logs; pass it through, minus the
+  // one harmless line about Request.cf it prints offline.
+  const relay = (chunk: Buffer) => {
+    for (const line of chunk.toString().split("\n")) {
+      if (line.trim() && !/Request\.cf|workers\.cloudflare\.com|GetAddrInfoReqWrap/.test(line)) console.log(`[relay] ${line}`);
+    }
+  };
+  wrangler.stdout.on("data", relay);
+  wrangler.stderr.on("data", relay);
+
+  const stop = async (code = 0) => {
+    wrangler.kill("SIGINT");
+    await Promise.allSettled(cleanups.map((c) => c()));
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stop());
+  process.on("SIGTERM", () => void stop());
+  wrangler.on("exit", (code) => {
+    console.error(`wrangler dev exited (${code ?? "signal"})`);
+    void stop(code ?? 1);
+  });
+
+  await waitForHealth(relayUrl);
+  const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
+  printBanner({ relayUrl, inboxUrl, adminToken, store: health.store, smtp: vars.SMTP_URL ?? "from SMTP_URL" });
+
+  setInterval(() => {
+    fetch(`${relayUrl}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => {});
+  }, CRON_MS).unref();
+}
+
+async function waitForHealth(url: string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/health`)).ok) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  throw new Error(`the relay did not answer on ${url}/health within 90 s`);
+}
+
+function printBanner(o: { relayUrl: string; inboxUrl: string | undefined; adminToken: string; store: string; smtp: string }) {
+  const body = JSON.stringify({
+    from: "Dev <dev@example.com>",
+    to: ["you@example.com"],
+    subject: "Hello from edge-smtp-relay",
+    text: "It works!",
+  });
+  console.log(`
+  edge-smtp-relay is running
+
+    Relay      ${o.relayUrl}   (API docs: ${o.relayUrl}/openapi.json)
+    Queue      ${o.store === "memory" ? "in memory (set UPSTASH_REDIS_REST_URL/_TOKEN for Upstash)" : "Upstash Redis"}
+    Smart host ${o.inboxUrl ? "development inbox" : o.smtp}${o.inboxUrl ? `\n    Inbox      ${o.inboxUrl}` : ""}
+    API key    ${o.adminToken}
+
+  Send a message:
+
+    curl -X POST ${o.relayUrl}/emails \\
+      -H 'Authorization: Bearer ${o.adminToken}' \\
+      -H 'Content-Type: application/json' \\
+      -d '${body}'
+${o.inboxUrl ? `\n  Then open ${o.inboxUrl} to read it.\n` : ""}`);
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

@@ -1,0 +1,17 @@
+/** Runs the store contract against both drivers inside workerd: in-memory, and Upstash over REST
+ * (through the Upstash-compatible gateway in front of the real redis-server). */
+import { MemoryStore } from "../../src/store/memory.ts";
+import { UpstashStore } from "../../src/store/upstash.ts";
+import { describeStoreContract } from "../contract/store.ts";
+import { redisSkipReason, services, uniquePrefix } from "../support/services.ts";
+
+describeStoreContract({ name: "memory", make: () => new MemoryStore() });
+
+describeStoreContract({
+  name: "upstash",
+  skip: redisSkipReason(),
+  make: () => {
+    const { upstash } = services();
+    return new UpstashStore({ url: upstash.url, token: upstash.token, prefix: uniquePrefix() });
+  },
+});

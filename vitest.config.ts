@@ -3,8 +3,7 @@
  * @cloudflare/vitest-plugin) goes next to it in `test.projects`.
  *
  * The test CA is made here, at the top level, before any project starts: workerd trusts extra CAs
- * only through NODE_EXTRA_CA_CERTS, read when it is spawned, so the variable must be set before
- * the plugin starts it. Every project inherits it.
+ * only through NODE_EXTRA_CA_CERTS. Every project (and every process vitest spawns) inherits it.
  *
  * globalSetup sits at the root on purpose: vitest runs a root globalSetup once per run and every
  * project reads what it provides, so all projects share one set of SMTP sinks and one gateway
@@ -17,6 +16,13 @@ import { makeTestCertificates } from "./dev/test-ca.ts";
 
 const certs = makeTestCertificates(resolve(dirname(fileURLToPath(import.meta.url)), ".certs"));
 process.env.NODE_EXTRA_CA_CERTS = certs.caPath;
+
+// Miniflare (inside @cloudflare/vitest-plugin) copies NODE_EXTRA_CA_CERTS into workerd's trust
+// list once, when the module is first evaluated. A static `import { cloudflareTest }` runs before
+// the line above (imports are hoisted, and a bundled config puts package imports first), and then
+// TLS from workerd to the sinks fails with "invalid peer certificate: UnknownIssuer". So the
+// workers project must load the plugin from here on, with a dynamic import:
+//   const { cloudflareTest } = await import("@cloudflare/vitest-plugin");
 
 export default defineConfig({
   test: {

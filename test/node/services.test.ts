@@ -60,6 +60,21 @@ describe("services from global setup", () => {
     await expect(transport.verify()).rejects.toMatchObject({ responseCode: 535 });
   });
 
+  it("processes vitest spawns trust the test CA through NODE_EXTRA_CA_CERTS", async () => {
+    // Set by vitest.config.ts before the workers started; workerd relies on the same variable.
+    expect(process.env.NODE_EXTRA_CA_CERTS).toBe(services().caPath);
+    const sink = services().sinks.implicit;
+    const transport = nodemailer.createTransport({
+      host: sink.host,
+      port: sink.port,
+      secure: true,
+      auth: { user: sink.user, pass: sink.pass },
+      // no tls.ca: only the inherited variable makes this certificate trusted
+    });
+    expect(await transport.verify()).toBe(true);
+    transport.close();
+  });
+
   const redis = requireRedis();
   it.skipIf(redis.skip)(
     `the gateway and its control API count commands${redis.label}`,

@@ -1,6 +1,10 @@
 /**
- * Test projects. Only "node" exists so far; a "workers" project (tests inside workerd through
- * @cloudflare/vitest-plugin) goes next to it in `test.projects`.
+ * Test projects: "workers" runs inside workerd through @cloudflare/vitest-plugin (the relay's own
+ * runtime, with wrangler.toml's compatibility settings); "node" runs Node-side suites: the test
+ * services themselves and end-to-end runs of the real Worker through wrangler.
+ *
+ * Files run one at a time: they share the SMTP sinks and the gateway's command counter, and the
+ * suites pin exact envelopes and command counts.
  *
  * The test CA is made here, at the top level, before any project starts: workerd trusts extra CAs
  * only through NODE_EXTRA_CA_CERTS. Every project (and every process vitest spawns) inherits it.
@@ -16,6 +20,8 @@ import { makeTestCertificates } from "./dev/test-ca.ts";
 
 const certs = makeTestCertificates(resolve(dirname(fileURLToPath(import.meta.url)), ".certs"));
 process.env.NODE_EXTRA_CA_CERTS = certs.caPath;
+// Loaded only now: Miniflare reads NODE_EXTRA_CA_CERTS once, when it is first imported.
+const { cloudflareTest } = await import("@cloudflare/vitest-plugin");
 
 // Miniflare (inside @cloudflare/vitest-plugin) copies NODE_EXTRA_CA_CERTS into workerd's trust
 // list once, when the module is first evaluated. A static `import { cloudflareTest }` runs before
@@ -27,7 +33,17 @@ process.env.NODE_EXTRA_CA_CERTS = certs.caPath;
 export default defineConfig({
   test: {
     globalSetup: ["test/global-setup.ts"],
+    fileParallelism: false,
     projects: [
+      {
+        plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],
+        test: {
+          name: "workers",
+          include: ["test/workers/**/*.test.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000,
+        },
+      },
       {
         test: {
           name: "node",

@@ -35,7 +35,8 @@ function readDevVars(path = ".dev.vars"): Record<string, string> {
 }
 
 const fileVars = readDevVars();
-const setting = (name: string): string | undefined => process.env[name] || fileVars[name] || undefined;
+const setting = (name: string): string | undefined =>
+  process.env[name] || fileVars[name] || undefined;
 
 async function main(): Promise<void> {
   const vars: Record<string, string> = {};
@@ -49,30 +50,53 @@ async function main(): Promise<void> {
       name: "dev-inbox.localhost",
       log: (line) => console.log(`[inbox] ${line}`),
     });
-    const web = await startSinkHttp(sink, { port: INBOX_HTTP_PORT, title: "edge-smtp-relay development inbox" });
-    cleanups.push(() => web.close(), () => sink.close());
+    const web = await startSinkHttp(sink, {
+      port: INBOX_HTTP_PORT,
+      title: "edge-smtp-relay development inbox",
+    });
+    cleanups.push(
+      () => web.close(),
+      () => sink.close(),
+    );
     vars.SMTP_URL = `smtp+insecure://127.0.0.1:${sink.port}`;
     inboxUrl = web.url;
   }
   const adminToken = setting("ADMIN_TOKEN") ?? `dev_${randomBytes(24).toString("hex")}`;
   if (!setting("ADMIN_TOKEN")) vars.ADMIN_TOKEN = adminToken;
   // Variables from the environment reach the Worker only when passed on; .dev.vars wrangler reads itself.
-  for (const name of ["SMTP_URL", "UPSTASH_REDIS_REST_URL", "UPSTASH_REDIS_REST_TOKEN", "SMTP_EHLO_NAME"]) {
+  for (const name of [
+    "SMTP_URL",
+    "UPSTASH_REDIS_REST_URL",
+    "UPSTASH_REDIS_REST_TOKEN",
+    "SMTP_EHLO_NAME",
+  ]) {
     if (process.env[name]) vars[name] = process.env[name] as string;
   }
 
   const require = createRequire(import.meta.url);
   // wrangler's package exports hide bin/, so resolve it next to its package.json.
   const wranglerBin = join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
-  const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--port", String(RELAY_PORT), "--show-interactive-dev-session=false"];
+  const args = [
+    wranglerBin,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(RELAY_PORT),
+    "--show-interactive-dev-session=false",
+  ];
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
-  const wrangler = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: process.env });
+  const wrangler = spawn(process.execPath, args, {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: process.env,
+  });
   const relayUrl = `http://127.0.0.1:${RELAY_PORT}`;
   // wrangler's own output shows requests and the relay's JSON logs; pass it through, minus the
   // one harmless line about Request.cf it prints offline.
   const relay = (chunk: Buffer) => {
     for (const line of chunk.toString().split("\n")) {
-      if (line.trim() && !/Request\.cf|workers\.cloudflare\.com|GetAddrInfoReqWrap/.test(line)) console.log(`[relay] ${line}`);
+      if (line.trim() && !/Request\.cf|workers\.cloudflare\.com|GetAddrInfoReqWrap/.test(line))
+        console.log(`[relay] ${line}`);
     }
   };
   wrangler.stdout.on("data", relay);
@@ -92,7 +116,13 @@ async function main(): Promise<void> {
 
   await waitForHealth(relayUrl);
   const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
-  printBanner({ relayUrl, inboxUrl, adminToken, store: health.store, smtp: vars.SMTP_URL ?? "from SMTP_URL" });
+  printBanner({
+    relayUrl,
+    inboxUrl,
+    adminToken,
+    store: health.store,
+    smtp: vars.SMTP_URL ?? "from SMTP_URL",
+  });
 
   setInterval(() => {
     fetch(`${relayUrl}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => {});
@@ -110,7 +140,13 @@ async function waitForHealth(url: string): Promise<void> {
   throw new Error(`the relay did not answer on ${url}/health within 90 s`);
 }
 
-function printBanner(o: { relayUrl: string; inboxUrl: string | undefined; adminToken: string; store: string; smtp: string }) {
+function printBanner(o: {
+  relayUrl: string;
+  inboxUrl: string | undefined;
+  adminToken: string;
+  store: string;
+  smtp: string;
+}) {
   const body = JSON.stringify({
     from: "Dev <dev@example.com>",
     to: ["you@example.com"],

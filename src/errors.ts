@@ -64,10 +64,22 @@ export class RelayError extends Error {
 /** The request is well-formed but a field is wrong. `field` is named in the message. */
 export class ValidationError extends RelayError {
   readonly field: string | undefined;
-  constructor(message: string, field?: string, status = 422) {
-    super(status, "validation_error", field ? `${field}: ${message}` : message);
+  readonly detail: string;
+  constructor(detail: string, field?: string, status = 422) {
+    super(status, "validation_error", field ? `${field}: ${detail}` : detail);
     this.name = "ValidationError";
     this.field = field;
+    this.detail = detail;
+  }
+
+  /** The same error for a field inside a list ("[3]" + "to" -> "[3].to"). */
+  within(prefix: string): ValidationError {
+    const field = this.field
+      ? this.field.startsWith("[")
+        ? `${prefix}${this.field}`
+        : `${prefix}.${this.field}`
+      : prefix;
+    return new ValidationError(this.detail, field, this.status);
   }
 }
 

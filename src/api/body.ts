@@ -89,6 +89,15 @@ function pathToField(path: PropertyKey[]): string {
   return out || "body";
 }
 
+function valueAt(value: unknown, path: PropertyKey[]): unknown {
+  let current = value;
+  for (const part of path) {
+    if (current === null || typeof current !== "object") return undefined;
+    current = (current as Record<PropertyKey, unknown>)[part];
+  }
+  return current;
+}
+
 /** Validates with a zod schema; the first issue becomes the error, naming its field. */
 export function validate<T extends z.ZodType>(schema: T, value: unknown, prefix = ""): z.infer<T> {
   const result = schema.safeParse(value);
@@ -96,7 +105,9 @@ export function validate<T extends z.ZodType>(schema: T, value: unknown, prefix 
   const issue = result.error.issues[0];
   const path = [...(prefix ? [prefix] : []), ...(issue?.path ?? [])];
   const field = pathToField(path);
-  if (issue?.code === "invalid_type" && issue.input === undefined)
+  const absent = issue !== undefined && valueAt(value, issue.path) === undefined;
+  if (absent && (issue.code === "invalid_type" || issue.code === "invalid_union")) {
     throw new MissingFieldError(field);
+  }
   throw new ValidationError(issue?.message ?? "is invalid", field);
 }

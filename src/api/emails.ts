@@ -119,7 +119,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
         composed = await composeMessage(body, ctx);
       } catch (err) {
         // Name the failing email: "[3].to: ..." as the batch's validation does.
-        if (err instanceof ValidationError) throw new ValidationError(err.message, `[${i}]`);
+        if (err instanceof ValidationError) throw err.within(`[${i}]`);
         throw err;
       }
       total += composed.raw.length;

@@ -81,6 +81,17 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
   };
 }
 
+/** Failures of the session rather than of the message: always worth another attempt. */
+const SESSION_ERRORS = new Set([
+  "EAUTH",
+  "ETLS",
+  "ECONNECTION",
+  "ESOCKET",
+  "ETIMEDOUT",
+  "EDNS",
+  "EPROTOCOL",
+]);
+
 function sameAddress(a: string | undefined, b: string): boolean {
   return a !== undefined && a.toLowerCase() === b.toLowerCase();
 }
@@ -91,9 +102,10 @@ function errorOutcome(address: string, err: NodemailerError): RecipientOutcome {
     code === null
       ? { code: null, text: describeNetworkError(err) }
       : parseReply(err.response ?? err.message, code);
-  // A failed login is the operator's configuration, not the message: keep it queued (Postfix does
-  // the same with smtp_sasl_auth_soft_bounce) so fixing the password delivers the backlog.
-  const status = err.code === "EAUTH" ? "temporary" : classifyCode(code);
+  // A refused login or a smart host without the TLS we require is the operator's configuration,
+  // not a verdict on the message: keep it queued, as Postfix does (smtp_sasl_auth_soft_bounce, and
+  // deferring when TLS is required but not offered), so fixing the setting delivers the backlog.
+  const status = SESSION_ERRORS.has(err.code ?? "") ? "temporary" : classifyCode(code);
   return { address, status, reply };
 }
 

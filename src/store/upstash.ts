@@ -177,9 +177,17 @@ export class UpstashStore implements RelayStore {
   }
 
   async get(id: string): Promise<StoredEntry | null> {
-    const [meta, raw, state, version, lease, leaseUntil] = await this.#redis
-      .hmget<Record<string, string | null>>(this.#key(id), "m", "r", "s", "v", "l", "lu")
-      .then((h) => (h ? [h.m, h.r, h.s, h.v, h.l, h.lu] : []));
+    // Without automatic deserialisation the client returns HMGET as a plain array.
+    const fields = (await this.#redis.hmget(
+      this.#key(id),
+      "m",
+      "r",
+      "s",
+      "v",
+      "l",
+      "lu",
+    )) as unknown as (string | null)[] | null;
+    const [meta, raw, state, version, lease, leaseUntil] = fields ?? [];
     if (!meta || raw == null || !state) return null;
     const until = Number(leaseUntil ?? 0);
     return {
@@ -205,8 +213,10 @@ export class UpstashStore implements RelayStore {
   }
 
   async listKeys(): Promise<ApiKeyRecord[]> {
-    const all = await this.#redis.hgetall<Record<string, string>>(`${this.#prefix}keys`);
-    return Object.values(all ?? {})
+    // Without automatic deserialisation the client returns HGETALL as [field, value, ...].
+    const flat = ((await this.#redis.hgetall(`${this.#prefix}keys`)) ?? []) as unknown as string[];
+    return flat
+      .filter((_, i) => i % 2 === 1)
       .map((json) => JSON.parse(json) as ApiKeyRecord)
       .sort((a, b) => b.createdAt - a.createdAt);
   }

@@ -16,7 +16,10 @@ export interface StoreFactory {
 }
 
 let seq = 0;
-export function newEntry(overrides: Partial<NewEntry> = {}, recipients = ["a@example.com"]): NewEntry {
+export function newEntry(
+  overrides: Partial<NewEntry> = {},
+  recipients = ["a@example.com"],
+): NewEntry {
   const id = crypto.randomUUID();
   seq++;
   return {
@@ -44,169 +47,247 @@ export function newEntry(overrides: Partial<NewEntry> = {}, recipients = ["a@exa
 }
 
 export function describeStoreContract(factory: StoreFactory): void {
-  describe.skipIf(Boolean(factory.skip))(`store contract: ${factory.name}${factory.skip ? ` (skipped: ${factory.skip})` : ""}`, () => {
-    it("stores a message and reads it back unchanged, at version 1 and not leased", async () => {
-      const store = factory.make();
-      const e = newEntry();
-      await store.enqueue([e]);
-      const got = await store.get(e.message.id);
-      expect(got).toEqual({ message: e.message, raw: e.raw, state: e.state, version: 1, leasedUntil: null });
-    });
+  describe.skipIf(Boolean(factory.skip))(
+    `store contract: ${factory.name}${factory.skip ? ` (skipped: ${factory.skip})` : ""}`,
+    () => {
+      it("stores a message and reads it back unchanged, at version 1 and not leased", async () => {
+        const store = factory.make();
+        const e = newEntry();
+        await store.enqueue([e]);
+        const got = await store.get(e.message.id);
+        expect(got).toEqual({
+          message: e.message,
+          raw: e.raw,
+          state: e.state,
+          version: 1,
+          leasedUntil: null,
+        });
+      });
 
-    it("keeps every byte of a raw message, 8-bit and UTF-8 alike", async () => {
-      const store = factory.make();
-      let allBytes = "";
-      for (let i = 0; i < 256; i++) allBytes += String.fromCharCode(i);
-      const raw = `Subject: bytes\r\n\r\n${allBytes}\r\n${"\u00e9\u00ff"}\r\n.\r\n`;
-      const e = newEntry({ raw });
-      await store.enqueue([e]);
-      expect((await store.get(e.message.id))?.raw).toBe(raw);
-    });
+      it("keeps every byte of a raw message, 8-bit and UTF-8 alike", async () => {
+        const store = factory.make();
+        let allBytes = "";
+        for (let i = 0; i < 256; i++) allBytes += String.fromCharCode(i);
+        const raw = `Subject: bytes\r\n\r\n${allBytes}\r\n${"\u00e9\u00ff"}\r\n.\r\n`;
+        const e = newEntry({ raw });
+        await store.enqueue([e]);
+        expect((await store.get(e.message.id))?.raw).toBe(raw);
+      });
 
-    it("returns null for an unknown id", async () => {
-      expect(await factory.make().get(crypto.randomUUID())).toBeNull();
-    });
+      it("returns null for an unknown id", async () => {
+        expect(await factory.make().get(crypto.randomUUID())).toBeNull();
+      });
 
-    it("claims due messages oldest first, up to the limit, and leaves later ones", async () => {
-      const store = factory.make();
-      const late = newEntry({ dueAt: 5_000 });
-      const early = newEntry({ dueAt: 1_000 });
-      const middle = newEntry({ dueAt: 3_000 });
-      const future = newEntry({ dueAt: 60_000 });
-      await store.enqueue([late, early, middle, future]);
-      const first = await store.claim(10_000, 2, 30_000);
-      expect(first.map((c) => c.message.id)).toEqual([early.message.id, middle.message.id]);
-      const second = await store.claim(10_000, 10, 30_000);
-      expect(second.map((c) => c.message.id)).toEqual([late.message.id]);
-      expect(second[0]?.raw).toBe(late.raw);
-      expect(second[0]?.leasedUntil).toBe(40_000);
-    });
+      it("claims due messages oldest first, up to the limit, and leaves later ones", async () => {
+        const store = factory.make();
+        const late = newEntry({ dueAt: 5_000 });
+        const early = newEntry({ dueAt: 1_000 });
+        const middle = newEntry({ dueAt: 3_000 });
+        const future = newEntry({ dueAt: 60_000 });
+        await store.enqueue([late, early, middle, future]);
+        const first = await store.claim(10_000, 2, 30_000);
+        expect(first.map((c) => c.message.id)).toEqual([early.message.id, middle.message.id]);
+        const second = await store.claim(10_000, 10, 30_000);
+        expect(second.map((c) => c.message.id)).toEqual([late.message.id]);
+        expect(second[0]?.raw).toBe(late.raw);
+        expect(second[0]?.leasedUntil).toBe(40_000);
+      });
 
-    it("does not hand a leased message to another claim until the lease ends", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      const [claimed] = await store.claim(2_000, 10, 30_000);
-      expect(claimed?.message.id).toBe(e.message.id);
-      expect(await store.claim(31_999, 10, 30_000)).toEqual([]);
-      const again = await store.claim(32_000, 10, 30_000);
-      expect(again.map((c) => c.message.id)).toEqual([e.message.id]);
-      expect(again[0]?.token).not.toBe(claimed?.token);
-    });
+      it("does not hand a leased message to another claim until the lease ends", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 10, 30_000);
+        expect(claimed?.message.id).toBe(e.message.id);
+        expect(await store.claim(31_999, 10, 30_000)).toEqual([]);
+        const again = await store.claim(32_000, 10, 30_000);
+        expect(again.map((c) => c.message.id)).toEqual([e.message.id]);
+        expect(again[0]?.token).not.toBe(claimed?.token);
+      });
 
-    it("never gives one message to two concurrent claims", async () => {
-      const store = factory.make();
-      const entries = Array.from({ length: 12 }, (_, i) => newEntry({ dueAt: 1_000 + i }));
-      await store.enqueue(entries);
-      const results = await Promise.all([1, 2, 3, 4].map(() => store.claim(5_000, 5, 30_000)));
-      const ids = results.flat().map((c) => c.message.id);
-      expect(new Set(ids).size).toBe(ids.length);
-      expect(ids.length).toBe(12);
-    });
+      it("never gives one message to two concurrent claims", async () => {
+        const store = factory.make();
+        const entries = Array.from({ length: 12 }, (_, i) => newEntry({ dueAt: 1_000 + i }));
+        await store.enqueue(entries);
+        const results = await Promise.all([1, 2, 3, 4].map(() => store.claim(5_000, 5, 30_000)));
+        const ids = results.flat().map((c) => c.message.id);
+        expect(new Set(ids).size).toBe(ids.length);
+        expect(ids.length).toBe(12);
+      });
 
-    it("commits only for the current lease holder, then reschedules", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      const [claimed] = await store.claim(2_000, 1, 30_000);
-      if (!claimed) throw new Error("nothing claimed");
-      const state = { ...claimed.state, attempts: 1, nextAttemptAt: 90_000 };
-      expect(await store.commit(e.message.id, { token: "not-the-token" }, state, { kind: "due", at: 90_000 })).toBe("conflict");
-      expect(await store.commit(e.message.id, { token: claimed.token }, state, { kind: "due", at: 90_000 })).toBe("ok");
-      // The lease is released and the token spent.
-      expect(await store.commit(e.message.id, { token: claimed.token }, state, { kind: "due", at: 90_000 })).toBe("conflict");
-      const got = await store.get(e.message.id);
-      expect(got?.state.attempts).toBe(1);
-      expect(got?.version).toBe(2);
-      expect(got?.leasedUntil).toBeNull();
-      expect(await store.claim(89_999, 10, 30_000)).toEqual([]);
-      expect((await store.claim(90_000, 10, 30_000)).map((c) => c.message.id)).toEqual([e.message.id]);
-    });
+      it("commits only for the current lease holder, then reschedules", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        const state = { ...claimed.state, attempts: 1, nextAttemptAt: 90_000 };
+        expect(
+          await store.commit(e.message.id, { token: "not-the-token" }, state, {
+            kind: "due",
+            at: 90_000,
+          }),
+        ).toBe("conflict");
+        expect(
+          await store.commit(e.message.id, { token: claimed.token }, state, {
+            kind: "due",
+            at: 90_000,
+          }),
+        ).toBe("ok");
+        // The lease is released and the token spent.
+        expect(
+          await store.commit(e.message.id, { token: claimed.token }, state, {
+            kind: "due",
+            at: 90_000,
+          }),
+        ).toBe("conflict");
+        const got = await store.get(e.message.id);
+        expect(got?.state.attempts).toBe(1);
+        expect(got?.version).toBe(2);
+        expect(got?.leasedUntil).toBeNull();
+        expect(await store.claim(89_999, 10, 30_000)).toEqual([]);
+        expect((await store.claim(90_000, 10, 30_000)).map((c) => c.message.id)).toEqual([
+          e.message.id,
+        ]);
+      });
 
-    it("takes a finished message out of the queue but keeps it readable", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      const [claimed] = await store.claim(2_000, 1, 30_000);
-      if (!claimed) throw new Error("nothing claimed");
-      const done = { ...claimed.state, attempts: 1 };
-      expect(await store.commit(e.message.id, { token: claimed.token }, done, { kind: "done", retainMs: 3_600_000 })).toBe("ok");
-      expect(await store.claim(Number.MAX_SAFE_INTEGER, 10, 30_000)).toEqual([]);
-      expect((await store.get(e.message.id))?.state.attempts).toBe(1);
-    });
+      it("takes a finished message out of the queue but keeps it readable", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        const done = { ...claimed.state, attempts: 1 };
+        expect(
+          await store.commit(e.message.id, { token: claimed.token }, done, {
+            kind: "done",
+            retainMs: 3_600_000,
+          }),
+        ).toBe("ok");
+        expect(await store.claim(Number.MAX_SAFE_INTEGER, 10, 30_000)).toEqual([]);
+        expect((await store.get(e.message.id))?.state.attempts).toBe(1);
+      });
 
-    it("forgets a finished message after its retention", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      const [claimed] = await store.claim(2_000, 1, 30_000);
-      if (!claimed) throw new Error("nothing claimed");
-      await store.commit(e.message.id, { token: claimed.token }, claimed.state, { kind: "done", retainMs: 300 });
-      await new Promise((r) => setTimeout(r, 600));
-      expect(await store.get(e.message.id)).toBeNull();
-    });
+      it("forgets a finished message after its retention", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        await store.commit(e.message.id, { token: claimed.token }, claimed.state, {
+          kind: "done",
+          retainMs: 300,
+        });
+        await new Promise((r) => setTimeout(r, 600));
+        expect(await store.get(e.message.id)).toBeNull();
+      });
 
-    it("reserves a message enqueued with a lease for its holder", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000, lease: { token: "immediate-token", until: 50_000 } });
-      await store.enqueue([e]);
-      expect((await store.get(e.message.id))?.leasedUntil).toBe(50_000);
-      expect(await store.claim(49_999, 10, 30_000)).toEqual([]);
-      expect(await store.commit(e.message.id, { token: "immediate-token" }, e.state, { kind: "due", at: 70_000 })).toBe("ok");
-      expect((await store.claim(70_000, 10, 30_000)).map((c) => c.message.id)).toEqual([e.message.id]);
-    });
+      it("reserves a message enqueued with a lease for its holder", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000, lease: { token: "immediate-token", until: 50_000 } });
+        await store.enqueue([e]);
+        expect((await store.get(e.message.id))?.leasedUntil).toBe(50_000);
+        expect(await store.claim(49_999, 10, 30_000)).toEqual([]);
+        expect(
+          await store.commit(e.message.id, { token: "immediate-token" }, e.state, {
+            kind: "due",
+            at: 70_000,
+          }),
+        ).toBe("ok");
+        expect((await store.claim(70_000, 10, 30_000)).map((c) => c.message.id)).toEqual([
+          e.message.id,
+        ]);
+      });
 
-    it("lets a version-guarded write through only when nobody holds a lease and nothing changed", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      const canceled = { ...e.state, canceledAt: 5 };
-      // Leased by a delivery run: the write must wait.
-      const [claimed] = await store.claim(2_000, 1, 30_000);
-      if (!claimed) throw new Error("nothing claimed");
-      expect(await store.commit(e.message.id, { version: 1, now: 3_000 }, canceled, { kind: "done", retainMs: 60_000 })).toBe("conflict");
-      // The run finishes (version 2); a writer that read version 1 is stale.
-      await store.commit(e.message.id, { token: claimed.token }, claimed.state, { kind: "due", at: 100_000 });
-      expect(await store.commit(e.message.id, { version: 1, now: 3_000 }, canceled, { kind: "done", retainMs: 60_000 })).toBe("conflict");
-      expect(await store.commit(e.message.id, { version: 2, now: 3_000 }, canceled, { kind: "done", retainMs: 60_000 })).toBe("ok");
-      expect((await store.get(e.message.id))?.state.canceledAt).toBe(5);
-      expect(await store.claim(Number.MAX_SAFE_INTEGER, 10, 30_000)).toEqual([]);
-    });
+      it("lets a version-guarded write through only when nobody holds a lease and nothing changed", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const canceled = { ...e.state, canceledAt: 5 };
+        // Leased by a delivery run: the write must wait.
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        expect(
+          await store.commit(e.message.id, { version: 1, now: 3_000 }, canceled, {
+            kind: "done",
+            retainMs: 60_000,
+          }),
+        ).toBe("conflict");
+        // The run finishes (version 2); a writer that read version 1 is stale.
+        await store.commit(e.message.id, { token: claimed.token }, claimed.state, {
+          kind: "due",
+          at: 100_000,
+        });
+        expect(
+          await store.commit(e.message.id, { version: 1, now: 3_000 }, canceled, {
+            kind: "done",
+            retainMs: 60_000,
+          }),
+        ).toBe("conflict");
+        expect(
+          await store.commit(e.message.id, { version: 2, now: 3_000 }, canceled, {
+            kind: "done",
+            retainMs: 60_000,
+          }),
+        ).toBe("ok");
+        expect((await store.get(e.message.id))?.state.canceledAt).toBe(5);
+        expect(await store.claim(Number.MAX_SAFE_INTEGER, 10, 30_000)).toEqual([]);
+      });
 
-    it("allows a version-guarded write once an abandoned lease has run out", async () => {
-      const store = factory.make();
-      const e = newEntry({ dueAt: 1_000 });
-      await store.enqueue([e]);
-      await store.claim(2_000, 1, 30_000);
-      expect(await store.commit(e.message.id, { version: 1, now: 32_001 }, e.state, { kind: "due", at: 40_000 })).toBe("ok");
-    });
+      it("allows a version-guarded write once an abandoned lease has run out", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        await store.claim(2_000, 1, 30_000);
+        expect(
+          await store.commit(e.message.id, { version: 1, now: 32_001 }, e.state, {
+            kind: "due",
+            at: 40_000,
+          }),
+        ).toBe("ok");
+      });
 
-    it("reports a commit for an unknown message as missing", async () => {
-      const store = factory.make();
-      const e = newEntry();
-      expect(await store.commit(e.message.id, { token: "x" }, e.state, { kind: "due", at: 1 })).toBe("missing");
-    });
+      it("reports a commit for an unknown message as missing", async () => {
+        const store = factory.make();
+        const e = newEntry();
+        expect(
+          await store.commit(e.message.id, { token: "x" }, e.state, { kind: "due", at: 1 }),
+        ).toBe("missing");
+      });
 
-    it("stores a batch of messages in one call", async () => {
-      const store = factory.make();
-      const entries = Array.from({ length: 30 }, (_, i) => newEntry({ dueAt: 1_000 + i }));
-      await store.enqueue(entries);
-      const claimed = await store.claim(2_000, 100, 30_000);
-      expect(claimed.map((c) => c.message.id)).toEqual(entries.map((e) => e.message.id));
-    });
+      it("stores a batch of messages in one call", async () => {
+        const store = factory.make();
+        const entries = Array.from({ length: 30 }, (_, i) => newEntry({ dueAt: 1_000 + i }));
+        await store.enqueue(entries);
+        const claimed = await store.claim(2_000, 100, 30_000);
+        expect(claimed.map((c) => c.message.id)).toEqual(entries.map((e) => e.message.id));
+      });
 
-    it("stores API keys by digest, lists them newest first, and deletes them", async () => {
-      const store = factory.make();
-      const a: ApiKeyRecord = { id: crypto.randomUUID(), name: "a", permission: "full_access", digest: "aa".repeat(32), createdAt: 1 };
-      const b: ApiKeyRecord = { id: crypto.randomUUID(), name: "b", permission: "sending_access", digest: "bb".repeat(32), createdAt: 2 };
-      await store.putKey(a);
-      await store.putKey(b);
-      expect(await store.keyByDigest(b.digest)).toEqual(b);
-      expect((await store.listKeys()).map((k) => k.id)).toEqual([b.id, a.id]);
-      expect(await store.deleteKey(b.id)).toBe(true);
-      expect(await store.deleteKey(b.id)).toBe(false);
-      expect(await store.keyByDigest(b.digest)).toBeNull();
-      expect((await store.listKeys()).map((k) => k.id)).toEqual([a.id]);
-    });
-  });
+      it("stores API keys by digest, lists them newest first, and deletes them", async () => {
+        const store = factory.make();
+        const a: ApiKeyRecord = {
+          id: crypto.randomUUID(),
+          name: "a",
+          permission: "full_access",
+          digest: "aa".repeat(32),
+          createdAt: 1,
+        };
+        const b: ApiKeyRecord = {
+          id: crypto.randomUUID(),
+          name: "b",
+          permission: "sending_access",
+          digest: "bb".repeat(32),
+          createdAt: 2,
+        };
+        await store.putKey(a);
+        await store.putKey(b);
+        expect(await store.keyByDigest(b.digest)).toEqual(b);
+        expect((await store.listKeys()).map((k) => k.id)).toEqual([b.id, a.id]);
+        expect(await store.deleteKey(b.id)).toBe(true);
+        expect(await store.deleteKey(b.id)).toBe(false);
+        expect(await store.keyByDigest(b.digest)).toBeNull();
+        expect((await store.listKeys()).map((k) => k.id)).toEqual([a.id]);
+      });
+    },
+  );
 }

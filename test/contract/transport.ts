@@ -4,10 +4,10 @@
  * depends on: exact envelopes, per-recipient outcomes, TLS and AUTH, and failures classified as
  * temporary or permanent.
  */
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import type { SmtpTransport } from "../../src/smtp/transport.ts";
 import { parseSmtpUrl, type SmtpTarget } from "../../src/smtp/url.ts";
-import { type SinkName, sinkApi, services } from "../support/services.ts";
+import { type SinkName, services, sinkApi } from "../support/services.ts";
 
 export interface TransportFactory {
   name: string;
@@ -45,15 +45,20 @@ export function describeTransportContract(factory: TransportFactory): void {
       open.push(transport);
       return transport;
     };
+    beforeEach(async () => {
+      for (const name of ["plain", "starttls", "implicit"] as const) await sinkApi(name).reset();
+    });
     afterEach(async () => {
       await Promise.all(open.splice(0).map((t) => t.close()));
-      for (const name of ["plain", "starttls", "implicit"] as const) await sinkApi(name).reset();
     });
 
     maybe("delivers over plain SMTP with the exact envelope and body", async () => {
       const sink = sinkApi("plain");
       const raw = message("plain", "line one\r\n.leading dot\r\n..two dots\r\n");
-      const outcomes = await make(target("plain")).send({ from: "sender@example.com", to: ["a@example.com", "b@example.net"] }, raw);
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["a@example.com", "b@example.net"] },
+        raw,
+      );
       expect(outcomes.map((o) => [o.address, o.status, o.reply.code])).toEqual([
         ["a@example.com", "accepted", 250],
         ["b@example.net", "accepted", 250],
@@ -66,7 +71,10 @@ export function describeTransportContract(factory: TransportFactory): void {
 
     maybe("upgrades with STARTTLS and authenticates before sending", async () => {
       const sink = sinkApi("starttls");
-      const outcomes = await make(target("starttls")).send({ from: "sender@example.com", to: ["a@example.com"] }, message("starttls"));
+      const outcomes = await make(target("starttls")).send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("starttls"),
+      );
       expect(outcomes[0]?.status).toBe("accepted");
       const [got] = await sink.waitFor(1);
       expect(got?.secure).toBe(true);
@@ -75,7 +83,10 @@ export function describeTransportContract(factory: TransportFactory): void {
 
     maybe("speaks implicit TLS and authenticates", async () => {
       const sink = sinkApi("implicit");
-      const outcomes = await make(target("implicit")).send({ from: "sender@example.com", to: ["a@example.com"] }, message("implicit"));
+      const outcomes = await make(target("implicit")).send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("implicit"),
+      );
       expect(outcomes[0]?.status).toBe("accepted");
       const [got] = await sink.waitFor(1);
       expect(got?.secure).toBe(true);
@@ -86,7 +97,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       // The plain sink offers no STARTTLS: an smtp:// target must not fall back to clear text.
       const sink = sinkApi("plain");
       const t = parseSmtpUrl(`smtp://127.0.0.1:${services().sinks.plain.port}`);
-      const outcomes = await make(t).send({ from: "sender@example.com", to: ["a@example.com"] }, message("no tls"));
+      const outcomes = await make(t).send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("no tls"),
+      );
       expect(outcomes[0]?.status).toBe("temporary");
       expect(await sink.messages()).toEqual([]);
     });
@@ -95,7 +109,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       const t = target("starttls", (u) => {
         u.password = "wrong-password";
       });
-      const outcomes = await make(t).send({ from: "sender@example.com", to: ["a@example.com"] }, message("bad login"));
+      const outcomes = await make(t).send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("bad login"),
+      );
       expect(outcomes[0]?.status).toBe("temporary");
       expect(outcomes[0]?.reply.code).toBe(535);
     });
@@ -122,7 +139,10 @@ export function describeTransportContract(factory: TransportFactory): void {
     maybe("reports a 451 for one recipient as temporary", async () => {
       const sink = sinkApi("plain");
       await sink.rejectRecipient("b@example.com", 451, "4.7.1 Try again later");
-      const outcomes = await make(target("plain")).send({ from: "sender@example.com", to: ["a@example.com", "b@example.com"] }, message("451"));
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["a@example.com", "b@example.com"] },
+        message("451"),
+      );
       expect(outcomes.map((o) => o.status)).toEqual(["accepted", "temporary"]);
       expect(outcomes[1]?.reply).toMatchObject({ code: 451, enhanced: "4.7.1" });
     });
@@ -131,7 +151,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       const sink = sinkApi("plain");
       await sink.rejectRecipient("a@example.com", 550, "5.1.1 Unknown a");
       await sink.rejectRecipient("b@example.com", 452, "4.2.2 Mailbox full");
-      const outcomes = await make(target("plain")).send({ from: "sender@example.com", to: ["a@example.com", "b@example.com"] }, message("none"));
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["a@example.com", "b@example.com"] },
+        message("none"),
+      );
       expect(outcomes.map((o) => [o.status, o.reply.code])).toEqual([
         ["permanent", 550],
         ["temporary", 452],
@@ -143,10 +166,16 @@ export function describeTransportContract(factory: TransportFactory): void {
       const sink = sinkApi("plain");
       await sink.failData(451, "4.3.0 Queue full", 1);
       const t = make(target("plain"));
-      const first = await t.send({ from: "sender@example.com", to: ["a@example.com"] }, message("data 451"));
+      const first = await t.send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("data 451"),
+      );
       expect(first[0]).toMatchObject({ status: "temporary", reply: { code: 451 } });
       await sink.failData(554, "5.6.0 Content rejected", 1);
-      const second = await t.send({ from: "sender@example.com", to: ["a@example.com"] }, message("data 554"));
+      const second = await t.send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        message("data 554"),
+      );
       expect(second[0]).toMatchObject({ status: "permanent", reply: { code: 554 } });
     });
 
@@ -154,7 +183,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       const sink = sinkApi("plain");
       await sink.down();
       try {
-        const outcomes = await make(target("plain")).send({ from: "sender@example.com", to: ["a@example.com"] }, message("down"));
+        const outcomes = await make(target("plain")).send(
+          { from: "sender@example.com", to: ["a@example.com"] },
+          message("down"),
+        );
         expect(outcomes[0]?.status).toBe("temporary");
         expect(outcomes[0]?.reply.code).toBeNull();
         expect(outcomes[0]?.reply.text).toMatch(/ECONNREFUSED|refused/i);
@@ -167,7 +199,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       const sink = sinkApi("plain");
       const t = make(target("plain"));
       for (let i = 0; i < 3; i++) {
-        const [o] = await t.send({ from: "sender@example.com", to: ["a@example.com"] }, message(`reuse ${i}`));
+        const [o] = await t.send(
+          { from: "sender@example.com", to: ["a@example.com"] },
+          message(`reuse ${i}`),
+        );
         expect(o?.status).toBe("accepted");
       }
       const got = await sink.waitFor(3);
@@ -179,7 +214,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       const big = "A".repeat(76);
       const lines = Array.from({ length: 40_000 }, () => big).join("\r\n");
       const raw = message("=?UTF-8?B?w6nDqMOgIOKckw==?=", `${lines}\r\n`);
-      const outcomes = await make(target("plain")).send({ from: "sender@example.com", to: ["a@example.com"] }, raw);
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["a@example.com"] },
+        raw,
+      );
       expect(outcomes[0]?.status).toBe("accepted");
       const [got] = await sink.waitFor(1);
       expect(got?.raw.length).toBeGreaterThanOrEqual(raw.byteLength - 2);

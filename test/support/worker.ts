@@ -3,7 +3,11 @@
  * `fetch` with an env and an execution context, `scheduled` for cron ticks, and waiting for the
  * work handed to waitUntil (the immediate delivery attempt).
  */
-import { createExecutionContext, createScheduledController, waitOnExecutionContext } from "cloudflare:test";
+import {
+  createExecutionContext,
+  createScheduledController,
+  waitOnExecutionContext,
+} from "cloudflare:test";
 import worker from "../../src/runtime/workers.ts";
 import { services } from "./services.ts";
 
@@ -24,7 +28,11 @@ export function testEnv(overrides: TestEnv = {}): TestEnv {
 
 export function upstashEnv(overrides: TestEnv = {}): TestEnv {
   const { upstash } = services();
-  return testEnv({ UPSTASH_REDIS_REST_URL: upstash.url, UPSTASH_REDIS_REST_TOKEN: upstash.token, ...overrides });
+  return testEnv({
+    UPSTASH_REDIS_REST_URL: upstash.url,
+    UPSTASH_REDIS_REST_TOKEN: upstash.token,
+    ...overrides,
+  });
 }
 
 export interface CallOptions {
@@ -37,10 +45,16 @@ export interface CallOptions {
 export interface CallResult {
   status: number;
   headers: Headers;
+  // biome-ignore lint/suspicious/noExplicitAny: tests read arbitrary JSON answers
   body: any;
 }
 
-export async function call(env: TestEnv, method: string, path: string, options: CallOptions = {}): Promise<CallResult> {
+export async function call(
+  env: TestEnv,
+  method: string,
+  path: string,
+  options: CallOptions = {},
+): Promise<CallResult> {
   const headers: Record<string, string> = { ...options.headers };
   const token = options.token === undefined ? ADMIN : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
@@ -50,7 +64,11 @@ export async function call(env: TestEnv, method: string, path: string, options: 
     headers["content-type"] ??= "application/json";
   }
   const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`https://relay.test${path}`, { method, headers, body }), env, ctx);
+  const res = await worker.fetch(
+    new Request(`https://relay.test${path}`, { method, headers, body }),
+    env,
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
   const text = await res.text();
   let parsed: unknown = text;
@@ -63,7 +81,11 @@ export async function call(env: TestEnv, method: string, path: string, options: 
 /** Runs one cron tick and waits for its delivery run to finish. */
 export async function tick(env: TestEnv): Promise<void> {
   const ctx = createExecutionContext();
-  await worker.scheduled(createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }), env, ctx);
+  await worker.scheduled(
+    createScheduledController({ cron: "* * * * *", scheduledTime: Date.now() }),
+    env,
+    ctx,
+  );
   await waitOnExecutionContext(ctx);
 }
 

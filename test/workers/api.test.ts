@@ -26,9 +26,17 @@ describe("health and documentation", () => {
     expect(res.status).toBe(200);
     expect(res.body.openapi).toBe("3.1.0");
     expect(Object.keys(res.body.paths)).toEqual(
-      expect.arrayContaining(["/emails", "/emails/batch", "/emails/{id}", "/emails/{id}/cancel", "/api-keys"]),
+      expect.arrayContaining([
+        "/emails",
+        "/emails/batch",
+        "/emails/{id}",
+        "/emails/{id}/cancel",
+        "/api-keys",
+      ]),
     );
-    expect(res.body.components.schemas.SendEmailRequest.required).toEqual(expect.arrayContaining(["from", "to", "subject"]));
+    expect(res.body.components.schemas.SendEmailRequest.required).toEqual(
+      expect.arrayContaining(["from", "to", "subject"]),
+    );
   });
 
   it("answers an unknown route with Resend's not_found", async () => {
@@ -42,7 +50,11 @@ describe("authentication", () => {
   it("rejects a request without a key as missing_api_key (401)", async () => {
     const res = await call(env, "POST", "/emails", { token: null, json: email() });
     expect(res.status).toBe(401);
-    expect(res.body).toEqual({ statusCode: 401, name: "missing_api_key", message: expect.any(String) });
+    expect(res.body).toEqual({
+      statusCode: 401,
+      name: "missing_api_key",
+      message: expect.any(String),
+    });
   });
 
   it("rejects an unknown key as invalid_api_key (403)", async () => {
@@ -52,9 +64,14 @@ describe("authentication", () => {
   });
 
   it("creates a sending key that can send but not manage keys, lists it without its token, and deletes it", async () => {
-    const created = await call(env, "POST", "/api-keys", { json: { name: "app", permission: "sending_access" } });
+    const created = await call(env, "POST", "/api-keys", {
+      json: { name: "app", permission: "sending_access" },
+    });
     expect(created.status).toBe(201);
-    expect(created.body).toEqual({ id: expect.any(String), token: expect.stringMatching(/^re_[A-Za-z0-9_-]{32}$/) });
+    expect(created.body).toEqual({
+      id: expect.any(String),
+      token: expect.stringMatching(/^re_[A-Za-z0-9_-]{32}$/),
+    });
     const token = created.body.token as string;
 
     expect((await call(env, "POST", "/emails", { token, json: email() })).status).toBe(200);
@@ -65,7 +82,13 @@ describe("authentication", () => {
     const list = await call(env, "GET", "/api-keys");
     expect(list.body.object).toBe("list");
     expect(list.body.data).toEqual([
-      { id: created.body.id, name: "app", permission: "sending_access", created_at: expect.any(String), last_used_at: null },
+      {
+        id: created.body.id,
+        name: "app",
+        permission: "sending_access",
+        created_at: expect.any(String),
+        last_used_at: null,
+      },
     ]);
     expect(JSON.stringify(list.body)).not.toContain(token);
 
@@ -81,7 +104,12 @@ describe("authentication", () => {
   });
 
   it("names SMTP_URL when it would send credentials in clear", async () => {
-    const res = await call(testEnv({ SMTP_URL: "smtp+insecure://u:p@127.0.0.1:25" }), "GET", "/health", { token: null });
+    const res = await call(
+      testEnv({ SMTP_URL: "smtp+insecure://u:p@127.0.0.1:25" }),
+      "GET",
+      "/health",
+      { token: null },
+    );
     expect(res.status).toBe(500);
     expect(res.body.message).toMatch(/^The relay is misconfigured: SMTP_URL: /);
     expect(res.body.message).not.toContain(":p@");
@@ -90,19 +118,91 @@ describe("authentication", () => {
 
 describe("POST /emails validation", () => {
   const cases: [string, unknown, number, string, RegExp][] = [
-    ["a missing to", { from: "a@example.com", subject: "s", text: "t" }, 422, "missing_required_field", /^to: /],
-    ["a missing from", { to: "a@example.com", subject: "s", text: "t" }, 422, "missing_required_field", /^from: /],
-    ["an invalid recipient", email({ to: ["not an address"] }), 422, "validation_error", /^to\[0\]: /],
-    ["a CRLF in the subject", email({ subject: "Hi\r\nBcc: evil@example.com" }), 422, "validation_error", /^subject: /],
-    ["a CRLF in a display name", email({ from: "Evil\r\nBcc: x@example.com <a@example.com>" }), 422, "validation_error", /^from: /],
-    ["a custom Bcc header", email({ headers: { Bcc: "evil@example.com" } }), 422, "validation_error", /^headers\.Bcc: /],
-    ["a header value with LF", email({ headers: { "X-Id": "1\nBcc: e@example.com" } }), 422, "validation_error", /^headers\.X-Id: /],
-    ["no body at all", { from: "a@example.com", to: "b@example.com", subject: "s" }, 422, "validation_error", /^html: /],
-    ["invalid base64", email({ attachments: [{ filename: "a.txt", content: "***" }] }), 422, "validation_error", /^attachments\[0\]\.content: /],
-    ["a remote attachment", email({ attachments: [{ filename: "a", path: "https://example.com/a" }] }), 422, "validation_error", /^attachments\[0\]\.path: /],
+    [
+      "a missing to",
+      { from: "a@example.com", subject: "s", text: "t" },
+      422,
+      "missing_required_field",
+      /^to: /,
+    ],
+    [
+      "a missing from",
+      { to: "a@example.com", subject: "s", text: "t" },
+      422,
+      "missing_required_field",
+      /^from: /,
+    ],
+    [
+      "an invalid recipient",
+      email({ to: ["not an address"] }),
+      422,
+      "validation_error",
+      /^to\[0\]: /,
+    ],
+    [
+      "a CRLF in the subject",
+      email({ subject: "Hi\r\nBcc: evil@example.com" }),
+      422,
+      "validation_error",
+      /^subject: /,
+    ],
+    [
+      "a CRLF in a display name",
+      email({ from: "Evil\r\nBcc: x@example.com <a@example.com>" }),
+      422,
+      "validation_error",
+      /^from: /,
+    ],
+    [
+      "a custom Bcc header",
+      email({ headers: { Bcc: "evil@example.com" } }),
+      422,
+      "validation_error",
+      /^headers\.Bcc: /,
+    ],
+    [
+      "a header value with LF",
+      email({ headers: { "X-Id": "1\nBcc: e@example.com" } }),
+      422,
+      "validation_error",
+      /^headers\.X-Id: /,
+    ],
+    [
+      "no body at all",
+      { from: "a@example.com", to: "b@example.com", subject: "s" },
+      422,
+      "validation_error",
+      /^html: /,
+    ],
+    [
+      "invalid base64",
+      email({ attachments: [{ filename: "a.txt", content: "***" }] }),
+      422,
+      "validation_error",
+      /^attachments\[0\]\.content: /,
+    ],
+    [
+      "a remote attachment",
+      email({ attachments: [{ filename: "a", path: "https://example.com/a" }] }),
+      422,
+      "validation_error",
+      /^attachments\[0\]\.path: /,
+    ],
     ["a wrong type", email({ to: 42 }), 422, "validation_error", /^to: /],
-    ["a bad scheduled_at", email({ scheduled_at: "tomorrow-ish" }), 422, "validation_error", /^scheduled_at: /],
-    ["too many recipients", email({ to: Array.from({ length: 51 }, (_, i) => `r${i}@example.com`) }), 422, "validation_error", /^to/],
+    [
+      "a bad scheduled_at",
+      email({ scheduled_at: "tomorrow-ish" }),
+      422,
+      "validation_error",
+      /^scheduled_at: /,
+    ],
+    [
+      "too many recipients",
+      email({ to: Array.from({ length: 51 }, (_, i) => `r${i}@example.com`) }),
+      422,
+      "validation_error",
+      /^to/,
+    ],
   ];
   for (const [what, body, status, name, message] of cases) {
     it(`rejects ${what} with ${status} ${name}, naming the field`, async () => {
@@ -115,19 +215,28 @@ describe("POST /emails validation", () => {
   }
 
   it("rejects malformed JSON with 400", async () => {
-    const res = await call(env, "POST", "/emails", { body: '{"from": ', headers: { "content-type": "application/json" } });
+    const res = await call(env, "POST", "/emails", {
+      body: '{"from": ',
+      headers: { "content-type": "application/json" },
+    });
     expect(res.status).toBe(400);
     expect(res.body.name).toBe("validation_error");
   });
 
   it("rejects deeply nested JSON before parsing it", async () => {
-    const res = await call(env, "POST", "/emails", { body: `${"[".repeat(5000)}${"]".repeat(5000)}`, headers: { "content-type": "application/json" } });
+    const res = await call(env, "POST", "/emails", {
+      body: `${"[".repeat(5000)}${"]".repeat(5000)}`,
+      headers: { "content-type": "application/json" },
+    });
     expect(res.status).toBe(400);
     expect(res.body.message).toMatch(/nests deeper/);
   });
 
   it("rejects an unsupported content type with 415", async () => {
-    const res = await call(env, "POST", "/emails", { body: "hello", headers: { "content-type": "text/plain" } });
+    const res = await call(env, "POST", "/emails", {
+      body: "hello",
+      headers: { "content-type": "text/plain" },
+    });
     expect(res.status).toBe(415);
   });
 
@@ -141,7 +250,9 @@ describe("POST /emails validation", () => {
 
 describe("sending", () => {
   it("accepts, delivers at once, and reports delivered with the SMTP reply", async () => {
-    const res = await call(env, "POST", "/emails", { json: email({ to: ["ann@example.com"], cc: "cat@example.com", bcc: ["bob@example.com"] }) });
+    const res = await call(env, "POST", "/emails", {
+      json: email({ to: ["ann@example.com"], cc: "cat@example.com", bcc: ["bob@example.com"] }),
+    });
     expect(res.status).toBe(200);
     const id = res.body.id as string;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
@@ -166,7 +277,11 @@ describe("sending", () => {
       message_id: `<${id}@example.com>`,
     });
     expect(view.body.delivery.attempts).toBe(1);
-    expect(view.body.delivery.recipients.map((r: { status: string }) => r.status)).toEqual(["delivered", "delivered", "delivered"]);
+    expect(view.body.delivery.recipients.map((r: { status: string }) => r.status)).toEqual([
+      "delivered",
+      "delivered",
+      "delivered",
+    ]);
     expect(view.body.delivery.recipients[0].reply.code).toBe(250);
   });
 
@@ -191,24 +306,34 @@ describe("sending", () => {
 
   it("records a permanently rejected recipient as bounced and delivers to the others", async () => {
     await sink.rejectRecipient("bad@example.com", 550, "5.1.1 No such user");
-    const res = await call(env, "POST", "/emails", { json: email({ to: ["ann@example.com", "bad@example.com"] }) });
+    const res = await call(env, "POST", "/emails", {
+      json: email({ to: ["ann@example.com", "bad@example.com"] }),
+    });
     const view = await call(env, "GET", `/emails/${res.body.id}`);
     expect(view.body.last_event).toBe("bounced");
     expect(view.body.delivery.recipients).toEqual([
       expect.objectContaining({ email: "ann@example.com", status: "delivered" }),
-      expect.objectContaining({ email: "bad@example.com", status: "failed", reply: expect.objectContaining({ code: 550, enhanced: "5.1.1" }) }),
+      expect.objectContaining({
+        email: "bad@example.com",
+        status: "failed",
+        reply: expect.objectContaining({ code: 550, enhanced: "5.1.1" }),
+      }),
     ]);
     await tick(env);
     expect((await sink.messages()).length).toBe(1);
   });
 
   it("accepts a batch, all or nothing, and names the failing email", async () => {
-    const bad = await call(env, "POST", "/emails/batch", { json: [email(), email({ to: "nope" })] });
+    const bad = await call(env, "POST", "/emails/batch", {
+      json: [email(), email({ to: "nope" })],
+    });
     expect(bad.status).toBe(422);
     expect(bad.body.message).toMatch(/^\[1\]\.to/);
     expect(await sink.messages()).toEqual([]);
 
-    const ok = await call(env, "POST", "/emails/batch", { json: [email({ to: "a1@example.com" }), email({ to: "a2@example.com" })] });
+    const ok = await call(env, "POST", "/emails/batch", {
+      json: [email({ to: "a1@example.com" }), email({ to: "a2@example.com" })],
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.data).toHaveLength(2);
     const got = await sink.waitFor(2);
@@ -216,7 +341,9 @@ describe("sending", () => {
   });
 
   it("refuses a batch of more than 100", async () => {
-    const res = await call(env, "POST", "/emails/batch", { json: Array.from({ length: 101 }, () => email()) });
+    const res = await call(env, "POST", "/emails/batch", {
+      json: Array.from({ length: 101 }, () => email()),
+    });
     expect(res.status).toBe(422);
     expect(res.body.message).toMatch(/at most 100/);
   });
@@ -234,11 +361,18 @@ describe("sending", () => {
       ".dot line",
       "",
     ].join("\n");
-    const res = await call(env, "POST", "/emails", { body: raw, headers: { "content-type": "message/rfc822" } });
+    const res = await call(env, "POST", "/emails", {
+      body: raw,
+      headers: { "content-type": "message/rfc822" },
+    });
     expect(res.status).toBe(200);
     const [got] = await sink.waitFor(1);
     expect(got?.mailFrom).toBe("raw@example.com");
-    expect(got?.rcptTo).toEqual(["ann@example.com", "hidden@example.com", "other-hidden@example.com"]);
+    expect(got?.rcptTo).toEqual([
+      "ann@example.com",
+      "hidden@example.com",
+      "other-hidden@example.com",
+    ]);
     expect(got?.raw).not.toMatch(/hidden/);
     expect(got?.raw).toContain("X-Custom: kept\r\n");
     expect(got?.raw).toContain("\r\n\r\nBody line\r\n.dot line\r\n");
@@ -247,10 +381,15 @@ describe("sending", () => {
 
   it("takes the raw message's envelope from the query when given", async () => {
     const raw = "From: a@example.com\r\nTo: ann@example.com\r\nSubject: x\r\n\r\nhi\r\n";
-    const res = await call(env, "POST", "/emails?from=bounce@example.com&to=zed@example.com,yan@example.com", {
-      body: raw,
-      headers: { "content-type": "message/rfc822" },
-    });
+    const res = await call(
+      env,
+      "POST",
+      "/emails?from=bounce@example.com&to=zed@example.com,yan@example.com",
+      {
+        body: raw,
+        headers: { "content-type": "message/rfc822" },
+      },
+    );
     expect(res.status).toBe(200);
     const [got] = await sink.waitFor(1);
     expect(got?.mailFrom).toBe("bounce@example.com");
@@ -258,7 +397,10 @@ describe("sending", () => {
   });
 
   it("rejects a raw message without recipients, naming to", async () => {
-    const res = await call(env, "POST", "/emails", { body: "From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n", headers: { "content-type": "message/rfc822" } });
+    const res = await call(env, "POST", "/emails", {
+      body: "From: a@example.com\r\nSubject: x\r\n\r\nhi\r\n",
+      headers: { "content-type": "message/rfc822" },
+    });
     expect(res.status).toBe(422);
     expect(res.body.message).toMatch(/^to: /);
   });
@@ -283,11 +425,15 @@ describe("scheduling and cancelling", () => {
     expect((await call(env, "POST", `/emails/${id}/cancel`)).body).toEqual({ object: "email", id });
     view = await call(env, "GET", `/emails/${id}`);
     expect(view.body.last_event).toBe("canceled");
-    expect((await call(env, "PATCH", `/emails/${id}`, { json: { scheduled_at: later } })).status).toBe(409);
+    expect(
+      (await call(env, "PATCH", `/emails/${id}`, { json: { scheduled_at: later } })).status,
+    ).toBe(409);
   });
 
   it("sends a scheduled email once it is due", async () => {
-    const res = await call(env, "POST", "/emails", { json: email({ scheduled_at: new Date(Date.now() + 300).toISOString() }) });
+    const res = await call(env, "POST", "/emails", {
+      json: email({ scheduled_at: new Date(Date.now() + 300).toISOString() }),
+    });
     expect((await call(env, "GET", `/emails/${res.body.id}`)).body.last_event).toBe("scheduled");
     await new Promise((r) => setTimeout(r, 400));
     await tick(env);
@@ -309,12 +455,18 @@ describe("scheduling and cancelling", () => {
   });
 
   it("hides one sending key's emails from another", async () => {
-    const a = (await call(env, "POST", "/api-keys", { json: { name: "a", permission: "sending_access" } })).body.token;
-    const b = (await call(env, "POST", "/api-keys", { json: { name: "b", permission: "sending_access" } })).body.token;
+    const a = (
+      await call(env, "POST", "/api-keys", { json: { name: "a", permission: "sending_access" } })
+    ).body.token;
+    const b = (
+      await call(env, "POST", "/api-keys", { json: { name: "b", permission: "sending_access" } })
+    ).body.token;
     const sent = await call(env, "POST", "/emails", { token: a, json: email() });
     expect((await call(env, "GET", `/emails/${sent.body.id}`, { token: a })).status).toBe(200);
     expect((await call(env, "GET", `/emails/${sent.body.id}`, { token: b })).status).toBe(404);
-    expect((await call(env, "POST", `/emails/${sent.body.id}/cancel`, { token: b })).status).toBe(404);
+    expect((await call(env, "POST", `/emails/${sent.body.id}/cancel`, { token: b })).status).toBe(
+      404,
+    );
     expect((await call(env, "GET", `/emails/${sent.body.id}`, { token: ADMIN })).status).toBe(200);
   });
 });

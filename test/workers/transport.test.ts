@@ -6,5 +6,11 @@ import { describeTransportContract } from "../contract/transport.ts";
 
 describeTransportContract({
   name: "nodemailer",
-  make: (target) => createNodemailerTransport({ target, ehloName: "relay.test", timeoutMs: 10_000, maxConnections: 1 }),
+  make: (target) =>
+    createNodemailerTransport({
+      target,
+      ehloName: "relay.test",
+      timeoutMs: 10_000,
+      maxConnections: 1,
+    }),
 });

@@ -1,0 +1,91 @@
+/** Configuration: defaults, and errors that name the variable that is wrong. */
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { ConfigError } from "../../src/errors.ts";
+import { describeSmtpTarget, parseSmtpUrl } from "../../src/smtp/url.ts";
+
+function configError(env: Record<string, string>): ConfigError {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("has working defaults with nothing set", () => {
+    const c = loadConfig({});
+    expect(c.upstash).toBeUndefined();
+    expect(c.smtp).toBeUndefined();
+    expect(c.smtpMaxConnections).toBe(3);
+    expect(c.retry).toEqual({ firstMs: 60_000, maxMs: 4 * 3_600_000 });
+    expect(c.maxQueueAgeMs).toBe(96 * 3_600_000);
+    expect(c.immediateDelivery).toBe(true);
+  });
+
+  const bad: [string, Record<string, string>][] = [
+    ["UPSTASH_REDIS_REST_TOKEN", { UPSTASH_REDIS_REST_URL: "https://x.upstash.io" }],
+    ["UPSTASH_REDIS_REST_URL", { UPSTASH_REDIS_REST_TOKEN: "t" }],
+    [
+      "UPSTASH_REDIS_REST_URL",
+      { UPSTASH_REDIS_REST_URL: "redis://x", UPSTASH_REDIS_REST_TOKEN: "t" },
+    ],
+    ["SMTP_MAX_CONNECTIONS", { SMTP_MAX_CONNECTIONS: "7" }],
+    ["SMTP_TIMEOUT_SECONDS", { SMTP_TIMEOUT_SECONDS: "ten" }],
+    ["IMMEDIATE_DELIVERY", { IMMEDIATE_DELIVERY: "maybe" }],
+    ["SMTP_EHLO_NAME", { SMTP_EHLO_NAME: "bad name\r\nMAIL FROM" }],
+    ["SMTP_CLIENT", { SMTP_CLIENT: "sendmail" }],
+    ["ADMIN_TOKEN", { ADMIN_TOKEN: "too-short" }],
+    [
+      "MAX_MESSAGE_BYTES",
+      {
+        MAX_MESSAGE_BYTES: "20000000",
+        UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
+        UPSTASH_REDIS_REST_TOKEN: "t",
+      },
+    ],
+    ["SMTP_URL", { SMTP_URL: "http://smtp.example.com" }],
+  ];
+  for (const [variable, env] of bad) {
+    it(`names ${variable} when it is wrong (${JSON.stringify(env)})`, () => {
+      const err = configError(env);
+      expect(err.variable).toBe(variable);
+      expect(err.message.startsWith(`${variable}: `)).toBe(true);
+    });
+  }
+});
+
+describe("SMTP_URL", () => {
+  it("reads smtps:// as implicit TLS on 465 with decoded credentials", () => {
+    expect(parseSmtpUrl("smtps://user%40corp:p%3Ass@smtp.example.com")).toEqual({
+      host: "smtp.example.com",
+      port: 465,
+      security: "implicit",
+      auth: { user: "user@corp", pass: "p:ss" },
+    });
+  });
+
+  it("reads smtp:// as required STARTTLS on 587", () => {
+    expect(parseSmtpUrl("smtp://u:p@smtp.example.com")).toMatchObject({
+      port: 587,
+      security: "starttls",
+    });
+  });
+
+  it("allows clear text only when asked by name, and then without credentials", () => {
+    expect(parseSmtpUrl("smtp+insecure://127.0.0.1:2525")).toMatchObject({
+      security: "none",
+      auth: undefined,
+    });
+    expect(() => parseSmtpUrl("smtp+insecure://u:p@127.0.0.1:2525")).toThrow(
+      /SMTP_URL: .*credentials/,
+    );
+  });
+
+  it("never shows the password when describing the target", () => {
+    const described = describeSmtpTarget(parseSmtpUrl("smtps://me:s3cret@smtp.example.com:465"));
+    expect(described).toBe("smtps://me:***@smtp.example.com:465");
+  });
+});

@@ -170,7 +170,9 @@ export class Relay {
     } finally {
       await transport.close();
     }
-    this.log.info("delivery.run", { ...report, batches, ms: this.now() - started });
+    // An idle run (nothing due) happens every minute: stay quiet about it.
+    if (batches > 0)
+      this.log.info("delivery.run", { ...report, batches, ms: this.now() - started });
     return { ...report, batches };
   }
 

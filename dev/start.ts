@@ -88,7 +88,7 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const wrangler = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
-    env: process.env,
+    env: { WRANGLER_SEND_METRICS: "false", ...process.env },
   });
   const relayUrl = `http://127.0.0.1:${RELAY_PORT}`;
   // wrangler's own output shows requests and the relay's JSON logs; pass it through, minus the

@@ -49,6 +49,8 @@ export interface Config {
   keyCacheMs: number;
   /** Try delivery right after accepting (through waitUntil). */
   immediateDelivery: boolean;
+  /** Least severe log level written. */
+  logLevel: "info" | "warn" | "error";
   limits: Limits;
 }
 
@@ -80,6 +82,12 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (/^(1|true|yes|on)$/i.test(raw)) return true;
   if (/^(0|false|no|off)$/i.test(raw)) return false;
   throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
+}
+
+function logLevel(env: Env): "info" | "warn" | "error" {
+  const raw = (str(env, "LOG_LEVEL") ?? "info").toLowerCase();
+  if (raw === "info" || raw === "warn" || raw === "error") return raw;
+  throw new ConfigError("LOG_LEVEL", `must be info, warn or error, got ${JSON.stringify(raw)}`);
 }
 
 const SECOND = 1000;
@@ -158,6 +166,7 @@ export function loadConfig(env: Env): Config {
     retentionMs: int(env, "RETENTION_DAYS", 7, 1, 365) * DAY,
     keyCacheMs: int(env, "KEY_CACHE_SECONDS", 30, 0, 600) * SECOND,
     immediateDelivery: bool(env, "IMMEDIATE_DELIVERY", true),
+    logLevel: logLevel(env),
     limits: {
       maxMessageBytes,
       maxRecipients: 50,

@@ -262,7 +262,7 @@ export function createRelay(
   config: Config,
   options: { log?: Logger; now?: () => number; store?: RelayStore } = {},
 ): Relay {
-  const log = options.log ?? jsonLogger();
+  const log = options.log ?? jsonLogger(config.logLevel);
   const store =
     options.store ??
     (config.upstash

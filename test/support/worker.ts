@@ -22,6 +22,7 @@ export function testEnv(overrides: TestEnv = {}): TestEnv {
     SMTP_URL: `smtp+insecure://127.0.0.1:${services().sinks.plain.port}`,
     REDIS_KEY_PREFIX: `t:${crypto.randomUUID()}:`,
     RETRY_FIRST_SECONDS: "1",
+    LOG_LEVEL: "error",
     ...overrides,
   };
 }

@@ -8,11 +8,18 @@ export interface Logger {
   error(event: string, fields?: Record<string, unknown>): void;
 }
 
-export function jsonLogger(write: (line: string) => void = console.log): Logger {
+export type LogLevel = "info" | "warn" | "error";
+const RANK: Record<LogLevel, number> = { info: 0, warn: 1, error: 2 };
+
+export function jsonLogger(
+  minLevel: LogLevel = "info",
+  write: (line: string) => void = console.log,
+): Logger {
   const emit =
-    (level: string) =>
-    (event: string, fields: Record<string, unknown> = {}) =>
-      write(JSON.stringify({ level, event, ...fields }));
+    (level: LogLevel) =>
+    (event: string, fields: Record<string, unknown> = {}) => {
+      if (RANK[level] >= RANK[minLevel]) write(JSON.stringify({ level, event, ...fields }));
+    };
   return { info: emit("info"), warn: emit("warn"), error: emit("error") };
 }
 

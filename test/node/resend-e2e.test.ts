@@ -36,6 +36,7 @@ describe.skipIf(Boolean(skip))(
               REDIS_KEY_PREFIX: `e2e:${crypto.randomUUID()}:`,
               RETRY_FIRST_SECONDS: "1",
               SMTP_EHLO_NAME: "relay.test",
+              LOG_LEVEL: "warn",
             },
           },
         ],

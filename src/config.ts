@@ -4,6 +4,7 @@
  * mistyped a secret learns which one from the first response or log line.
  */
 import { ConfigError } from "./errors.ts";
+import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
 import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
 
 /** The raw environment: every runtime hands us string variables (and, on Workers, bindings). */
@@ -25,7 +26,7 @@ export interface Config {
   /** Key prefix in Redis, so one database can serve several relays or test runs. */
   redisPrefix: string;
   smtp: SmtpTarget | undefined;
-  smtpClient: "nodemailer";
+  smtpClient: SmtpClientName;
   ehloName: string;
   /** Socket timeouts for SMTP (connect, greeting, idle). */
   smtpTimeoutMs: number;
@@ -119,9 +120,12 @@ export function loadConfig(env: Env): Config {
   const smtpUrl = str(env, "SMTP_URL");
   const smtp = smtpUrl === undefined ? undefined : parseSmtpUrl(smtpUrl);
 
-  const smtpClient = str(env, "SMTP_CLIENT") ?? "nodemailer";
-  if (smtpClient !== "nodemailer") {
-    throw new ConfigError("SMTP_CLIENT", `must be "nodemailer", got ${JSON.stringify(smtpClient)}`);
+  const smtpClient = (str(env, "SMTP_CLIENT") ?? "nodemailer") as SmtpClientName;
+  if (!SMTP_CLIENTS.includes(smtpClient)) {
+    throw new ConfigError(
+      "SMTP_CLIENT",
+      `must be one of ${SMTP_CLIENTS.join(", ")}; got ${JSON.stringify(smtpClient)}`,
+    );
   }
 
   const ehloName = str(env, "SMTP_EHLO_NAME") ?? "localhost";
@@ -155,7 +159,7 @@ export function loadConfig(env: Env): Config {
     smtpTimeoutMs: int(env, "SMTP_TIMEOUT_SECONDS", 30, 1, 600) * SECOND,
     smtpMaxConnections: int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6),
     batchSize: int(env, "DELIVERY_BATCH_SIZE", 25, 1, 500),
-    leaseMs: int(env, "DELIVERY_LEASE_SECONDS", 300, 30, 3600) * SECOND,
+    leaseMs: int(env, "DELIVERY_LEASE_SECONDS", 300, 5, 3600) * SECOND,
     immediateLeaseMs: 2 * MINUTE,
     runBudgetMs: int(env, "DELIVERY_RUN_SECONDS", 50, 1, 840) * SECOND,
     retry: {

@@ -15,7 +15,7 @@ import { cancelState, initialState, lastEvent, type Policy } from "./delivery/st
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
 import { jsonLogger, type Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
-import { createNodemailerTransport } from "./smtp/nodemailer.ts";
+import { createTransport } from "./smtp/factory.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import { describeSmtpTarget } from "./smtp/url.ts";
 import { MemoryStore } from "./store/memory.ts";
@@ -282,7 +282,7 @@ export function createRelay(
   if (smtp) log.info("smtp.target", { target: describeSmtpTarget(smtp) });
   const openTransport = smtp
     ? () =>
-        createNodemailerTransport({
+        createTransport(config.smtpClient, {
           target: smtp,
           ehloName: config.ehloName,
           timeoutMs: config.smtpTimeoutMs,

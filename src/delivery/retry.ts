@@ -24,3 +24,20 @@ export function retryDelayMs(
   const base = Math.min(schedule.firstMs * 2 ** Math.max(0, attempts - 1), schedule.maxMs);
   return Math.round(base * (1 - JITTER + 2 * JITTER * random()));
 }
+
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * A wait the server states in a temporary reply ("451 4.7.1 Try again in 5 minutes", "retry after
+ * 300 seconds"). Greylisting servers say how long they want; retrying sooner only earns another
+ * 451. Returns milliseconds, or null when the reply names no wait.
+ */
+export function statedWaitMs(text: string): number | null {
+  const m =
+    /\b(?:in|after|for)\s+(\d{1,6})\s*(s|secs?|seconds?|m|mins?|minutes?|h|hrs?|hours?)\b/i.exec(
+      text,
+    );
+  if (!m?.[1] || !m[2]) return null;
+  const unit = UNIT_MS[m[2][0]?.toLowerCase() ?? ""];
+  return unit === undefined ? null : Number(m[1]) * unit;
+}

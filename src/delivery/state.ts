@@ -5,7 +5,7 @@
 import type { RecipientOutcome } from "../smtp/transport.ts";
 import type { NextStep } from "../store/store.ts";
 import { type DeliveryState, MAX_HISTORY, type QueuedMessage } from "../store/types.ts";
-import { type RetrySchedule, retryDelayMs } from "./retry.ts";
+import { type RetrySchedule, retryDelayMs, statedWaitMs } from "./retry.ts";
 
 export function initialState(recipients: string[], scheduledAt: number | null): DeliveryState {
   return {
@@ -85,7 +85,7 @@ export function applyOutcomes(
   ].slice(-MAX_HISTORY);
 
   const stillPending = recipients.some((r) => r.status === "pending");
-  const nextAttemptAt = stillPending ? now + retryDelayMs(attempts, random, policy.retry) : null;
+  const nextAttemptAt = stillPending ? now + nextDelayMs(outcomes, attempts, policy, random) : null;
   return {
     state: { ...state, attempts, recipients, history, nextAttemptAt },
     next:
@@ -94,6 +94,24 @@ export function applyOutcomes(
         : { kind: "due", at: nextAttemptAt },
     counts: { delivered, failed, deferred },
   };
+}
+
+/**
+ * The backoff delay, unless a server said how long to wait: then that wait (the longest any
+ * deferred recipient was told), bounded by the schedule's ceiling.
+ */
+function nextDelayMs(
+  outcomes: RecipientOutcome[],
+  attempts: number,
+  policy: Policy,
+  random: () => number,
+): number {
+  const stated = outcomes
+    .filter((o) => o.status === "temporary")
+    .map((o) => statedWaitMs(o.reply.text))
+    .filter((ms): ms is number => ms !== null);
+  if (stated.length > 0) return Math.min(Math.max(...stated, 1000), policy.retry.maxMs);
+  return retryDelayMs(attempts, random, policy.retry);
 }
 
 /** Marks every pending recipient canceled. */

@@ -1,6 +1,6 @@
 /** Delivery state transitions and the retry schedule, as pure functions. */
 import { describe, expect, it } from "vitest";
-import { retryDelayMs } from "../../src/delivery/retry.ts";
+import { retryDelayMs, statedWaitMs } from "../../src/delivery/retry.ts";
 import { applyOutcomes, initialState, lastEvent } from "../../src/delivery/state.ts";
 import type { RecipientOutcome } from "../../src/smtp/transport.ts";
 import type { QueuedMessage } from "../../src/store/types.ts";
@@ -38,6 +38,38 @@ describe("retry schedule", () => {
   it("spreads retries by at most 20% either way", () => {
     expect(retryDelayMs(1, () => 0)).toBe(48_000);
     expect(retryDelayMs(1, () => 1)).toBe(72_000);
+  });
+});
+
+describe("a wait stated by the server", () => {
+  it("is read from common greylisting replies", () => {
+    expect(statedWaitMs("451 4.7.1 Greylisted, try again in 5 minutes")).toBe(300_000);
+    expect(statedWaitMs("450 Please retry after 300 seconds")).toBe(300_000);
+    expect(statedWaitMs("421 4.7.0 Try again in 2 h")).toBe(7_200_000);
+    expect(statedWaitMs("451 4.3.0 Temporary failure")).toBeNull();
+  });
+
+  it("replaces the backoff for the next attempt, within the ceiling", () => {
+    const grey: RecipientOutcome = {
+      address: "a@x.test",
+      status: "temporary",
+      reply: { code: 451, text: "451 4.7.1 Greylisted, try again in 5 minutes" },
+    };
+    const r = applyOutcomes(message, initialState(["a@x.test"], null), [grey], 1_000, policy, half);
+    expect(r.next).toEqual({ kind: "due", at: 301_000 });
+    const long: RecipientOutcome = {
+      ...grey,
+      reply: { code: 451, text: "451 try again in 48 hours" },
+    };
+    const capped = applyOutcomes(
+      message,
+      initialState(["a@x.test"], null),
+      [long],
+      0,
+      policy,
+      half,
+    );
+    expect(capped.next).toEqual({ kind: "due", at: policy.retry.maxMs });
   });
 });
 

@@ -98,6 +98,37 @@ export class MalformedBodyError extends RelayError {
   }
 }
 
+export class InvalidIdempotencyKeyError extends RelayError {
+  constructor() {
+    super(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 256 characters long");
+    this.name = "InvalidIdempotencyKeyError";
+  }
+}
+
+/** The Idempotency-Key was used with a different request body. */
+export class IdempotentRequestMismatchError extends RelayError {
+  constructor() {
+    super(
+      409,
+      "invalid_idempotent_request",
+      "This Idempotency-Key was already used with a different request; use a new key",
+    );
+    this.name = "IdempotentRequestMismatchError";
+  }
+}
+
+/** The first request with this Idempotency-Key is still being processed. */
+export class ConcurrentIdempotentRequestError extends RelayError {
+  constructor() {
+    super(
+      409,
+      "concurrent_idempotent_requests",
+      "A request with this Idempotency-Key is still in progress; retry when it has finished",
+    );
+    this.name = "ConcurrentIdempotentRequestError";
+  }
+}
+
 /** A body, attachment or recipient list over a documented limit. */
 export class TooLargeError extends RelayError {
   constructor(message: string) {

@@ -19,7 +19,12 @@ import { createTransport } from "./smtp/factory.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import { describeSmtpTarget } from "./smtp/url.ts";
 import { MemoryStore } from "./store/memory.ts";
-import { type NewEntry, newLeaseToken, type RelayStore } from "./store/store.ts";
+import {
+  type IdempotencyRecord,
+  type NewEntry,
+  newLeaseToken,
+  type RelayStore,
+} from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
 import { UpstashStore } from "./store/upstash.ts";
 
@@ -79,7 +84,10 @@ export class Relay {
    * Stores composed messages, all or none. Resolves only once the store has them: that is what
    * a 2xx promises. Messages due now are leased to the caller for an immediate attempt.
    */
-  async accept(items: { composed: Composed; scheduledAt: number | null }[]): Promise<Accepted> {
+  async accept(
+    items: { composed: Composed; scheduledAt: number | null }[],
+    idempotency?: IdempotencyRecord,
+  ): Promise<Accepted> {
     const now = this.now();
     const immediate = this.config.immediateDelivery && this.#openTransport !== undefined;
     const token = newLeaseToken();
@@ -96,7 +104,7 @@ export class Relay {
       };
     });
     try {
-      await this.store.enqueue(entries);
+      await this.store.enqueue(entries, idempotency);
     } catch (err) {
       this.log.error("store.unavailable", { op: "enqueue", error: String(err) });
       throw new StoreUnavailableError(err);

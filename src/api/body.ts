@@ -62,7 +62,10 @@ function jsonDepthExceeds(text: string, max: number): boolean {
 }
 
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
-  const bytes = await readBodyBytes(c, maxBytes);
+  return parseJson(await readBodyBytes(c, maxBytes));
+}
+
+export function parseJson(bytes: Uint8Array): unknown {
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);

@@ -10,7 +10,8 @@ import { type Composed, composeMessage } from "../mail/compose.ts";
 import { acceptRawMessage } from "../mail/raw.ts";
 import type { Relay } from "../relay.ts";
 import { authenticate } from "./auth.ts";
-import { readBodyBytes, readJson, validate } from "./body.ts";
+import { parseJson, readBodyBytes, readJson, validate } from "./body.ts";
+import { idempotent } from "./idempotency.ts";
 import { parseScheduledAt } from "./schedule.ts";
 import {
   BatchResponseSchema,
@@ -44,16 +45,24 @@ function limitsOf(relay: Relay) {
   return relay.config.limits;
 }
 
+/** The request body, read within the limit its content type allows. */
+async function readSendBody(c: Context<AppEnv>): Promise<Uint8Array> {
+  const relay = c.get("relay");
+  const type = mediaType(c);
+  if (type === "message/rfc822") return readBodyBytes(c, relay.config.limits.maxMessageBytes);
+  if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
+  return readBodyBytes(c, jsonLimit(relay));
+}
+
 async function composeFromRequest(
   c: Context<AppEnv>,
+  bytes: Uint8Array,
 ): Promise<{ composed: Composed; scheduledAt: number | null }> {
   const relay = c.get("relay");
   const principal = c.get("principal");
   const now = relay.now();
   const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits: limitsOf(relay) };
-  const type = mediaType(c);
-  if (type === "message/rfc822") {
-    const bytes = await readBodyBytes(c, relay.config.limits.maxMessageBytes);
+  if (mediaType(c) === "message/rfc822") {
     const to = c.req
       .queries("to")
       ?.flatMap((t) => t.split(","))
@@ -62,8 +71,7 @@ async function composeFromRequest(
     const composed = await acceptRawMessage(bytes, { from: c.req.query("from"), to }, ctx);
     return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
   }
-  if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
-  const body = validate(SendEmailSchema, await readJson(c, jsonLimit(relay)));
+  const body = validate(SendEmailSchema, parseJson(bytes));
   const scheduledAt = parseScheduledAt(body.scheduled_at, now);
   return { composed: await composeMessage(body, ctx), scheduledAt };
 }
@@ -87,10 +95,15 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
   app.use("/emails/*", authenticate);
 
   app.post("/emails", async (c) => {
-    const item = await composeFromRequest(c);
-    const accepted = await c.get("relay").accept([item]);
-    deliverInBackground(c, accepted.immediate);
-    return c.json({ id: accepted.ids[0] });
+    const bytes = await readSendBody(c);
+    return idempotent(c, bytes, async (seal) => {
+      const item = await composeFromRequest(c, bytes);
+      const id = item.composed.message.id;
+      const response = { status: 200, body: { id } };
+      const accepted = await c.get("relay").accept([item], seal(response));
+      deliverInBackground(c, accepted.immediate);
+      return response;
+    });
   });
 
   app.post("/emails/batch", async (c) => {
@@ -98,42 +111,47 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
     const principal = c.get("principal");
     const type = mediaType(c);
     if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
-    const limits = limitsOf(relay);
-    const raw = await readJson(c, jsonLimit(relay));
-    if (Array.isArray(raw) && raw.length > limits.maxBatch) {
-      throw new ValidationError(
-        `a batch holds at most ${limits.maxBatch} emails, got ${raw.length}`,
-        "body",
-      );
-    }
-    const bodies = validate(BatchSchema, raw);
-    const now = relay.now();
-    const items: { composed: Composed; scheduledAt: number | null }[] = [];
-    let total = 0;
-    for (const [i, body] of bodies.entries()) {
-      const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
-      let composed: Composed;
-      let scheduledAt: number | null;
-      try {
-        scheduledAt = parseScheduledAt(body.scheduled_at, now);
-        composed = await composeMessage(body, ctx);
-      } catch (err) {
-        // Name the failing email: "[3].to: ..." as the batch's validation does.
-        if (err instanceof ValidationError) throw err.within(`[${i}]`);
-        throw err;
+    const bytes = await readBodyBytes(c, jsonLimit(relay));
+    return idempotent(c, bytes, async (seal) => {
+      const limits = limitsOf(relay);
+      const raw = parseJson(bytes);
+      if (Array.isArray(raw) && raw.length > limits.maxBatch) {
+        throw new ValidationError(
+          `a batch holds at most ${limits.maxBatch} emails, got ${raw.length}`,
+          "body",
+        );
       }
-      total += composed.raw.length;
-      items.push({ composed, scheduledAt });
-    }
-    // The batch is stored in one request, so it must fit where one message fits.
-    if (total > limits.maxMessageBytes) {
-      throw new TooLargeError(
-        `the batch is ${total} bytes in total, over the limit of ${limits.maxMessageBytes}; split it`,
-      );
-    }
-    const accepted = await relay.accept(items);
-    deliverInBackground(c, accepted.immediate);
-    return c.json({ data: accepted.ids.map((id) => ({ id })) });
+      const bodies = validate(BatchSchema, raw);
+      const now = relay.now();
+      const items: { composed: Composed; scheduledAt: number | null }[] = [];
+      let total = 0;
+      for (const [i, body] of bodies.entries()) {
+        const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
+        try {
+          const scheduledAt = parseScheduledAt(body.scheduled_at, now);
+          const composed = await composeMessage(body, ctx);
+          total += composed.raw.length;
+          items.push({ composed, scheduledAt });
+        } catch (err) {
+          // Name the failing email: "[3].to: ..." as the batch's schema validation does.
+          if (err instanceof ValidationError) throw err.within(`[${i}]`);
+          throw err;
+        }
+      }
+      // The batch is stored in one request, so it must fit where one message fits.
+      if (total > limits.maxMessageBytes) {
+        throw new TooLargeError(
+          `the batch is ${total} bytes in total, over the limit of ${limits.maxMessageBytes}; split it`,
+        );
+      }
+      const response = {
+        status: 200,
+        body: { data: items.map((i) => ({ id: i.composed.message.id })) },
+      };
+      const accepted = await relay.accept(items, seal(response));
+      deliverInBackground(c, accepted.immediate);
+      return response;
+    });
   });
 
   app.get("/emails/:id", async (c) => {

@@ -4,7 +4,15 @@
  * for both, but it is not durable: an isolate restart loses every message. The relay logs a warning
  * when it runs on this driver.
  */
-import type { CommitResult, NewEntry, NextStep, RelayStore, WriteGuard } from "./store.ts";
+import type {
+  CommitResult,
+  IdempotencyRecord,
+  IdempotencyState,
+  NewEntry,
+  NextStep,
+  RelayStore,
+  WriteGuard,
+} from "./store.ts";
 import { newLeaseToken } from "./store.ts";
 import type { ApiKeyRecord, ClaimedEntry, DeliveryState, StoredEntry } from "./types.ts";
 
@@ -22,13 +30,35 @@ const copy = <T>(value: T): T => structuredClone(value);
 export class MemoryStore implements RelayStore {
   readonly #slots = new Map<string, Slot>();
   readonly #keys = new Map<string, ApiKeyRecord>();
+  readonly #idempotency = new Map<
+    string,
+    { state: Exclude<IdempotencyState, { kind: "new" }>; expiresAt: number }
+  >();
   readonly #now: () => number;
 
   constructor(options: { now?: () => number } = {}) {
     this.#now = options.now ?? Date.now;
   }
 
-  async enqueue(entries: NewEntry[]): Promise<void> {
+  async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
+    const now = this.#now();
+    const held = this.#idempotency.get(key);
+    if (held && held.expiresAt > now) return copy(held.state);
+    this.#idempotency.set(key, { state: { kind: "in_flight", hash }, expiresAt: now + ttlMs });
+    return { kind: "new" };
+  }
+
+  async abandonIdempotent(key: string): Promise<void> {
+    this.#idempotency.delete(key);
+  }
+
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+    if (idempotency) {
+      this.#idempotency.set(idempotency.key, {
+        state: { kind: "done", hash: idempotency.hash, response: copy(idempotency.response) },
+        expiresAt: this.#now() + idempotency.ttlMs,
+      });
+    }
     for (const e of entries) {
       this.#slots.set(e.message.id, {
         entry: {

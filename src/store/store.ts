@@ -37,9 +37,36 @@ export type WriteGuard = { token: string } | { version: number; now: number };
 
 export type CommitResult = "ok" | "conflict" | "missing";
 
+/** A response kept for an idempotency key, replayed when the same request comes again. */
+export interface StoredResponse {
+  status: number;
+  body: unknown;
+}
+
+/** What an idempotency key holds when a request claims it. */
+export type IdempotencyState =
+  | { kind: "new" }
+  | { kind: "in_flight"; hash: string }
+  | { kind: "done"; hash: string; response: StoredResponse };
+
+/** Written together with the messages a request accepts, so the replay record costs nothing. */
+export interface IdempotencyRecord {
+  key: string;
+  hash: string;
+  response: StoredResponse;
+  ttlMs: number;
+}
+
 export interface RelayStore {
-  /** Stores new messages atomically: all of them or none. Throws if the store is unreachable. */
-  enqueue(entries: NewEntry[]): Promise<void>;
+  /**
+   * Stores new messages atomically: all of them or none, together with the request's idempotency
+   * record when there is one. Throws if the store is unreachable.
+   */
+  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void>;
+  /** Claims an idempotency key for a request in flight (one command), or reports what it holds. */
+  beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState>;
+  /** Releases a claimed key whose request failed, so the client may retry with the same key. */
+  abandonIdempotent(key: string): Promise<void>;
   /** Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first. */
   claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]>;
   /** Writes a new state and releases the lease, if `guard` still holds. */

@@ -7,6 +7,7 @@
  *            l = lease token ("" when free), lu = lease end (ms)
  *   keys     hash: key id -> key record JSON (for listing)
  *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
+ *   idem:<key id>:<Idempotency-Key>  string: {hash, state, response} JSON, expiring after 24 h
  *
  * Every operation is one Lua script, so each costs one billed command however many messages it
  * touches: accepting a batch, claiming a batch, and acknowledging one message are one command each.
@@ -14,7 +15,15 @@
  * Upstash is); the global script lock that implies is what makes claiming atomic.
  */
 import { Redis } from "@upstash/redis";
-import type { CommitResult, NewEntry, NextStep, RelayStore, WriteGuard } from "./store.ts";
+import type {
+  CommitResult,
+  IdempotencyRecord,
+  IdempotencyState,
+  NewEntry,
+  NextStep,
+  RelayStore,
+  WriteGuard,
+} from "./store.ts";
 import { newLeaseToken } from "./store.ts";
 import type {
   ApiKeyRecord,
@@ -24,12 +33,16 @@ import type {
   StoredEntry,
 } from "./types.ts";
 
-// ARGV: prefix, count, then per message: id, meta, raw, state, score, leaseToken, leaseUntil.
+// ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), then per message:
+// id, meta, raw, state, score, leaseToken, leaseUntil.
 const ENQUEUE = `
 local prefix = ARGV[1]
 local n = tonumber(ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', prefix .. 'idem:' .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+end
 for i = 0, n - 1 do
-  local b = 3 + i * 7
+  local b = 6 + i * 7
   local id = ARGV[b]
   redis.call('HSET', prefix .. 'm:' .. id, 'm', ARGV[b + 1], 'r', ARGV[b + 2], 's', ARGV[b + 3],
     'v', 1, 'l', ARGV[b + 5], 'lu', ARGV[b + 6])
@@ -121,9 +134,32 @@ export class UpstashStore implements RelayStore {
     return `${this.#prefix}m:${id}`;
   }
 
-  async enqueue(entries: NewEntry[]): Promise<void> {
+  async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
+    // SET NX GET claims the key and returns what it held, in one command.
+    const held = await this.#redis.set<string>(
+      `${this.#prefix}idem:${key}`,
+      JSON.stringify({ kind: "in_flight", hash }),
+      { nx: true, px: ttlMs, get: true },
+    );
+    if (held === null || held === undefined) return { kind: "new" };
+    return JSON.parse(String(held)) as IdempotencyState;
+  }
+
+  async abandonIdempotent(key: string): Promise<void> {
+    await this.#redis.del(`${this.#prefix}idem:${key}`);
+  }
+
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
     if (entries.length === 0) return;
-    const args = [this.#prefix, String(entries.length)];
+    const args = [
+      this.#prefix,
+      String(entries.length),
+      idempotency?.key ?? "",
+      idempotency
+        ? JSON.stringify({ kind: "done", hash: idempotency.hash, response: idempotency.response })
+        : "",
+      String(idempotency?.ttlMs ?? 0),
+    ];
     for (const e of entries) {
       args.push(
         e.message.id,

@@ -263,6 +263,41 @@ export function describeStoreContract(factory: StoreFactory): void {
         expect(claimed.map((c) => c.message.id)).toEqual(entries.map((e) => e.message.id));
       });
 
+      it("claims an idempotency key once and reports it in flight to the next caller", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        expect(await store.beginIdempotent(key, "h1", 60_000)).toEqual({ kind: "new" });
+        expect(await store.beginIdempotent(key, "h2", 60_000)).toEqual({
+          kind: "in_flight",
+          hash: "h1",
+        });
+        await store.abandonIdempotent(key);
+        expect(await store.beginIdempotent(key, "h2", 60_000)).toEqual({ kind: "new" });
+      });
+
+      it("stores the idempotent response with the messages, atomically", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        await store.beginIdempotent(key, "h", 60_000);
+        const e = newEntry();
+        const response = { status: 200, body: { id: e.message.id } };
+        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000 });
+        expect(await store.beginIdempotent(key, "h", 60_000)).toEqual({
+          kind: "done",
+          hash: "h",
+          response,
+        });
+        expect(await store.get(e.message.id)).not.toBeNull();
+      });
+
+      it("forgets an idempotency key after its time to live", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        await store.beginIdempotent(key, "h", 300);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await store.beginIdempotent(key, "other", 300)).toEqual({ kind: "new" });
+      });
+
       it("stores API keys by digest, lists them newest first, and deletes them", async () => {
         const store = factory.make();
         const a: ApiKeyRecord = {

@@ -17,13 +17,17 @@ import {
 } from "./errors.ts";
 import type { Relay } from "./relay.ts";
 
-export type AppEnv = { Variables: { relay: Relay; principal: Principal } };
+export type AppEnv = {
+  Variables: { relay: Relay; principal: Principal; clientIp: string | undefined };
+};
 
 export interface AppOptions {
   /** The relay for this request (built once per isolate by the runtime entry). */
   relay: (c: Context) => Relay;
   /** Keeps `promise` running after the response is sent. */
   background: (c: Context, promise: Promise<unknown>) => void;
+  /** The client's address (CF-Connecting-IP on Workers, the socket's peer on Deno). */
+  clientIp: (c: Context) => string | undefined;
 }
 
 export function createApp(options: AppOptions) {
@@ -31,6 +35,7 @@ export function createApp(options: AppOptions) {
 
   app.use("*", async (c, next) => {
     c.set("relay", options.relay(c));
+    c.set("clientIp", options.clientIp(c));
     await next();
   });
 

@@ -2,6 +2,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
+import { type KeyPolicy, validatePolicy } from "../auth/policy.ts";
 import { authenticate } from "./auth.ts";
 import { readJson, validate } from "./body.ts";
 import { ApiKeySchema, CreateApiKeySchema, ErrorSchema } from "./schemas.ts";
@@ -12,9 +13,19 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
 
   app.post("/api-keys", async (c) => {
     requireFullAccess(c.get("principal"));
-    const body = validate(CreateApiKeySchema, await readJson(c, 16 * 1024));
+    const body = validate(CreateApiKeySchema, await readJson(c, 64 * 1024));
     const relay = c.get("relay");
-    const created = await relay.keys.create(body.name, body.permission ?? "full_access");
+    const policy: KeyPolicy = {};
+    if (body.allowed_from) policy.allowed_from = body.allowed_from;
+    if (body.allowed_recipients) policy.allowed_recipients = body.allowed_recipients;
+    if (body.max_message_bytes !== undefined) policy.max_message_bytes = body.max_message_bytes;
+    if (body.allowed_ips) policy.allowed_ips = body.allowed_ips;
+    validatePolicy(policy);
+    const created = await relay.keys.create(
+      body.name,
+      body.permission ?? "full_access",
+      Object.keys(policy).length ? policy : undefined,
+    );
     relay.log.info("api_key.created", { key_id: created.id, by: c.get("principal").keyId });
     return c.json(created, 201);
   });
@@ -30,9 +41,22 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
         name: k.name,
         permission: k.permission,
         created_at: new Date(k.createdAt).toISOString(),
-        last_used_at: null,
+        last_used_at: k.lastUsedAt ? new Date(k.lastUsedAt).toISOString() : null,
+        ...k.policy,
       })),
     });
+  });
+
+  app.post("/api-keys/:id/rotate", async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const rotated = await relay.keys.rotate(c.req.param("id"));
+    relay.log.info("api_key.rotated", {
+      key_id: c.req.param("id"),
+      new_key_id: rotated.id,
+      by: c.get("principal").keyId,
+    });
+    return c.json(rotated, 201);
   });
 
   app.delete("/api-keys/:id", async (c) => {
@@ -66,6 +90,17 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bearer: [] }],
     responses: {
       200: { description: "{ object: 'list', data: ApiKey[] }", content: json(ApiKeySchema) },
+    },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/api-keys/{id}/rotate",
+    summary:
+      "Issue a new token with the same name, permission and policy; the old one works until deleted",
+    security: [{ bearer: [] }],
+    responses: {
+      201: { description: "{ id, token }" },
+      404: { description: "No such key", content: json(ErrorSchema) },
     },
   });
   r.registerPath({

@@ -5,6 +5,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv, AppOptions } from "../app.ts";
+import { checkMessage } from "../auth/policy.ts";
 import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
 import { type Composed, composeMessage } from "../mail/compose.ts";
 import { acceptRawMessage } from "../mail/raw.ts";
@@ -69,11 +70,14 @@ async function composeFromRequest(
       .map((t) => t.trim())
       .filter(Boolean);
     const composed = await acceptRawMessage(bytes, { from: c.req.query("from"), to }, ctx);
+    checkMessage(principal.policy, composed.message, composed.raw.length);
     return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
   }
   const body = validate(SendEmailSchema, parseJson(bytes));
   const scheduledAt = parseScheduledAt(body.scheduled_at, now);
-  return { composed: await composeMessage(body, ctx), scheduledAt };
+  const composed = await composeMessage(body, ctx);
+  checkMessage(principal.policy, composed.message, composed.raw.length);
+  return { composed, scheduledAt };
 }
 
 export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOptions): void {
@@ -130,6 +134,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
         try {
           const scheduledAt = parseScheduledAt(body.scheduled_at, now);
           const composed = await composeMessage(body, ctx);
+          checkMessage(principal.policy, composed.message, composed.raw.length);
           total += composed.raw.length;
           items.push({ composed, scheduledAt });
         } catch (err) {

@@ -121,6 +121,36 @@ export const ErrorSchema = z
   .object({ statusCode: z.number(), name: z.string(), message: z.string() })
   .openapi("Error");
 
+const PolicyFields = {
+  allowed_from: z
+    .array(z.string().max(254))
+    .max(100)
+    .optional()
+    .openapi({
+      description: "Senders this key may use: user@example.com, *@example.com or *@*.example.com.",
+      example: ["*@example.com"],
+    }),
+  allowed_recipients: z
+    .array(z.string().max(254))
+    .max(1000)
+    .optional()
+    .openapi({ description: "Recipients this key may send to, as patterns like allowed_from." }),
+  max_message_bytes: z
+    .number()
+    .int()
+    .positive()
+    .optional()
+    .openapi({ description: "Largest message this key may send, in bytes." }),
+  allowed_ips: z
+    .array(z.string().max(64))
+    .max(100)
+    .optional()
+    .openapi({
+      description: "Client addresses or CIDR ranges this key may be used from.",
+      example: ["203.0.113.0/24", "2001:db8::/32"],
+    }),
+};
+
 export const CreateApiKeySchema = z
   .object({
     name: noControl("name").min(1).max(50),
@@ -129,6 +159,7 @@ export const CreateApiKeySchema = z
       .string()
       .optional()
       .openapi({ description: "Accepted for compatibility; ignored." }),
+    ...PolicyFields,
   })
   .openapi("CreateApiKeyRequest");
 
@@ -139,5 +170,6 @@ export const ApiKeySchema = z
     permission: z.enum(["full_access", "sending_access"]),
     created_at: z.string(),
     last_used_at: z.string().nullable(),
+    ...PolicyFields,
   })
   .openapi("ApiKey");

@@ -12,10 +12,12 @@ import {
 } from "../errors.ts";
 import type { RelayStore } from "../store/store.ts";
 import type { ApiKeyRecord, Permission } from "../store/types.ts";
+import type { KeyPolicy } from "./policy.ts";
 
 export interface Principal {
   keyId: string;
   permission: Permission;
+  policy?: KeyPolicy | undefined;
 }
 
 /** The id under which ADMIN_TOKEN acts. */
@@ -95,14 +97,25 @@ export class ApiKeys {
       this.#cache.delete(hex);
       throw new InvalidApiKeyError();
     }
-    const principal = { keyId: record.id, permission: record.permission };
+    const principal: Principal = {
+      keyId: record.id,
+      permission: record.permission,
+      policy: record.policy,
+    };
+    // last_used_at is written on cache misses only: precise to the cache lifetime, and costing no
+    // command on the requests the cache answers.
+    this.#store.touchKey(record, now).catch(() => {});
     if (this.#options.cacheMs > 0) {
       this.#cache.set(hex, { principal, expires: now + this.#options.cacheMs });
     }
     return principal;
   }
 
-  async create(name: string, permission: Permission): Promise<{ id: string; token: string }> {
+  async create(
+    name: string,
+    permission: Permission,
+    policy?: KeyPolicy,
+  ): Promise<{ id: string; token: string }> {
     const token = newToken();
     const record: ApiKeyRecord = {
       id: crypto.randomUUID(),
@@ -110,6 +123,8 @@ export class ApiKeys {
       permission,
       digest: toHex(await sha256(token)),
       createdAt: this.#now(),
+      lastUsedAt: null,
+      ...(policy ? { policy } : {}),
     };
     await this.#store.putKey(record);
     return { id: record.id, token };
@@ -117,6 +132,16 @@ export class ApiKeys {
 
   async list(): Promise<ApiKeyRecord[]> {
     return this.#store.listKeys();
+  }
+
+  /**
+   * Rotation: a new token with the same name, permission and policy. The old key stays valid until
+   * it is deleted, so clients can switch over without a gap.
+   */
+  async rotate(id: string): Promise<{ id: string; token: string }> {
+    const old = (await this.#store.listKeys()).find((k) => k.id === id);
+    if (!old) throw new NotFoundError("API key");
+    return this.create(old.name, old.permission, old.policy);
   }
 
   async remove(id: string): Promise<void> {

@@ -9,6 +9,8 @@ import { relayFor, relayOrConfigError } from "./isolate.ts";
 const app = createApp({
   relay: (c) => relayFor(c.env as Env),
   background: (c, promise) => c.executionCtx.waitUntil(promise),
+  // Cloudflare sets this header on every request from the internet and strips any client copy.
+  clientIp: (c) => c.req.header("cf-connecting-ip"),
 });
 
 export default {

@@ -137,6 +137,11 @@ export class MemoryStore implements RelayStore {
     return [...this.#keys.values()].map(copy).sort((a, b) => b.createdAt - a.createdAt);
   }
 
+  async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
+    const held = this.#keys.get(record.id);
+    if (held) held.lastUsedAt = at;
+  }
+
   async deleteKey(id: string): Promise<boolean> {
     return this.#keys.delete(id);
   }

@@ -82,6 +82,8 @@ export interface RelayStore {
   putKey(record: ApiKeyRecord): Promise<void>;
   keyByDigest(digest: string): Promise<ApiKeyRecord | null>;
   listKeys(): Promise<ApiKeyRecord[]>;
+  /** Records when a key was last used (called at most once per key cache period). */
+  touchKey(record: ApiKeyRecord, at: number): Promise<void>;
   /** Removes a key; returns false when there was none with that id. */
   deleteKey(id: string): Promise<boolean>;
 }

@@ -1,3 +1,5 @@
+import type { KeyPolicy } from "../auth/policy.ts";
+
 /**
  * What the queue stores about a message, and the delivery state that changes with each attempt.
  * The message itself (envelope and raw bytes) never changes after acceptance, so every retry sends
@@ -95,4 +97,8 @@ export interface ApiKeyRecord {
   /** Hex SHA-256 of the token. */
   digest: string;
   createdAt: number;
+  /** When the key was last seen, to within the key cache's lifetime. */
+  lastUsedAt?: number | null;
+  /** What the key may send (see src/auth/policy.ts). */
+  policy?: KeyPolicy;
 }

@@ -96,6 +96,14 @@ end
 return 1
 `;
 
+// KEYS: key list, key by digest. ARGV: id, record JSON.
+const TOUCH_KEY = `
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[2])
+return 1
+`;
+
 export interface UpstashStoreOptions {
   url: string;
   token: string;
@@ -110,6 +118,7 @@ export class UpstashStore implements RelayStore {
   readonly #enqueue;
   readonly #claim;
   readonly #commit;
+  readonly #touch;
 
   constructor(options: UpstashStoreOptions) {
     this.#redis = new Redis({
@@ -124,6 +133,7 @@ export class UpstashStore implements RelayStore {
     this.#enqueue = this.#redis.createScript<number>(ENQUEUE);
     this.#claim = this.#redis.createScript<string[][]>(CLAIM);
     this.#commit = this.#redis.createScript<number>(COMMIT);
+    this.#touch = this.#redis.createScript<number>(TOUCH_KEY);
   }
 
   get redis(): Redis {
@@ -255,6 +265,14 @@ export class UpstashStore implements RelayStore {
       .filter((_, i) => i % 2 === 1)
       .map((json) => JSON.parse(json) as ApiKeyRecord)
       .sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
+    // Only while the key still exists: a plain write could bring back a key deleted meanwhile.
+    await this.#touch.exec(
+      [`${this.#prefix}keys`, `${this.#prefix}k:${record.digest}`],
+      [record.id, JSON.stringify({ ...record, lastUsedAt: at })],
+    );
   }
 
   async deleteKey(id: string): Promise<boolean> {

@@ -87,7 +87,7 @@ describe("authentication", () => {
         name: "app",
         permission: "sending_access",
         created_at: expect.any(String),
-        last_used_at: null,
+        last_used_at: expect.any(String),
       },
     ]);
     expect(JSON.stringify(list.body)).not.toContain(token);

@@ -25,6 +25,7 @@
  * Run `node dev/upstash-gateway.ts` for a development gateway (GATEWAY_PORT, GATEWAY_TOKEN,
  * REDIS_URL, GATEWAY_LOG=1 to print each command).
  */
+import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { pathToFileURL } from "node:url";
@@ -274,8 +275,47 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
     }
   };
 
+  // Upstash accepts a script flag of its own, `#!lua flags=allow-key-locking` (lock only the keys
+  // in KEYS), which @upstash/ratelimit sends. Redis refuses unknown flags, so the gateway drops it
+  // before Redis sees the script and maps the client's SHA-1 of the original to the one Redis
+  // knows, so EVALSHA keeps working as on Upstash.
+  const shaOf = (script: string) => createHash("sha1").update(script).digest("hex");
+  const shaMap = new Map<string, string>();
+  const adapt = (command: string[]): string[] => {
+    const [name = "", ...args] = command;
+    const upper = name.toUpperCase();
+    const scriptAt =
+      upper === "EVAL" || upper === "EVAL_RO"
+        ? 0
+        : upper === "SCRIPT" && args[0]?.toUpperCase() === "LOAD"
+          ? 1
+          : -1;
+    if (scriptAt >= 0) {
+      const script = args[scriptAt] ?? "";
+      const m = /^#!lua([^\n]*)\n/.exec(script);
+      if (m && /allow-key-locking/.test(m[1] ?? "")) {
+        const flags = (/flags=(\S*)/.exec(m[1] ?? "")?.[1] ?? "")
+          .split(",")
+          .filter((f) => f && f !== "allow-key-locking");
+        const rewritten = `#!lua${flags.length ? ` flags=${flags.join(",")}` : ""}\n${script.slice(m[0].length)}`;
+        shaMap.set(shaOf(script), shaOf(rewritten));
+        const out = [...args];
+        out[scriptAt] = rewritten;
+        return [name, ...out];
+      }
+    }
+    if (
+      (upper === "EVALSHA" || upper === "EVALSHA_RO") &&
+      args[0] &&
+      shaMap.has(args[0].toLowerCase())
+    ) {
+      return [name, shaMap.get(args[0].toLowerCase()) as string, ...args.slice(1)];
+    }
+    return command;
+  };
+
   const runOne = (command: string[]) => {
-    const [name, ...args] = command;
+    const [name, ...args] = adapt(command);
     return redis.callBuffer(name as string, ...args);
   };
 
@@ -309,7 +349,7 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
     checkAllowed(commands);
     record(commands);
     const tx = redis.multi();
-    for (const [name, ...args] of commands) tx.callBuffer(name as string, ...args);
+    for (const [name, ...args] of commands.map(adapt)) tx.callBuffer(name as string, ...args);
     let replies: [Error | null, unknown][] | null;
     try {
       replies = await tx.exec();

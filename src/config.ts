@@ -3,6 +3,8 @@
  * and validated here, once. Every error names the variable that is wrong, so an operator who
  * mistyped a secret learns which one from the first response or log line.
  */
+
+import { type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
 import { ConfigError } from "./errors.ts";
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
 import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
@@ -50,6 +52,8 @@ export interface Config {
   keyCacheMs: number;
   /** Try delivery right after accepting (through waitUntil). */
   immediateDelivery: boolean;
+  /** Requests per window for a key without its own rate_limit. */
+  rateLimit: RateLimit;
   /** Least severe log level written. */
   logLevel: "info" | "warn" | "error";
   limits: Limits;
@@ -171,6 +175,7 @@ export function loadConfig(env: Env): Config {
     keyCacheMs: int(env, "KEY_CACHE_SECONDS", 30, 0, 600) * SECOND,
     immediateDelivery: bool(env, "IMMEDIATE_DELIVERY", true),
     logLevel: logLevel(env),
+    rateLimit: rateLimitFromEnv(str(env, "RATE_LIMIT")),
     limits: {
       maxMessageBytes,
       maxRecipients: 50,

@@ -4,6 +4,7 @@
  * from the environment and hand it requests and cron ticks.
  */
 import { ApiKeys, type Principal } from "./auth/keys.ts";
+import { noRateLimiter, type RateLimiter, upstashRateLimiter } from "./auth/rate-limit.ts";
 import type { Config } from "./config.ts";
 import {
   addReports,
@@ -31,6 +32,7 @@ import { UpstashStore } from "./store/upstash.ts";
 export interface RelayDeps {
   config: Config;
   store: RelayStore;
+  limiter: RateLimiter;
   /** Opens an SMTP transport, or undefined when SMTP_URL is not configured. */
   openTransport: (() => SmtpTransport) | undefined;
   log: Logger;
@@ -47,6 +49,7 @@ export class Relay {
   readonly config: Config;
   readonly store: RelayStore;
   readonly keys: ApiKeys;
+  readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
   readonly #openTransport: (() => SmtpTransport) | undefined;
@@ -54,6 +57,7 @@ export class Relay {
   constructor(deps: RelayDeps) {
     this.config = deps.config;
     this.store = deps.store;
+    this.limiter = deps.limiter;
     this.log = deps.log;
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
@@ -297,5 +301,13 @@ export function createRelay(
           maxConnections: config.smtpMaxConnections,
         })
     : undefined;
-  return new Relay({ config, store, openTransport, log, now: options.now ?? Date.now });
+  const limiter =
+    store instanceof UpstashStore
+      ? upstashRateLimiter(store.libraryClient(), config.redisPrefix)
+      : noRateLimiter;
+  if (!limiter.enforced)
+    log.warn("rate_limit.off", {
+      message: "rate limits need Upstash: the in-memory store does not limit requests",
+    });
+  return new Relay({ config, store, limiter, openTransport, log, now: options.now ?? Date.now });
 }

@@ -20,6 +20,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     if (body.allowed_recipients) policy.allowed_recipients = body.allowed_recipients;
     if (body.max_message_bytes !== undefined) policy.max_message_bytes = body.max_message_bytes;
     if (body.allowed_ips) policy.allowed_ips = body.allowed_ips;
+    if (body.rate_limit !== undefined) policy.rate_limit = body.rate_limit;
     validatePolicy(policy);
     const created = await relay.keys.create(
       body.name,

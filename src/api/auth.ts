@@ -1,19 +1,39 @@
-/** Authentication middleware: resolves the bearer key to a principal before a route runs. */
+/**
+ * Authentication middleware: resolves the bearer key to a principal, checks the client address
+ * against the key's ranges and the key's rate limit, before a route runs. Every answer to an
+ * authenticated request carries the rate limit headers, as Resend's do.
+ */
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app.ts";
 import { checkClient } from "../auth/policy.ts";
+import {
+  parseRateLimit,
+  RateLimitError,
+  type RateLimitResult,
+  rateLimitHeaders,
+} from "../auth/rate-limit.ts";
 import { RelayError, StoreUnavailableError } from "../errors.ts";
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
+  // Routes register this for "/x" and "/x/*", and Hono's "/x/*" matches "/x" too: run once.
+  if (c.get("principal")) return next();
   const relay = c.get("relay");
+  let limited: RateLimitResult;
   try {
     const principal = await relay.keys.authenticate(c.req.header("authorization"));
     checkClient(principal.policy, c.get("clientIp"));
+    const own = principal.policy?.rate_limit ? parseRateLimit(principal.policy.rate_limit) : null;
+    limited = await relay.limiter.check(principal.keyId, own ?? relay.config.rateLimit);
     c.set("principal", principal);
   } catch (err) {
     if (err instanceof RelayError) throw err;
     relay.log.error("store.unavailable", { op: "authenticate", error: String(err) });
     throw new StoreUnavailableError(err);
   }
+  if (!limited.allowed) throw new RateLimitError(limited, relay.now());
   await next();
+  if (relay.limiter.enforced) {
+    for (const [name, value] of Object.entries(rateLimitHeaders(limited, relay.now())))
+      c.header(name, value);
+  }
 };

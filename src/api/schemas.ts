@@ -141,6 +141,10 @@ const PolicyFields = {
     .positive()
     .optional()
     .openapi({ description: "Largest message this key may send, in bytes." }),
+  rate_limit: z.string().max(32).optional().openapi({
+    description: "Requests per window for this key, e.g. 100/1m (default: RATE_LIMIT).",
+    example: "100/1m",
+  }),
   allowed_ips: z
     .array(z.string().max(64))
     .max(100)

@@ -6,6 +6,7 @@
  */
 import ipaddr from "ipaddr.js";
 import { RelayError, ValidationError } from "../errors.ts";
+import { rateLimitField } from "./rate-limit.ts";
 
 export interface KeyPolicy {
   /** Envelope sender patterns; empty or absent: any sender. */
@@ -16,6 +17,8 @@ export interface KeyPolicy {
   max_message_bytes?: number | undefined;
   /** Client address ranges in CIDR notation; absent: any address. */
   allowed_ips?: string[] | undefined;
+  /** Requests per window ("100/1m"); absent: the relay's RATE_LIMIT. */
+  rate_limit?: string | undefined;
 }
 
 const PATTERN = /^(\*|[^\s@*]+)@(\*\.)?[^\s@*]+$/;
@@ -126,6 +129,7 @@ export function validatePolicy(policy: KeyPolicy): void {
       }
     });
   }
+  if (policy.rate_limit !== undefined) rateLimitField(policy.rate_limit, "rate_limit");
   policy.allowed_ips?.forEach((r, i) => {
     if (!isValidCidr(r))
       throw new ValidationError(

@@ -115,6 +115,7 @@ export interface UpstashStoreOptions {
 export class UpstashStore implements RelayStore {
   readonly #redis: Redis;
   readonly #prefix: string;
+  readonly #options: UpstashStoreOptions;
   readonly #enqueue;
   readonly #claim;
   readonly #commit;
@@ -130,14 +131,23 @@ export class UpstashStore implements RelayStore {
       retry: { retries: options.retries ?? 2, backoff: (n) => 100 * 2 ** n },
     });
     this.#prefix = options.prefix;
+    this.#options = options;
     this.#enqueue = this.#redis.createScript<number>(ENQUEUE);
     this.#claim = this.#redis.createScript<string[][]>(CLAIM);
     this.#commit = this.#redis.createScript<number>(COMMIT);
     this.#touch = this.#redis.createScript<number>(TOUCH_KEY);
   }
 
-  get redis(): Redis {
-    return this.#redis;
+  /**
+   * A client with the library's default settings (JSON deserialisation on), for libraries such as
+   * @upstash/ratelimit that expect them; the store's own client leaves values untouched.
+   */
+  libraryClient(): Redis {
+    return new Redis({
+      url: this.#options.url,
+      token: this.#options.token,
+      enableTelemetry: false,
+    });
   }
 
   #key(id: string): string {

@@ -23,6 +23,8 @@ export function testEnv(overrides: TestEnv = {}): TestEnv {
     REDIS_KEY_PREFIX: `t:${crypto.randomUUID()}:`,
     RETRY_FIRST_SECONDS: "1",
     LOG_LEVEL: "error",
+    // Tests send in bursts; the limit itself is pinned in rate-limit.test.ts.
+    RATE_LIMIT: "10000/1s",
     ...overrides,
   };
 }

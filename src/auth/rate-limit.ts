@@ -1,0 +1,118 @@
+/**
+ * Request rate limits per API key, with @upstash/ratelimit (sliding window, one script call per
+ * request; keys already over their limit are refused from an in-isolate cache without asking Redis).
+ * The in-memory store has no Redis, so development runs without limits; the relay says so in its
+ * log at start.
+ */
+import { Ratelimit } from "@upstash/ratelimit";
+import type { Redis } from "@upstash/redis";
+import { ConfigError, RelayError, ValidationError } from "../errors.ts";
+
+export interface RateLimit {
+  requests: number;
+  windowSeconds: number;
+}
+
+export interface RateLimitResult {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  /** When the window frees up again (ms since epoch). */
+  resetAt: number;
+}
+
+export interface RateLimiter {
+  readonly enforced: boolean;
+  check(identifier: string, limit: RateLimit): Promise<RateLimitResult>;
+}
+
+const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600 };
+
+/** Reads "10/1s", "600/1m" or "5000/1h". */
+export function parseRateLimit(value: string): RateLimit | null {
+  const m = /^(\d{1,7})\s*\/\s*(\d{0,5})\s*(s|m|h)$/.exec(value.trim());
+  if (!m?.[1] || m[3] === undefined) return null;
+  const requests = Number(m[1]);
+  const windowSeconds = Number(m[2] || "1") * (UNITS[m[3]] ?? 1);
+  return requests > 0 && windowSeconds > 0 ? { requests, windowSeconds } : null;
+}
+
+export function rateLimitFromEnv(value: string | undefined): RateLimit {
+  const limit = parseRateLimit(value ?? "10/1s");
+  if (!limit)
+    throw new ConfigError(
+      "RATE_LIMIT",
+      `must look like 10/1s, 600/1m or 5000/1h; got ${JSON.stringify(value)}`,
+    );
+  return limit;
+}
+
+export function rateLimitField(value: string, field: string): RateLimit {
+  const limit = parseRateLimit(value);
+  if (!limit) throw new ValidationError("must look like 10/1s, 600/1m or 5000/1h", field);
+  return limit;
+}
+
+export function upstashRateLimiter(redis: Redis, prefix: string): RateLimiter {
+  // One limiter per distinct limit, made once per isolate so its block cache outlives requests.
+  const limiters = new Map<string, Ratelimit>();
+  return {
+    enforced: true,
+    async check(identifier, limit) {
+      const id = `${limit.requests}/${limit.windowSeconds}`;
+      let limiter = limiters.get(id);
+      if (!limiter) {
+        limiter = new Ratelimit({
+          redis,
+          limiter: Ratelimit.slidingWindow(limit.requests, `${limit.windowSeconds} s`),
+          prefix: `${prefix}rl:${id}`,
+          analytics: false,
+          ephemeralCache: new Map(),
+        });
+        limiters.set(id, limiter);
+      }
+      const r = await limiter.limit(identifier);
+      return {
+        allowed: r.success,
+        limit: r.limit,
+        remaining: Math.max(0, r.remaining),
+        resetAt: r.reset,
+      };
+    },
+  };
+}
+
+export const noRateLimiter: RateLimiter = {
+  enforced: false,
+  async check(_identifier, limit) {
+    return { allowed: true, limit: limit.requests, remaining: limit.requests, resetAt: Date.now() };
+  },
+};
+
+/** The headers Resend sends with every answer (IETF draft RateLimit fields, in seconds). */
+export function rateLimitHeaders(r: RateLimitResult, now: number): Record<string, string> {
+  const reset = Math.max(0, Math.ceil((r.resetAt - now) / 1000));
+  return {
+    "ratelimit-limit": String(r.limit),
+    "ratelimit-remaining": String(r.remaining),
+    "ratelimit-reset": String(reset),
+  };
+}
+
+export class RateLimitError extends RelayError {
+  constructor(r: RateLimitResult, now: number) {
+    const headers = rateLimitHeaders(r, now);
+    super(
+      429,
+      "rate_limit_exceeded",
+      `Too many requests: this API key may make ${r.limit} requests per window. Retry after ${headers["ratelimit-reset"]} s.`,
+      {
+        headers: {
+          ...headers,
+          "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+        },
+      },
+    );
+    this.name = "RateLimitError";
+  }
+}

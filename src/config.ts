@@ -20,6 +20,8 @@ export interface Limits {
   maxRecipients: number;
   /** Most messages in one `POST /emails/batch`, as Resend allows. */
   maxBatch: number;
+  /** The smart host accepts non-ASCII local parts (SMTPUTF8, RFC 6531). */
+  smtpUtf8: boolean;
 }
 
 export interface Config {
@@ -180,6 +182,7 @@ export function loadConfig(env: Env): Config {
       maxMessageBytes,
       maxRecipients: 50,
       maxBatch: 100,
+      smtpUtf8: bool(env, "SMTP_UTF8", false),
     },
   };
 }

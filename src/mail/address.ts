@@ -29,6 +29,38 @@ export function isMailboxAddress(address: string): boolean {
   return local.length <= 64 && LOCAL.test(local) && DOMAIN.test(domain);
 }
 
+// Bidirectional overrides and isolates: in a display name they can make "moc.knab@evil" read as
+// something else, so mailbox fields refuse them.
+const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+
+/**
+ * The address as it goes into the SMTP envelope: an internationalised domain becomes its ASCII
+ * (punycode) form, which every server accepts; a non-ASCII local part needs SMTPUTF8 upstream, so
+ * it is refused unless the operator says the smart host has it (SMTP_UTF8=true).
+ */
+export function envelopeAddress(address: string, smtpUtf8: boolean, field: string): string {
+  const at = address.lastIndexOf("@");
+  const local = address.slice(0, at);
+  let domain = address.slice(at + 1);
+  if (/[^\x00-\x7f]/.test(domain)) {
+    try {
+      domain = new URL(`http://${domain}/`).hostname;
+    } catch {
+      throw new ValidationError(
+        `${JSON.stringify(address)} has a domain that is not a valid host name`,
+        field,
+      );
+    }
+  }
+  if (/[^\x00-\x7f]/.test(local) && !smtpUtf8) {
+    throw new ValidationError(
+      `${JSON.stringify(address)} has a non-ASCII local part, which needs SMTPUTF8 upstream (the relay's SMTP_UTF8 setting is off)`,
+      field,
+    );
+  }
+  return `${local}@${domain}`;
+}
+
 export function hasControlCharacters(value: string): boolean {
   return CONTROL.test(value);
 }
@@ -37,6 +69,9 @@ export function hasControlCharacters(value: string): boolean {
 export function parseMailboxes(value: string, field: string): Mailbox[] {
   if (hasControlCharacters(value)) {
     throw new ValidationError("must not contain control characters (CR, LF, NUL, ...)", field);
+  }
+  if (BIDI.test(value)) {
+    throw new ValidationError("must not contain bidirectional control characters", field);
   }
   const parsed = addressparser(value, { flatten: true });
   if (parsed.length === 0)

@@ -10,6 +10,7 @@ import { TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
   domainOf,
+  envelopeAddress,
   formatMailbox,
   hasControlCharacters,
   parseMailboxes,
@@ -21,6 +22,8 @@ import { bytesToLatin1 } from "./bytes.ts";
 export interface ComposeLimits {
   maxMessageBytes: number;
   maxRecipients: number;
+  /** The smart host takes non-ASCII local parts (SMTPUTF8). */
+  smtpUtf8?: boolean;
 }
 
 export interface Composed {
@@ -70,7 +73,15 @@ export async function composeMessage(
   const bcc = parseMailboxList(req.bcc, "bcc");
   const replyTo = parseMailboxList(req.reply_to, "reply_to");
   if (to.length === 0) throw new ValidationError("must list at least one recipient", "to");
-  const recipients = uniqueAddresses([...to, ...cc, ...bcc].map((m) => m.address));
+  const utf8 = ctx.limits.smtpUtf8 ?? false;
+  const recipients = uniqueAddresses(
+    [
+      ...to.map((m, i) => [m, `to[${i}]`] as const),
+      ...cc.map((m, i) => [m, `cc[${i}]`] as const),
+      ...bcc.map((m, i) => [m, `bcc[${i}]`] as const),
+    ].map(([m, field]) => envelopeAddress(m.address, utf8, field)),
+  );
+  const envelopeFrom = envelopeAddress(from.address, utf8, "from");
   if (recipients.length > ctx.limits.maxRecipients) {
     throw new ValidationError(
       `too many recipients: ${recipients.length} (to + cc + bcc may list at most ${ctx.limits.maxRecipients})`,
@@ -151,7 +162,7 @@ export async function composeMessage(
       keyId: ctx.keyId,
       createdAt: ctx.now,
       messageId,
-      envelope: { from: from.address, to: recipients },
+      envelope: { from: envelopeFrom, to: recipients },
       view: {
         from: formatMailbox(from),
         to: to.map(formatMailbox),

@@ -10,6 +10,7 @@ import { MalformedBodyError, TooLargeError, ValidationError } from "../errors.ts
 import type { QueuedMessage } from "../store/types.ts";
 import {
   domainOf,
+  envelopeAddress,
   formatMailbox,
   isMailboxAddress,
   parseMailboxList,
@@ -90,18 +91,21 @@ export async function acceptRawMessage(
       "from",
     );
   }
-  const recipients = uniqueAddresses(
+  const listed = uniqueAddresses(
     overrides.to
       ? overrides.to.flatMap((t, i) => parseMailboxList(t, `to[${i}]`).map((m) => m.address))
       : [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)],
   );
-  if (recipients.length === 0) {
+  if (listed.length === 0) {
     throw new ValidationError("the message has no To, Cc or Bcc and no ?to= was given", "to");
   }
-  for (const r of recipients) {
+  for (const r of listed) {
     if (!isMailboxAddress(r))
       throw new ValidationError(`${JSON.stringify(r)} is not a valid email address`, "to");
   }
+  const utf8 = ctx.limits.smtpUtf8 ?? false;
+  const recipients = uniqueAddresses(listed.map((r) => envelopeAddress(r, utf8, "to")));
+  const envelopeFrom = envelopeAddress(fromAddress, utf8, "from");
   if (recipients.length > ctx.limits.maxRecipients) {
     throw new ValidationError(
       `too many recipients: ${recipients.length} (at most ${ctx.limits.maxRecipients})`,
@@ -125,7 +129,7 @@ export async function acceptRawMessage(
     keyId: ctx.keyId,
     createdAt: ctx.now,
     messageId,
-    envelope: { from: fromAddress, to: recipients },
+    envelope: { from: envelopeFrom, to: recipients },
     view: {
       from: parsed.from?.address
         ? formatMailbox({ name: parsed.from.name, address: parsed.from.address })

@@ -84,4 +84,34 @@ describe("composeMessage", () => {
     expect(byName["logo.png"]?.disposition).toBe("inline");
     expect(new TextDecoder().decode(byName["notes.txt"]?.content as ArrayBuffer)).toBe("hello");
   });
+
+  it("puts internationalised domains into the envelope as punycode", async () => {
+    const { message } = await composeMessage(
+      { from: "a@bücher.example", to: "b@münchen.example", subject: "s", text: "t" },
+      ctx,
+    );
+    expect(message.envelope).toEqual({
+      from: "a@xn--bcher-kva.example",
+      to: ["b@xn--mnchen-3ya.example"],
+    });
+  });
+
+  it("refuses a non-ASCII local part unless the smart host has SMTPUTF8", async () => {
+    const req = { from: "a@example.com", to: "jörg@example.com", subject: "s", text: "t" };
+    await expect(composeMessage(req, ctx)).rejects.toThrow(/^to\[0\]: .*SMTPUTF8/);
+    const { message } = await composeMessage(req, {
+      ...ctx,
+      limits: { ...limits, smtpUtf8: true },
+    });
+    expect(message.envelope.to).toEqual(["jörg@example.com"]);
+  });
+
+  it("refuses bidirectional controls in a display name", async () => {
+    await expect(
+      composeMessage(
+        { from: "Bank \u202eknab <a@example.com>", to: "b@example.com", subject: "s", text: "t" },
+        ctx,
+      ),
+    ).rejects.toThrow(/^from: must not contain bidirectional/);
+  });
 });

@@ -4,6 +4,8 @@
  * fixed at acceptance and every retry sends the same bytes) and the fields `GET /emails/:id` shows.
  * Bcc recipients go into the envelope only: no header anywhere lists them.
  */
+// Explicit, so the core names no Node global (Workers give node:buffer under nodejs_compat).
+import { Buffer } from "node:buffer";
 import MailComposer from "nodemailer/lib/mail-composer";
 import type { SendEmailRequest } from "../api/schemas.ts";
 import { TooLargeError, ValidationError } from "../errors.ts";

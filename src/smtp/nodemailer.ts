@@ -3,6 +3,8 @@
  * Deno through node:net/node:tls). The pool keeps connections open across the messages of a
  * delivery run and caps how many are open at once.
  */
+// Explicit, so the core names no Node global (Workers give node:buffer under nodejs_compat).
+import { Buffer } from "node:buffer";
 import nodemailer from "nodemailer";
 import type { NodemailerError } from "nodemailer/lib/errors";
 import {

@@ -20,20 +20,21 @@ import { makeTestCertificates } from "./dev/test-ca.ts";
 
 const certs = makeTestCertificates(resolve(dirname(fileURLToPath(import.meta.url)), ".certs"));
 process.env.NODE_EXTRA_CA_CERTS = certs.caPath;
-// Loaded only now: Miniflare reads NODE_EXTRA_CA_CERTS once, when it is first imported.
-const { cloudflareTest } = await import("@cloudflare/vitest-plugin");
-
 // Miniflare (inside @cloudflare/vitest-plugin) copies NODE_EXTRA_CA_CERTS into workerd's trust
 // list once, when the module is first evaluated. A static `import { cloudflareTest }` runs before
 // the line above (imports are hoisted, and a bundled config puts package imports first), and then
 // TLS from workerd to the sinks fails with "invalid peer certificate: UnknownIssuer". So the
 // workers project must load the plugin from here on, with a dynamic import:
 //   const { cloudflareTest } = await import("@cloudflare/vitest-plugin");
+const { cloudflareTest } = await import("@cloudflare/vitest-plugin");
 
 export default defineConfig({
   test: {
     globalSetup: ["test/global-setup.ts"],
     fileParallelism: false,
+    // In CI, also a machine-readable summary; .ci/run prints its totals as the closing line.
+    reporters: process.env.CI ? ["default", "json"] : ["default"],
+    outputFile: { json: ".vitest-report.json" },
     projects: [
       {
         plugins: [cloudflareTest({ wrangler: { configPath: "./wrangler.toml" } })],

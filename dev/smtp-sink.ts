@@ -8,9 +8,15 @@
  * can be told to misbehave the way smart hosts do: reject one recipient (550, 451, ...), fail the
  * next DATA, or go away entirely (`down()`: listening stops and open connections drop).
  *
- * `startSinkHttp` puts a small HTTP server next to it: a JSON control API for tests that cannot
- * reach the sink object (tests inside workerd only have fetch), and a human "development inbox"
- * page that lists and shows what arrived.
+ * For fault-injection runs it also takes a fault plan (`setFaults`): rules that answer 4xx/5xx,
+ * drop the connection without a reply (mid-DATA included) or stall past the client's timeout, at
+ * the greeting, MAIL, RCPT or DATA, for a share of connections or transactions. The share is
+ * counter-based (every k-th) or a seeded hash of the transaction number, never Math.random, so a
+ * run can be repeated; `latencyMs` plays a slow but healthy server. `faults()` reports what struck.
+ *
+ * `startSinkHttp` puts a small HTTP server next to it: a JSON control API (faults included) for
+ * tests that cannot reach the sink object (tests inside workerd only have fetch), and a human
+ * "development inbox" page that lists and shows what arrived.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -65,6 +71,13 @@ export interface ReceivedMessage {
   authMethod?: string;
   /** The connection's id: equal ids mean one reused connection. */
   sessionId: string;
+  /** The name the client gave in EHLO/HELO (tells apart relay instances that set their own). */
+  clientName: string;
+  /**
+   * Set when the connection was gone by the time the 250 was due (the client died or gave up while
+   * a slow reply was pending): the message was taken, but its sender cannot know it.
+   */
+  unanswered?: true;
 }
 
 export interface MessageFilter {
@@ -102,12 +115,18 @@ export interface SmtpSink {
   waitFor(count: number, timeoutMs?: number, filter?: MessageFilter): Promise<ReceivedMessage[]>;
   /** Forget the received messages. */
   clear(): void;
-  /** Forget messages, recipient rejections and pending DATA failures, and listen if down. */
+  /** Forget messages, recipient rejections, pending DATA failures and faults; listen if down. */
   reset(): Promise<void>;
   /** Answer RCPT TO for this address (any case) with this code from now on. */
   rejectRecipient(address: string, code: number, text?: string): void;
   /** Answer the next `times` (default 1) DATA with this code. */
   failData(code: number, text?: string, times?: number): void;
+  /** Replace the fault plan (validated; see FaultPlan) and zero its statistics. */
+  setFaults(plan: FaultPlan): void;
+  /** No faults and no latency from now on; statistics are kept until the next plan or reset. */
+  clearFaults(): void;
+  /** The current plan and what it did so far. */
+  faults(): { plan: FaultPlan; stats: FaultStats };
   /** Stop listening and drop open connections: clients get connection refused. */
   down(): Promise<void>;
   /** Listen again on the same port. */
@@ -115,6 +134,178 @@ export interface SmtpSink {
   close(): Promise<void>;
   /** The exact bytes of a received message, for byte-level checks and the raw download. */
   bytes(id: number): Buffer | undefined;
+}
+
+/** Where a fault strikes: before the greeting, or at a transaction's MAIL, RCPT or DATA. */
+export type FaultStage = "connect" | "mail" | "rcpt" | "data";
+
+/**
+ * What a fault does: `reply` answers `code` (421 also closes the connection, as servers do);
+ * `drop` closes the connection without a reply (at DATA after reading `afterBytes` of the
+ * message); `stall` says nothing for `ms`, then closes the connection (a hung server).
+ */
+export type FaultAction = "reply" | "drop" | "stall";
+
+export interface FaultRule {
+  at: FaultStage;
+  action: FaultAction;
+  /** For `reply`: 400-599. */
+  code?: number;
+  /** For `reply`: the text after the code (default: an enhanced code and "set by the test sink"). */
+  text?: string;
+  /** For `stall`: how long to stay silent, 1 to 600000 ms. */
+  ms?: number;
+  /** For `drop` at DATA: bytes of the message to read before closing (default 1: the first chunk). */
+  afterBytes?: number;
+  /**
+   * Which ones: every `every`-th (after skipping `offset`), or those whose seeded hash of the
+   * number falls under `probability`. Neither: all. "connect" rules count connections; the others
+   * count transactions (each MAIL FROM starts one), numbered from 1 in arrival order.
+   */
+  every?: number;
+  offset?: number;
+  probability?: number;
+  /** For `probability` (default 1): the same seed picks the same transaction numbers. */
+  seed?: number;
+  /** Strike at most this many times. */
+  limit?: number;
+}
+
+/**
+ * Rules are tried in order and the first that selects a connection (or transaction) owns it, so
+ * one transaction meets at most one transaction fault. A RCPT fault strikes the transaction's
+ * first recipient only, so the others are accepted, as when one mailbox is over quota.
+ */
+export interface FaultPlan {
+  rules: FaultRule[];
+  /**
+   * A slow but healthy server: each accepted message is recorded at once and its 250 sent this
+   * many ms later (keep it below the client's timeout).
+   */
+  latencyMs?: number;
+}
+
+export interface StallRecord {
+  at: FaultStage;
+  /** When the client closed the connection itself, after this many ms; null if it outwaited the stall. */
+  clientGaveUpAfterMs: number | null;
+}
+
+export interface FaultStats {
+  connections: number;
+  transactions: number;
+  /** Strikes per rule, in the plan's order. */
+  hits: number[];
+  stalls: StallRecord[];
+  /** Connections closed by a `drop` rule. */
+  drops: number;
+  /** Accepted messages whose 250 found the connection gone (see ReceivedMessage.unanswered). */
+  unanswered: number;
+}
+
+const FAULT_STAGES: readonly FaultStage[] = ["connect", "mail", "rcpt", "data"];
+const FAULT_ACTIONS: readonly FaultAction[] = ["reply", "drop", "stall"];
+const MAX_RULES = 32;
+
+function wholeNumber(value: unknown, name: string, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`${name} must be a whole number from ${min} to ${max}`);
+  }
+  return value;
+}
+
+/** Checks a plan from a test or from JSON; the error names the offending field. */
+export function parseFaultPlan(value: unknown): FaultPlan {
+  if (typeof value !== "object" || value === null) throw new Error("a fault plan is an object");
+  const { rules, latencyMs } = value as { rules?: unknown; latencyMs?: unknown };
+  if (!Array.isArray(rules)) throw new Error("rules must be an array");
+  if (rules.length > MAX_RULES) throw new Error(`at most ${MAX_RULES} rules`);
+  const plan: FaultPlan = {
+    rules: rules.map((raw, i): FaultRule => {
+      const name = (field: string) => `rules[${i}].${field}`;
+      if (typeof raw !== "object" || raw === null) throw new Error(`rules[${i}] must be an object`);
+      const r = raw as Record<string, unknown>;
+      if (!FAULT_STAGES.includes(r.at as FaultStage)) {
+        throw new Error(`${name("at")} must be one of ${FAULT_STAGES.join(", ")}`);
+      }
+      if (!FAULT_ACTIONS.includes(r.action as FaultAction)) {
+        throw new Error(`${name("action")} must be one of ${FAULT_ACTIONS.join(", ")}`);
+      }
+      const rule: FaultRule = { at: r.at as FaultStage, action: r.action as FaultAction };
+      if (rule.action === "reply") {
+        if (typeof r.code !== "number") throw new Error(`${name("code")} is required for a reply`);
+        try {
+          rule.code = replyCode(r.code);
+        } catch (error) {
+          throw new Error(`${name("code")}: ${(error as Error).message}`);
+        }
+        if (r.text !== undefined) {
+          if (typeof r.text !== "string" || /[\r\n]/.test(r.text)) {
+            throw new Error(`${name("text")} must be one line of text`);
+          }
+          rule.text = r.text;
+        }
+      }
+      if (rule.action === "stall") {
+        rule.ms = wholeNumber(r.ms, name("ms"), 1, 600_000);
+        if (rule.ms === undefined) throw new Error(`${name("ms")} is required for a stall`);
+      }
+      if (rule.action === "drop" && r.afterBytes !== undefined) {
+        rule.afterBytes = wholeNumber(r.afterBytes, name("afterBytes"), 1, 1 << 30);
+      }
+      if (r.every !== undefined && r.probability !== undefined) {
+        throw new Error(`rules[${i}] takes every or probability, not both`);
+      }
+      const every = wholeNumber(r.every, name("every"), 1, 1_000_000);
+      const offset = wholeNumber(r.offset, name("offset"), 0, 1_000_000);
+      const seed = wholeNumber(r.seed, name("seed"), 0, 2 ** 32 - 1);
+      const limit = wholeNumber(r.limit, name("limit"), 1, 1_000_000_000);
+      if (every !== undefined) rule.every = every;
+      if (offset !== undefined) rule.offset = offset;
+      if (r.probability !== undefined) {
+        if (typeof r.probability !== "number" || !(r.probability >= 0 && r.probability <= 1)) {
+          throw new Error(`${name("probability")} must be a number from 0 to 1`);
+        }
+        rule.probability = r.probability;
+      }
+      if (seed !== undefined) rule.seed = seed;
+      if (limit !== undefined) rule.limit = limit;
+      return rule;
+    }),
+  };
+  const latency = wholeNumber(latencyMs, "latencyMs", 0, 600_000);
+  if (latency) plan.latencyMs = latency;
+  return plan;
+}
+
+/**
+ * A number in [0, 1) fixed by the seed and n (an integer finaliser in the style of MurmurHash3),
+ * so a probability rule strikes the same transaction numbers on every run with that seed.
+ */
+function unitHash(seed: number, n: number): number {
+  let x = (seed >>> 0) ^ Math.imul(n >>> 0, 0x9e3779b1);
+  x = Math.imul(x ^ (x >>> 16), 0x85ebca6b);
+  x = Math.imul(x ^ (x >>> 13), 0xc2b2ae35);
+  x ^= x >>> 16;
+  return (x >>> 0) / 2 ** 32;
+}
+
+function selects(rule: FaultRule, n: number): boolean {
+  if (rule.probability !== undefined) return unitHash(rule.seed ?? 1, n) < rule.probability;
+  const offset = rule.offset ?? 0;
+  return n > offset && (n - offset) % (rule.every ?? 1) === 0;
+}
+
+function emptyStats(rules: number): FaultStats {
+  return {
+    connections: 0,
+    transactions: 0,
+    hits: new Array<number>(rules).fill(0),
+    stalls: [],
+    drops: 0,
+    unanswered: 0,
+  };
 }
 
 const DEFAULT_SIZE = 50 * 1024 * 1024;
@@ -182,6 +373,19 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   const rejections = new Map<string, { code: number; text: string }>();
   const dataFailures: { code: number; text: string }[] = [];
   const waiters = new Set<Waiter>();
+  let plan: FaultPlan = { rules: [] };
+  let stats = emptyStats(0);
+  // The rule (index into plan.rules) that owns each session's current transaction, and how many
+  // RCPTs that transaction has seen; cleared at MAIL and when the connection closes.
+  // A plan replaced mid-transaction no longer applies to it.
+  const transactions = new Map<
+    string,
+    { plan: FaultPlan; rule: number | undefined; rcpts: number }
+  >();
+  const ruleOf = (sessionId: string) => {
+    const current = transactions.get(sessionId);
+    return current?.plan === plan ? current.rule : undefined;
+  };
 
   const notify = () => {
     for (const waiter of waiters) {
@@ -195,6 +399,77 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
 
   const authUserOf = (session: SMTPServerSession) =>
     session.user as { name: string; method: string } | undefined;
+
+  /** The socket of a session, to close it the way a crashing server would (no reply, no QUIT). */
+  const socketOf = (sessionId: string) => {
+    for (const connection of server?.connections ?? []) {
+      if (connection.id === sessionId) return connection._socket;
+    }
+    return undefined;
+  };
+
+  /**
+   * The first rule for this kind of count that selects number `n` and has strikes left. A rule
+   * for a later stage only strikes if the transaction gets there (all RCPTs refused: no DATA).
+   */
+  const pick = (connectRules: boolean, n: number): number | undefined => {
+    const index = plan.rules.findIndex(
+      (rule, i) =>
+        (rule.at === "connect") === connectRules &&
+        (rule.limit === undefined || (stats.hits[i] ?? 0) < rule.limit) &&
+        selects(rule, n),
+    );
+    return index < 0 ? undefined : index;
+  };
+
+  /**
+   * Carries out rule `index`. `fail` gets the error to answer with; when the connection is already
+   * closed (drop, stall) smtp-server writes nothing, so the error only ends the command.
+   */
+  const strike = (
+    index: number,
+    session: SMTPServerSession,
+    fail: (error: Error) => void,
+  ): void => {
+    const rule = plan.rules[index];
+    if (!rule) {
+      // Unreachable (indexes come from the current plan), but never leave a command unanswered.
+      fail(smtpError(451, "4.3.0 no such fault rule (set by the test sink)"));
+      return;
+    }
+    stats.hits[index] = (stats.hits[index] ?? 0) + 1;
+    const what = `${rule.at} ${session.id}`;
+    if (rule.action === "reply") {
+      const code = rule.code ?? 451;
+      const text = rule.text ?? defaultText(code, `${rule.at} refused`);
+      log(`fault ${what} -> ${code} ${text}`);
+      fail(smtpError(code, text));
+      return;
+    }
+    const socket = socketOf(session.id);
+    if (rule.action === "drop") {
+      log(`fault ${what} -> connection dropped`);
+      stats.drops++;
+      socket?.destroy();
+      fail(smtpError(421, "4.4.2 connection dropped (set by the test sink)"));
+      return;
+    }
+    const ms = rule.ms ?? 0;
+    const started = Date.now();
+    const record: StallRecord = { at: rule.at, clientGaveUpAfterMs: null };
+    stats.stalls.push(record);
+    log(`fault ${what} -> stall ${ms} ms`);
+    const onClose = () => {
+      record.clientGaveUpAfterMs = Date.now() - started;
+    };
+    socket?.once("close", onClose);
+    setTimeout(() => {
+      socket?.off("close", onClose);
+      // A hung server that finally dies: whoever is still waiting loses the connection.
+      socket?.destroy();
+      fail(smtpError(421, "4.4.2 stalled (set by the test sink)"));
+    }, ms).unref();
+  };
 
   const serverOptions = (): SMTPServerOptions => ({
     secure: tls === "implicit",
@@ -212,6 +487,9 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     disabledCommands: [...(tls === "none" ? ["STARTTLS"] : []), ...(opts.auth ? [] : ["AUTH"])],
     onConnect(session, callback) {
       log(`connect ${session.id} from ${session.remoteAddress}:${session.remotePort}`);
+      const index = pick(true, ++stats.connections);
+      // The greeting waits for this callback, so a connect fault decides what the client hears first.
+      if (index !== undefined) return strike(index, session, callback);
       callback();
     },
     onAuth(auth: SMTPServerAuthentication, session, callback) {
@@ -229,30 +507,69 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         log(`mail ${session.id} refused: not encrypted`);
         return callback(smtpError(530, "5.7.0 Must issue a STARTTLS command first"));
       }
-      callback();
-    },
-    onRcptTo(address, session, callback) {
-      const rule = rejections.get(address.address.toLowerCase());
-      if (rule) {
-        log(`rcpt ${session.id} ${address.address} -> ${rule.code} ${rule.text}`);
-        return callback(smtpError(rule.code, rule.text));
+      const index = pick(false, ++stats.transactions);
+      transactions.set(session.id, { plan, rule: index, rcpts: 0 });
+      if (index !== undefined && plan.rules[index]?.at === "mail") {
+        return strike(index, session, callback);
       }
       callback();
     },
+    onRcptTo(address, session, callback) {
+      const index = ruleOf(session.id);
+      const current = transactions.get(session.id);
+      if (current && index !== undefined && plan.rules[index]?.at === "rcpt") {
+        if (current.rcpts++ === 0) return strike(index, session, callback);
+      }
+      const rejection = rejections.get(address.address.toLowerCase());
+      if (rejection) {
+        log(`rcpt ${session.id} ${address.address} -> ${rejection.code} ${rejection.text}`);
+        return callback(smtpError(rejection.code, rejection.text));
+      }
+      callback();
+    },
+    onClose(session) {
+      transactions.delete(session.id);
+    },
     onData(stream: SMTPServerDataStream, session, callback) {
+      const owner = ruleOf(session.id);
+      const fault = owner === undefined ? undefined : plan.rules[owner];
+      const faultIndex = fault?.at === "data" ? owner : undefined;
+      // smtp-server answers the first call only; a dropped connection may also error the stream.
+      let answered = false;
+      const answer: typeof callback = (error, reply) => {
+        if (answered) return;
+        answered = true;
+        callback(error, reply);
+      };
       const chunks: Buffer[] = [];
-      stream.on("data", (chunk: Buffer) => chunks.push(chunk));
-      stream.on("error", (error) => callback(error));
+      let received = 0;
+      stream.on("data", (chunk: Buffer) => {
+        chunks.push(chunk);
+        received += chunk.length;
+        // Part of the message has arrived: the connection goes away with no reply at all.
+        if (
+          faultIndex !== undefined &&
+          fault?.action === "drop" &&
+          !answered &&
+          received >= (fault.afterBytes ?? 1)
+        ) {
+          strike(faultIndex, session, answer);
+        }
+      });
+      stream.on("error", (error) => answer(error));
       stream.on("end", () => {
+        if (answered) return;
         const bytes = Buffer.concat(chunks);
         if (stream.sizeExceeded) {
           log(`data ${session.id} refused: ${bytes.length} bytes over the SIZE limit`);
-          return callback(smtpError(552, "5.3.4 Message size exceeds fixed maximum message size"));
+          return answer(smtpError(552, "5.3.4 Message size exceeds fixed maximum message size"));
         }
+        // A drop rule whose byte count the message never reached drops at the end instead.
+        if (faultIndex !== undefined) return strike(faultIndex, session, answer);
         const failure = dataFailures.shift();
         if (failure) {
           log(`data ${session.id} -> ${failure.code} ${failure.text}`);
-          return callback(smtpError(failure.code, failure.text));
+          return answer(smtpError(failure.code, failure.text));
         }
         const user = authUserOf(session);
         const mailFrom = session.envelope.mailFrom;
@@ -265,6 +582,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
           receivedAt: new Date().toISOString(),
           secure: session.secure,
           sessionId: session.id,
+          clientName: session.hostNameAppearsAs || "",
           ...(user ? { authUser: user.name, authMethod: user.method } : {}),
         };
         messages.push(message);
@@ -272,8 +590,21 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         log(
           `message #${message.id} ${session.id} from <${message.mailFrom}> to ${message.rcptTo.map((r) => `<${r}>`).join(", ")}, ${bytes.length} bytes${session.secure ? ", TLS" : ""}`,
         );
-        callback(null, `2.0.0 Ok: queued as ${message.id}`);
         notify();
+        // Recorded first, answered after: a real server queues the message before it says 250,
+        // so a client that dies in between leaves a message it does not know was taken.
+        const reply = () => {
+          const socket = socketOf(session.id);
+          if (!socket || socket.destroyed) {
+            message.unanswered = true;
+            stats.unanswered++;
+            log(`message #${message.id} ${session.id}: connection gone before the 250`);
+          }
+          answer(null, `2.0.0 Ok: queued as ${message.id}`);
+        };
+        const latency = plan.latencyMs ?? 0;
+        if (latency > 0) setTimeout(reply, latency).unref();
+        else reply();
       });
     },
   });
@@ -352,6 +683,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
       sink.clear();
       rejections.clear();
       dataFailures.length = 0;
+      sink.clearFaults();
+      stats = emptyStats(0);
       if (!server) await listen();
     },
     rejectRecipient(address, code, text) {
@@ -368,6 +701,14 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         });
       }
     },
+    setFaults(next) {
+      plan = parseFaultPlan(next);
+      stats = emptyStats(plan.rules.length);
+    },
+    clearFaults() {
+      plan = { rules: [] };
+    },
+    faults: () => ({ plan, stats }),
     down: stop,
     async up() {
       if (!server) await listen();
@@ -747,6 +1088,21 @@ export async function startSinkHttp(
         }
         return sendJson(res, 200, { ok: true });
       }
+      case "GET /api/faults":
+        return sendJson(res, 200, sink.faults());
+      case "POST /api/faults": {
+        const body = await readJson(req);
+        try {
+          sink.setFaults(body as unknown as FaultPlan);
+        } catch (error) {
+          throw new HttpError(400, (error as Error).message);
+        }
+        return sendJson(res, 200, { ok: true });
+      }
+      case "DELETE /api/faults":
+        req.resume();
+        sink.clearFaults();
+        return sendJson(res, 200, { ok: true });
       default:
         if (url.pathname.startsWith("/api/")) throw new HttpError(404, `no route ${route}`);
         return sendHtml(

@@ -6,9 +6,9 @@
  * Workers test project), where the SMTP sinks and the Upstash gateway are reachable only over HTTP.
  */
 import { inject } from "vitest";
-import type { MessageFilter, ReceivedMessage } from "../../dev/smtp-sink.ts";
+import type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage } from "../../dev/smtp-sink.ts";
 
-export type { MessageFilter, ReceivedMessage };
+export type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage };
 
 export type SinkName = "plain" | "starttls" | "implicit";
 
@@ -122,6 +122,15 @@ export interface SinkApi {
   rejectRecipient(address: string, code: number, text?: string): Promise<void>;
   /** Answer the next `times` (default 1) DATA commands with `code`. */
   failData(code: number, text?: string, times?: number): Promise<void>;
+  /**
+   * Replace the fault plan (4xx/5xx replies, dropped connections, stalls for a share of
+   * connections or transactions; see FaultPlan in dev/smtp-sink.ts) and zero its statistics.
+   */
+  setFaults(plan: FaultPlan): Promise<void>;
+  /** No faults from now on (reset() also clears them). */
+  clearFaults(): Promise<void>;
+  /** The current plan and what it did: strikes per rule, stalls, drops. */
+  faults(): Promise<{ plan: FaultPlan; stats: FaultStats }>;
 }
 
 function query(filter: MessageFilter | undefined, extra: Record<string, string> = {}): string {
@@ -161,6 +170,14 @@ export function sinkApi(name: SinkName): SinkApi {
     failData: async (code, text, times) => {
       await call(base(), "POST", "/api/fail-data", { code, text, times });
     },
+    setFaults: async (plan) => {
+      await call(base(), "POST", "/api/faults", plan);
+    },
+    clearFaults: async () => {
+      await call(base(), "DELETE", "/api/faults");
+    },
+    faults: async () =>
+      (await call(base(), "GET", "/api/faults")) as { plan: FaultPlan; stats: FaultStats },
   };
 }
 

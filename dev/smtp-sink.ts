@@ -187,8 +187,13 @@ export interface FaultPlan {
 
 export interface StallRecord {
   at: FaultStage;
-  /** When the client closed the connection itself, after this many ms; null if it outwaited the stall. */
+  /**
+   * When the client closed the connection itself, after this many ms; null if it did not (it
+   * outwaited the stall, or `down()` cut the stall short).
+   */
   clientGaveUpAfterMs: number | null;
+  /** Set when `down()` dropped the connection during the stall. */
+  cutByDown?: true;
 }
 
 export interface FaultStats {
@@ -459,8 +464,11 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     const record: StallRecord = { at: rule.at, clientGaveUpAfterMs: null };
     stats.stalls.push(record);
     log(`fault ${what} -> stall ${ms} ms`);
+    const owner = server;
     const onClose = () => {
-      record.clientGaveUpAfterMs = Date.now() - started;
+      // down() forgets the server before it drops the connections.
+      if (server !== owner) record.cutByDown = true;
+      else record.clientGaveUpAfterMs = Date.now() - started;
     };
     socket?.once("close", onClose);
     setTimeout(() => {

@@ -72,8 +72,10 @@ export interface RelayLog {
 export interface Generation {
   name: string;
   startedAt: number;
-  /** Set when the instance was closed in the middle of a delivery run (a deploy or a crash). */
+  /** Set when the instance was closed in the middle of a delivery run (a deploy or a crash)... */
   killedAt?: number;
+  /** ... which began then. */
+  killedRunStartedAt?: number;
 }
 
 export interface Window {
@@ -190,6 +192,8 @@ function bump(counts: Record<string, number>, key: string, by = 1): void {
  * counts as the same moment. Copies of one message are always further apart (a lease, a retry).
  */
 const SAME_MOMENT_MS = 100;
+/** A run writes an outcome back right after the 250 (the store client's own retries included). */
+const COMMIT_WINDOW_MS = 10_000;
 
 /**
  * Why a copy other than the recorded one exists. `after` is the time the relay recorded the pair
@@ -208,13 +212,19 @@ function causeOf(
         l.generation === copy.generation &&
         l.emailId === emailId &&
         l.event === event &&
-        l.at >= copy.at - SAME_MOMENT_MS,
+        l.at >= copy.at - SAME_MOMENT_MS &&
+        l.at <= copy.at + COMMIT_WINDOW_MS,
     );
-  if (generation?.killedAt !== undefined && copy.at <= generation.killedAt + SAME_MOMENT_MS) {
-    return "run killed between the 250 and the commit";
-  }
+  // The relay's own word first: a commit it logged as failed or refused.
   if (logged("delivery.commit_failed")) return "store unreachable when committing";
   if (logged("delivery.unrecorded")) return "lease ran out while its run was still delivering";
+  if (
+    generation?.killedAt !== undefined &&
+    copy.at >= (generation.killedRunStartedAt ?? generation.startedAt) - SAME_MOMENT_MS &&
+    copy.at <= generation.killedAt + SAME_MOMENT_MS
+  ) {
+    return "run killed between the 250 and the commit";
+  }
   if (recordedBefore) return "sent again after the relay had recorded it delivered";
   if (copy.unanswered) return "the 250 never reached the client";
   return "no cause found";

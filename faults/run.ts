@@ -7,7 +7,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
-import { formatLedger } from "./ledger.ts";
+import { formatLedger, messageIdOf } from "./ledger.ts";
 import { runFaultScenario, TIMINGS } from "./scenario.ts";
 
 export interface FaultArgs {
@@ -107,6 +107,13 @@ async function main(): Promise<number> {
           sends: observations.sends,
           views: Object.fromEntries(observations.views),
           logs: observations.logs,
+          // What the SMTP server received, without the bodies.
+          server: observations.server.map(({ raw, ...copy }) => ({
+            messageId: messageIdOf(raw),
+            ...copy,
+          })),
+          storeOutages: observations.storeOutages,
+          phases: observations.phases,
         },
         null,
         2,

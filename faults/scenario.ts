@@ -310,8 +310,11 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       generation = { name, startedAt: Date.now() };
       generations.push(generation);
     };
-    /** Closes the current instance; `killed` marks it as having died in the middle of work. */
-    const stopGeneration = async (killed: boolean) => {
+    /**
+     * Closes the current instance; `killedRunStartedAt` marks it as having died in the middle of
+     * the delivery run that began then.
+     */
+    const stopGeneration = async (killedRunStartedAt?: number) => {
       const current = harness;
       if (!current || !generation) return;
       const closing = generation;
@@ -319,9 +322,12 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       harness = undefined;
       await current.close();
       // Only now is the instance surely gone: anything it sent before this is its own.
-      if (killed) closing.killedAt = Date.now();
+      if (killedRunStartedAt !== undefined) {
+        closing.killedAt = Date.now();
+        closing.killedRunStartedAt = killedRunStartedAt;
+      }
     };
-    closers.push(() => stopGeneration(false));
+    closers.push(() => stopGeneration());
     await startGeneration();
 
     // ---- talking to the relay ----
@@ -588,7 +594,7 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
         const run = worker?.scheduled({ cron: "* * * * *", scheduledTime: new Date() });
         run?.catch(() => {});
         await smtp.waitFor(k, 15_000, { to: "kill-" }).catch(() => []);
-        await stopGeneration(true);
+        await stopGeneration(runStarted);
         const killedAt = Date.now();
         const deliveredBeforeKill = smtp.messages.length - before;
         say(
@@ -721,8 +727,9 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       const gaveUp = flakyStats.stalls
         .map((s) => s.clientGaveUpAfterMs)
         .filter((n): n is number => n !== null);
+      const cut = flakyStats.stalls.filter((s) => s.cutByDown).length;
       notes.push(
-        `  stalls: ${flakyStats.stalls.length}; the relay gave up on ${gaveUp.length} by itself, after ${gaveUp.length ? `${Math.min(...gaveUp)}-${Math.max(...gaveUp)} ms` : "-"} (SMTP_TIMEOUT_SECONDS=${TIMINGS.smtpTimeoutSeconds})`,
+        `  stalls: ${flakyStats.stalls.length}; the relay gave up on ${gaveUp.length} by itself, after ${gaveUp.length ? `${Math.min(...gaveUp)}-${Math.max(...gaveUp)} ms` : "-"} (SMTP_TIMEOUT_SECONDS=${TIMINGS.smtpTimeoutSeconds})${cut ? `; ${cut} cut short when the server went down` : ""}`,
       );
     }
     if (outage) {

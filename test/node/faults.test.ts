@@ -7,6 +7,15 @@
 import nodemailer from "nodemailer";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseFaultPlan, type SmtpSink, startSmtpSink } from "../../dev/smtp-sink.ts";
+import {
+  buildLedger,
+  type Generation,
+  type Observations,
+  type RelayLog,
+  type RelayRecipient,
+  type RelayView,
+  type SendRecord,
+} from "../../faults/ledger.ts";
 import { parseFaultArgs } from "../../faults/run.ts";
 import { type FaultRunResult, runFaultScenario, TIMINGS } from "../../faults/scenario.ts";
 import { requireRedis, services, sinkApi } from "../support/services.ts";
@@ -133,6 +142,17 @@ describe("SMTP sink fault modes", () => {
     const patient = await deliver(sink.port, ["a@example.com"], "stall 3");
     expect(patient.error?.code).toMatch(/^E(CONNECTION|PROTOCOL|SOCKET)$/);
     expect(sink.faults().stats.stalls).toEqual([{ at: "mail", clientGaveUpAfterMs: null }]);
+    // A stall that down() ends is not the client giving up.
+    sink.setFaults({ rules: [{ at: "mail", action: "stall", ms: 5_000 }] });
+    const cut = deliver(sink.port, ["a@example.com"], "stall 4");
+    await new Promise((r) => setTimeout(r, 200));
+    await sink.down();
+    expect((await cut).error).toBeDefined();
+    await sink.up();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(sink.faults().stats.stalls).toEqual([
+      { at: "mail", clientGaveUpAfterMs: null, cutByDown: true },
+    ]);
   });
 
   it("counts offset and limit, and refuses greetings with a connect rule", async () => {
@@ -273,6 +293,214 @@ describe("npm run faults arguments", () => {
   });
 });
 
+describe("fault ledger rules", () => {
+  const T = Date.parse("2026-01-01T00:00:00Z");
+  const iso = (ms: number) => new Date(T + ms).toISOString();
+  const gen1: Generation = {
+    name: "gen1",
+    startedAt: T,
+    killedAt: T + 20_000,
+    killedRunStartedAt: T + 19_000,
+  };
+  const gen2: Generation = { name: "gen2", startedAt: T + 21_000 };
+
+  /** One accepted message `id` to `to`, the relay's record of each recipient, the server's copies. */
+  const observe = (
+    recipients: { to: string; status: RelayRecipient["status"]; at?: number }[],
+    copies: { to: string; at: number; generation: string }[],
+    logs: RelayLog[] = [],
+    refused: string[] = [],
+  ): Observations => {
+    const id = "e1";
+    const view: RelayView = {
+      id,
+      message_id: "<e1@test>",
+      last_event: "delivered",
+      delivery: {
+        attempts: 1,
+        recipients: recipients.map((r) => ({
+          email: r.to,
+          status: r.status,
+          reply: r.status === "failed" ? { code: 550, text: "550 5.1.1 <x@y.test> no" } : null,
+          at: r.at === undefined ? null : iso(r.at),
+        })),
+      },
+    };
+    const sends: SendRecord[] = [
+      {
+        phase: "p",
+        kind: "single",
+        sentAt: T,
+        answeredAt: T + 10,
+        status: 200,
+        messages: [{ tag: "m1", recipients: recipients.map((r) => r.to), id }],
+      },
+    ];
+    if (refused.length) {
+      sends.push({
+        phase: "p",
+        kind: "single",
+        sentAt: T,
+        answeredAt: T + 10,
+        status: 503,
+        messages: [{ tag: "m2", recipients: refused }],
+      });
+    }
+    return {
+      sends,
+      server: copies.map((c) => ({
+        rcptTo: [c.to],
+        raw: `Message-ID: ${c.to.startsWith("r") ? "<refused@test>" : "<e1@test>"}\r\n\r\nx`,
+        receivedAt: iso(c.at),
+        clientName: c.generation,
+      })),
+      views: new Map([[id, view]]),
+      logs,
+      generations: [gen1, gen2],
+      storeOutages: [],
+      phases: [{ name: "p", from: T, to: T + 60_000 }],
+      finishedAt: T + 60_000,
+      deadlineReached: false,
+    };
+  };
+
+  it("counts delivered, failed and lost recipients", () => {
+    const ledger = buildLedger(
+      observe(
+        [
+          { to: "a@t", status: "delivered", at: 1_000 },
+          { to: "b@t", status: "failed", at: 1_000 },
+          { to: "c@t", status: "pending" },
+          { to: "d@t", status: "delivered", at: 1_000 },
+        ],
+        [{ to: "a@t", at: 990, generation: "gen1" }],
+        [],
+        ["refused-1@t"],
+      ),
+    );
+    expect(ledger.delivered.recipients).toBe(1);
+    expect(ledger.failed).toEqual({ recipients: 1, reasons: { "550 5.1.1 <…> no": 1 } });
+    // c is still pending; d the relay says delivered, but the server never got it.
+    expect(ledger.lost.recipients).toBe(2);
+    expect(ledger.lost.pendingAtDeadline).toBe(1);
+    expect(ledger.lost.records.map((r) => [r.recipient, r.relayStatus])).toEqual([
+      ["c@t", "pending"],
+      ["d@t", "delivered"],
+    ]);
+    expect(ledger.refused).toMatchObject({ messages: 1, recipients: 1, deliveredAnyway: 0 });
+  });
+
+  it("allows a duplicate only when the recorded copy is the last and the others had no commit", () => {
+    const classify = (
+      copies: { at: number; generation: string }[],
+      at: number,
+      logs: RelayLog[] = [],
+    ) => {
+      const ledger = buildLedger(
+        observe(
+          [{ to: "a@t", status: "delivered", at }],
+          copies.map((c) => ({ to: "a@t", ...c })),
+          logs,
+        ),
+      );
+      const [record] = ledger.duplicates.records;
+      return {
+        allowed: record?.allowed,
+        causes: record?.deliveries.map((d) => d.cause ?? "recorded"),
+      };
+    };
+    // Sent by the run that was killed, again after its lease: allowed.
+    expect(
+      classify(
+        [
+          { at: 19_500, generation: "gen1" },
+          { at: 26_000, generation: "gen2" },
+        ],
+        26_010,
+      ),
+    ).toEqual({
+      allowed: true,
+      causes: ["run killed between the 250 and the commit", "recorded"],
+    });
+    // Same instance, long before the killed run, commit logged as failed: allowed.
+    const failed: RelayLog = {
+      generation: "gen1",
+      at: T + 5_300,
+      event: "delivery.commit_failed",
+      emailId: "e1",
+    };
+    expect(
+      classify(
+        [
+          { at: 5_000, generation: "gen1" },
+          { at: 11_000, generation: "gen1" },
+        ],
+        11_010,
+        [failed],
+      ),
+    ).toEqual({
+      allowed: true,
+      causes: ["store unreachable when committing", "recorded"],
+    });
+    // Without that log, gen1 being killed later explains nothing.
+    expect(
+      classify(
+        [
+          { at: 5_000, generation: "gen1" },
+          { at: 11_000, generation: "gen1" },
+        ],
+        11_010,
+      ).allowed,
+    ).toBe(false);
+    // The relay recorded the first copy and a live run sent another after its lease ran out.
+    const lost: RelayLog = {
+      generation: "gen2",
+      at: T + 31_010,
+      event: "delivery.unrecorded",
+      emailId: "e1",
+      detail: "conflict",
+    };
+    expect(
+      classify(
+        [
+          { at: 30_000, generation: "gen2" },
+          { at: 31_000, generation: "gen2" },
+        ],
+        30_010,
+        [lost],
+      ),
+    ).toEqual({
+      allowed: false,
+      causes: ["recorded", "lease ran out while its run was still delivering"],
+    });
+    expect(
+      classify(
+        [
+          { at: 30_000, generation: "gen2" },
+          { at: 31_000, generation: "gen2" },
+        ],
+        30_010,
+      ).causes,
+    ).toEqual(["recorded", "sent again after the relay had recorded it delivered"]);
+  });
+
+  it("notices a refused message that was delivered anyway", () => {
+    const ledger = buildLedger(
+      observe(
+        [{ to: "a@t", status: "delivered", at: 1_000 }],
+        [
+          { to: "a@t", at: 990, generation: "gen1" },
+          { to: "refused-1@t", at: 990, generation: "gen1" },
+        ],
+        [],
+        ["refused-1@t"],
+      ),
+    );
+    expect(ledger.refused.deliveredAnyway).toBe(1);
+    expect(ledger.strays).toBe(0);
+  });
+});
+
 const redis = requireRedis();
 
 describe.skipIf(redis.skip)(`reduced fault run (real workerd, Redis, SMTP)${redis.label}`, () => {
@@ -314,7 +542,8 @@ describe.skipIf(redis.skip)(`reduced fault run (real workerd, Redis, SMTP)${redi
     const stats = result.faults.flaky;
     expect(stats?.transactions).toBeGreaterThan(10);
     expect(stats?.hits.reduce((a, b) => a + b, 0)).toBeGreaterThan(3);
-    for (const stall of stats?.stalls ?? []) {
+    // A stall that down() cut short (the SMTP-down phase) says nothing about the client.
+    for (const stall of (stats?.stalls ?? []).filter((s) => !s.cutByDown)) {
       expect(stall.clientGaveUpAfterMs).not.toBeNull();
       expect(stall.clientGaveUpAfterMs).toBeLessThan(TIMINGS.smtpTimeoutSeconds * 1000 + 500);
     }

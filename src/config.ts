@@ -98,6 +98,15 @@ function logLevel(env: Env): "info" | "warn" | "error" {
 }
 
 const SECOND = 1000;
+
+/**
+ * The lease time a run wants left before it starts one SMTP transaction: connecting and the
+ * greeting wait at most SMTP_TIMEOUT_SECONDS together (each is capped at 15 s), and the exchange
+ * another SMTP_TIMEOUT_SECONDS of silence at most.
+ */
+export function sendWindowMs(smtpTimeoutMs: number): number {
+  return 2 * smtpTimeoutMs;
+}
 const MINUTE = 60 * SECOND;
 const DAY = 24 * 60 * MINUTE;
 
@@ -155,6 +164,17 @@ export function loadConfig(env: Env): Config {
     );
   }
 
+  const smtpTimeoutMs = int(env, "SMTP_TIMEOUT_SECONDS", 30, 1, 600) * SECOND;
+  const leaseMs = int(env, "DELIVERY_LEASE_SECONDS", 300, 5, 3600) * SECOND;
+  // A run sends a claimed message only while its lease has room for one whole SMTP transaction
+  // (see sendWindowMs); a lease shorter than a few transactions would let it send nothing.
+  if (leaseMs < 3 * sendWindowMs(smtpTimeoutMs)) {
+    throw new ConfigError(
+      "DELIVERY_LEASE_SECONDS",
+      `must be at least 6 × SMTP_TIMEOUT_SECONDS (room for three whole SMTP transactions), so at least ${(3 * sendWindowMs(smtpTimeoutMs)) / SECOND} here`,
+    );
+  }
+
   return {
     adminToken,
     upstash,
@@ -162,11 +182,11 @@ export function loadConfig(env: Env): Config {
     smtp,
     smtpClient,
     ehloName,
-    smtpTimeoutMs: int(env, "SMTP_TIMEOUT_SECONDS", 30, 1, 600) * SECOND,
+    smtpTimeoutMs,
     smtpMaxConnections: int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6),
     batchSize: int(env, "DELIVERY_BATCH_SIZE", 25, 1, 500),
-    leaseMs: int(env, "DELIVERY_LEASE_SECONDS", 300, 5, 3600) * SECOND,
-    immediateLeaseMs: 2 * MINUTE,
+    leaseMs,
+    immediateLeaseMs: Math.max(2 * MINUTE, 3 * sendWindowMs(smtpTimeoutMs)),
     runBudgetMs: int(env, "DELIVERY_RUN_SECONDS", 50, 1, 840) * SECOND,
     retry: {
       firstMs: int(env, "RETRY_FIRST_SECONDS", 60, 1, 3600) * SECOND,

@@ -5,7 +5,7 @@
  */
 import { ApiKeys, type Principal } from "./auth/keys.ts";
 import { noRateLimiter, type RateLimiter, upstashRateLimiter } from "./auth/rate-limit.ts";
-import type { Config } from "./config.ts";
+import { type Config, sendWindowMs } from "./config.ts";
 import {
   addReports,
   type DeliveryReport,
@@ -263,6 +263,7 @@ export class Relay {
       transport,
       policy: this.policy,
       concurrency: this.config.smtpMaxConnections,
+      sendWindowMs: sendWindowMs(this.config.smtpTimeoutMs),
       now: this.now,
       log: this.log,
     };

@@ -15,6 +15,8 @@ export interface DeliveryContext {
   policy: Policy;
   /** Messages sent at the same time (the transport pools that many connections). */
   concurrency: number;
+  /** Lease time one SMTP transaction needs; a message with less left is not started. */
+  sendWindowMs: number;
   now: () => number;
   log: Logger;
 }
@@ -26,10 +28,12 @@ export interface DeliveryReport {
   failed: number;
   /** Outcomes that could not be written back (lease lost or store down): retried after the lease. */
   unrecorded: number;
+  /** Claimed but not started: too little of the lease was left. They return when it ends. */
+  skipped: number;
 }
 
 export function emptyReport(): DeliveryReport {
-  return { messages: 0, delivered: 0, deferred: 0, failed: 0, unrecorded: 0 };
+  return { messages: 0, delivered: 0, deferred: 0, failed: 0, unrecorded: 0, skipped: 0 };
 }
 
 export function addReports(a: DeliveryReport, b: DeliveryReport): DeliveryReport {
@@ -39,6 +43,7 @@ export function addReports(a: DeliveryReport, b: DeliveryReport): DeliveryReport
     deferred: a.deferred + b.deferred,
     failed: a.failed + b.failed,
     unrecorded: a.unrecorded + b.unrecorded,
+    skipped: a.skipped + b.skipped,
   };
 }
 
@@ -65,6 +70,16 @@ async function deliverOne(
   report: DeliveryReport,
 ): Promise<void> {
   const { message } = entry;
+  // Past its lease another run may already have this message: sending it too would deliver it
+  // twice. Start only with room for a whole transaction; otherwise leave it to the lease's end.
+  if (entry.leasedUntil !== null && ctx.now() + ctx.sendWindowMs > entry.leasedUntil) {
+    report.skipped++;
+    ctx.log.warn("delivery.skipped_lease_short", {
+      email_id: message.id,
+      leased_until: new Date(entry.leasedUntil).toISOString(),
+    });
+    return;
+  }
   const to = pendingRecipients(entry.state);
   report.messages++;
   let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];

@@ -37,8 +37,9 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     ignoreTLS: target.security === "none",
     name: options.ehloName,
     ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
-    connectionTimeout: Math.min(options.timeoutMs, 15_000),
-    greetingTimeout: Math.min(options.timeoutMs, 15_000),
+    // Connecting and the greeting share one SMTP_TIMEOUT_SECONDS (see sendWindowMs in config.ts).
+    connectionTimeout: Math.min(options.timeoutMs / 2, 15_000),
+    greetingTimeout: Math.min(options.timeoutMs / 2, 15_000),
     socketTimeout: options.timeoutMs,
     // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
     disableFileAccess: true,

@@ -1,0 +1,67 @@
+/**
+ * A delivery run never starts an SMTP transaction it cannot finish inside its lease: past the
+ * lease another run may hold the message, and sending it too would deliver it twice.
+ */
+import { describe, expect, it } from "vitest";
+import { sendWindowMs } from "../../src/config.ts";
+import { deliverClaimed } from "../../src/delivery/deliver.ts";
+import { silentLogger } from "../../src/log.ts";
+import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
+import { parseSmtpUrl } from "../../src/smtp/url.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
+import { newEntry } from "../contract/store.ts";
+import { services, sinkApi } from "../support/services.ts";
+
+describe("lease-aware delivery", () => {
+  it("sends what the lease has room for and leaves the rest to come back", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const store = new MemoryStore();
+    const roomy = newEntry({ dueAt: 0 }, [`roomy-${tag}@example.com`]);
+    const tight = newEntry({ dueAt: 0 }, [`tight-${tag}@example.com`]);
+    await store.enqueue([roomy, tight]);
+    const now = Date.now();
+    const window = sendWindowMs(2_000);
+    const [a] = await store.claim(now, 1, 10 * window);
+    const [b] = await store.claim(now, 1, window / 2);
+    if (!a || !b) throw new Error("nothing claimed");
+    const transport = createNodemailerTransport({
+      target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
+      ehloName: "relay.test",
+      timeoutMs: 2_000,
+      maxConnections: 1,
+    });
+    try {
+      const report = await deliverClaimed([a, b], {
+        store,
+        transport,
+        policy: {
+          maxQueueAgeMs: 3_600_000,
+          retentionMs: 60_000,
+          retry: { firstMs: 1_000, maxMs: 10_000 },
+        },
+        concurrency: 1,
+        sendWindowMs: window,
+        now: Date.now,
+        log: silentLogger,
+      });
+      expect(report).toMatchObject({ messages: 1, delivered: 1, skipped: 1 });
+    } finally {
+      await transport.close();
+    }
+    await sinkApi("plain").waitFor(1, 5_000, { to: `roomy-${tag}@` });
+    expect(await sinkApi("plain").messages({ to: `tight-${tag}@` })).toEqual([]);
+    // The skipped message was not written back: it is still leased, and due again when that ends.
+    expect((await store.get(tight.message.id))?.state.attempts).toBe(0);
+    expect(await store.claim(now + window / 2 - 1, 10, 60_000)).toEqual([]);
+    expect((await store.claim(now + window / 2, 10, 60_000)).map((c) => c.message.id)).toEqual([
+      tight.message.id,
+    ]);
+  });
+
+  it("refuses a lease too short for three transactions, naming the variable", async () => {
+    const { loadConfig } = await import("../../src/config.ts");
+    expect(() => loadConfig({ SMTP_TIMEOUT_SECONDS: "10", DELIVERY_LEASE_SECONDS: "30" })).toThrow(
+      /^DELIVERY_LEASE_SECONDS: must be at least 6 × SMTP_TIMEOUT_SECONDS/,
+    );
+  });
+});

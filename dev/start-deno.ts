@@ -1,0 +1,81 @@
+/**
+ * `deno task start`: the relay on Deno with nothing else to set up, as `npm start` is on workerd.
+ *
+ * - Without SMTP_URL, starts the development inbox (dev/smtp-sink.ts, the same one `npm start`
+ *   uses, run here through Deno's Node compatibility) in this process and points the relay at it,
+ *   so a Deno user needs no second runtime and one Ctrl-C stops everything.
+ * - Without UPSTASH_REDIS_REST_URL/_TOKEN, the relay uses its in-memory queue.
+ * - Without ADMIN_TOKEN, makes one up for this run.
+ * - Retries need nothing here: Deno.cron fires every minute by itself (wrangler dev never does).
+ *
+ * Settings come from the environment or `.dev.vars` (dotenv syntax; the environment wins), as with
+ * `npm start`. It is read here rather than with `--env-file`, which warns when the file is absent.
+ */
+import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+
+try {
+  for (const line of (await Deno.readTextFile(".dev.vars")).split(/\r?\n/)) {
+    const m = /^\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(.*?)\s*$/.exec(line);
+    if (m?.[1] && !Deno.env.get(m[1]))
+      Deno.env.set(m[1], (m[2] ?? "").replace(/^(["'])(.*)\1$/, "$2"));
+  }
+} catch (err) {
+  if (!(err instanceof Deno.errors.NotFound)) throw err;
+}
+
+const inboxSmtpPort = Number(Deno.env.get("INBOX_SMTP_PORT") ?? 2525);
+const inboxHttpPort = Number(Deno.env.get("INBOX_HTTP_PORT") ?? 8025);
+
+let inboxUrl: string | undefined;
+if (!Deno.env.get("SMTP_URL")) {
+  const sink = await startSmtpSink({
+    port: inboxSmtpPort,
+    tls: "none",
+    name: "dev-inbox.localhost",
+    log: (line) => console.log(`[inbox] ${line}`),
+  });
+  const web = await startSinkHttp(sink, {
+    port: inboxHttpPort,
+    title: "edge-smtp-relay development inbox",
+  });
+  Deno.env.set("SMTP_URL", `smtp+insecure://127.0.0.1:${sink.port}`);
+  inboxUrl = web.url;
+}
+
+if (!Deno.env.get("ADMIN_TOKEN")) {
+  const bytes = crypto.getRandomValues(new Uint8Array(24));
+  Deno.env.set(
+    "ADMIN_TOKEN",
+    `dev_${Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")}`,
+  );
+}
+
+// The entry reads the environment when it loads, so it is imported only now.
+await import("../src/runtime/deno.ts");
+
+const host = Deno.env.get("HOST") || "127.0.0.1";
+const relayUrl = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${Deno.env.get("PORT") || 8787}`;
+const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
+const token = Deno.env.get("ADMIN_TOKEN");
+const example = JSON.stringify({
+  from: "Dev <dev@example.com>",
+  to: ["you@example.com"],
+  subject: "Hello from edge-smtp-relay on Deno",
+  text: "It works!",
+});
+
+console.log(`
+  edge-smtp-relay is running on Deno ${Deno.version.deno}
+
+    Relay      ${relayUrl}   (API docs: ${relayUrl}/openapi.json)
+    Queue      ${health.store === "memory" ? "in memory (set UPSTASH_REDIS_REST_URL/_TOKEN for Upstash)" : "Upstash Redis"}
+    Smart host ${inboxUrl ? `development inbox, read it at ${inboxUrl}` : "from SMTP_URL"}
+    API key    ${token}
+
+  Send a message:
+
+    curl -X POST ${relayUrl}/emails \\
+      -H 'Authorization: Bearer ${token}' \\
+      -H 'Content-Type: application/json' \\
+      -d '${example}'
+`);

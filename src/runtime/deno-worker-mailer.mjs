@@ -1,0 +1,1 @@
+../../node_modules/worker-mailer/dist/index.mjs

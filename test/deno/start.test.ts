@@ -1,0 +1,89 @@
+/**
+ * `deno task start` as a newcomer meets it: with nothing set, it opens the development inbox,
+ * makes up an API key, prints a banner, and a message sent with that key lands in the inbox.
+ */
+import assert from "node:assert/strict";
+import { passThrough, taskFlags } from "./support.ts";
+
+const root = new URL("../../", import.meta.url);
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  listener.close();
+  return port;
+}
+
+async function exists(path: URL): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+Deno.test({
+  name: "deno task start: development inbox, a key, and a message that arrives",
+  // A developer's own settings would change what it does (its SMTP_URL, say).
+  ignore: await exists(new URL(".dev.vars", root)),
+  fn: async () => {
+    const [relayPort, smtpPort, inboxPort] = [freePort(), freePort(), freePort()];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", ...(await taskFlags("start", "dev/start-deno.ts")), "dev/start-deno.ts"],
+      cwd: root,
+      clearEnv: true,
+      env: {
+        ...passThrough(),
+        NO_COLOR: "1",
+        PORT: String(relayPort),
+        INBOX_SMTP_PORT: String(smtpPort),
+        INBOX_HTTP_PORT: String(inboxPort),
+      },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let output = "";
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+    };
+    const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/API key\s+(\S+)/.test(output)) {
+        if (Date.now() > deadline) throw new Error(`no banner within 30 s:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const token = /API key\s+(\S+)/.exec(output)?.[1];
+      assert.match(output, new RegExp(`Relay\\s+http://127\\.0\\.0\\.1:${relayPort}`));
+      assert.match(
+        output,
+        new RegExp(`development inbox, read it at http://127\\.0\\.0\\.1:${inboxPort}`),
+      );
+
+      const res = await fetch(`http://127.0.0.1:${relayPort}/emails`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          from: "Dev <dev@example.com>",
+          to: ["you@example.com"],
+          subject: "Hello from deno task start",
+          text: "It works!",
+        }),
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      const { id } = await res.json();
+
+      const inbox = await fetch(`http://127.0.0.1:${inboxPort}/api/messages?wait=1&timeout=10000`);
+      const messages = await inbox.json();
+      assert.equal(messages.length, 1);
+      assert.match(messages[0].raw, new RegExp(`Message-ID: <${id}@`));
+    } finally {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await collected;
+      assert.equal(status.code, 0, output);
+    }
+  },
+});

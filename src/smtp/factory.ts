@@ -1,14 +1,19 @@
 /**
  * Picks the SMTP client named by SMTP_CLIENT. Each client is one file behind the SmtpTransport
  * interface; this is the only place that knows them all.
+ *
+ * - nodemailer (default): runs on Workers (nodejs_compat) and Deno (node:net/node:tls).
+ * - worker-mailer: on `cloudflare:sockets`, so Workers, and Deno through the socket shim; never
+ *   Node. Its known defects are listed in src/smtp/worker-mailer.ts.
  */
 import { createNodemailerTransport } from "./nodemailer.ts";
 import type { SmtpTransport } from "./transport.ts";
 import type { SmtpTarget } from "./url.ts";
+import { createWorkerMailerTransport } from "./worker-mailer.ts";
 
-export type SmtpClientName = "nodemailer";
+export type SmtpClientName = "nodemailer" | "worker-mailer";
 
-export const SMTP_CLIENTS: readonly SmtpClientName[] = ["nodemailer"];
+export const SMTP_CLIENTS: readonly SmtpClientName[] = ["nodemailer", "worker-mailer"];
 
 export interface TransportOptions {
   target: SmtpTarget;
@@ -21,5 +26,7 @@ export function createTransport(client: SmtpClientName, options: TransportOption
   switch (client) {
     case "nodemailer":
       return createNodemailerTransport(options);
+    case "worker-mailer":
+      return createWorkerMailerTransport(options);
   }
 }

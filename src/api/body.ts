@@ -24,7 +24,14 @@ export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8
   let size = 0;
   const reader = stream.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch {
+      // The client went away or the upload broke off: nothing was stored.
+      throw new MalformedBodyError("the request body could not be read to its end");
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.byteLength;
     if (size > maxBytes) {
@@ -92,6 +99,25 @@ function pathToField(path: PropertyKey[]): string {
   return out || "body";
 }
 
+type Issue = z.core.$ZodIssue;
+
+/**
+ * For a union (string | string[]), the branch that got furthest: "to[1]: expected string" says
+ * more than "to: Invalid input".
+ */
+function deepest(issue: Issue | undefined): Issue | undefined {
+  if (!issue || issue.code !== "invalid_union" || issue.errors.length === 0) return issue;
+  // The branch that got furthest: a deeper path, or at least the right type with a wrong value
+  // (an array over its maximum says more than "expected string").
+  const rank = (i: Issue) => i.path.length * 2 + (i.code === "invalid_type" ? 0 : 1);
+  let best: Issue | undefined;
+  for (const branch of issue.errors) {
+    for (const inner of branch)
+      if (rank(inner) > 0 && (!best || rank(inner) > rank(best))) best = inner;
+  }
+  return best ? { ...best, path: [...issue.path, ...best.path] } : issue;
+}
+
 function valueAt(value: unknown, path: PropertyKey[]): unknown {
   let current = value;
   for (const part of path) {
@@ -105,7 +131,7 @@ function valueAt(value: unknown, path: PropertyKey[]): unknown {
 export function validate<T extends z.ZodType>(schema: T, value: unknown, prefix = ""): z.infer<T> {
   const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issue = result.error.issues[0];
+  const issue = deepest(result.error.issues[0]);
   const path = [...(prefix ? [prefix] : []), ...(issue?.path ?? [])];
   const field = pathToField(path);
   const absent = issue !== undefined && valueAt(value, issue.path) === undefined;

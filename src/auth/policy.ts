@@ -91,11 +91,18 @@ export function checkMessage(
   policy: KeyPolicy | undefined,
   message: { envelope: { from: string; to: string[] } },
   bytes: number,
+  headerFrom: string[] = [],
 ): void {
   if (!policy) return;
-  if (policy.allowed_from?.length && !matchesAny(message.envelope.from, policy.allowed_from)) {
+  // Both the envelope sender and the From header readers see must be allowed: a raw message
+  // could otherwise pass MAIL FROM and show another sender.
+  const senders = [message.envelope.from, ...headerFrom];
+  const refusedSender = policy.allowed_from?.length
+    ? senders.find((s) => !matchesAny(s, policy.allowed_from ?? []))
+    : undefined;
+  if (refusedSender && policy.allowed_from) {
     throw new PolicyError(
-      `from: ${message.envelope.from} is not a sender this API key may use (allowed: ${policy.allowed_from.join(", ")})`,
+      `from: ${refusedSender} is not a sender this API key may use (allowed: ${policy.allowed_from.join(", ")})`,
     );
   }
   if (policy.allowed_recipients) {

@@ -111,6 +111,7 @@ async function deliverOne(
   }
   ctx.log.info("delivery.attempt", {
     email_id: message.id,
+    key_id: message.keyId,
     attempt: state.attempts,
     ...counts,
     next_attempt_at:

@@ -3,7 +3,10 @@
  * (it knows quoting, comments and groups); what a mailbox may contain is checked here, because
  * an address becomes an SMTP command argument and must not be able to carry anything else.
  */
+
+import ipaddr from "ipaddr.js";
 import addressparser from "nodemailer/lib/addressparser";
+import { decodeWords } from "postal-mime";
 import { ValidationError } from "../errors.ts";
 
 export interface Mailbox {
@@ -16,7 +19,14 @@ export interface Mailbox {
 // both parts for SMTPUTF8 upstreams; control characters, spaces and angle brackets never are.
 const LOCAL = /^[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+(\.[\p{L}\p{N}!#$%&'*+/=?^_`{|}~-]+)*$/u;
 const DOMAIN =
-  /^([\p{L}\p{N}]([\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)(\.[\p{L}\p{N}]([\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)+$|^\[[0-9A-Fa-f:.]+\]$/u;
+  /^([\p{L}\p{N}]([\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)(\.[\p{L}\p{N}]([\p{L}\p{N}-]{0,61}[\p{L}\p{N}])?)+$/u;
+// Address literals (RFC 5321 4.1.3): [192.0.2.1] or [IPv6:2001:db8::1], with a real address inside.
+function isAddressLiteral(domain: string): boolean {
+  const m = /^\[(IPv6:)?([0-9A-Fa-f:.]+)\]$/.exec(domain);
+  if (!m?.[2]) return false;
+  // IPv6 literals are refused: smart hosts rarely route them and no sender we serve needs them.
+  return !m[1] && ipaddr.IPv4.isValidFourPartDecimal(m[2]);
+}
 // C0 and C1 controls, DEL, and the Unicode line/paragraph separators.
 const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
 
@@ -26,12 +36,14 @@ export function isMailboxAddress(address: string): boolean {
   if (at < 1) return false;
   const local = address.slice(0, at);
   const domain = address.slice(at + 1);
-  return local.length <= 64 && LOCAL.test(local) && DOMAIN.test(domain);
+  return (
+    local.length <= 64 && LOCAL.test(local) && (DOMAIN.test(domain) || isAddressLiteral(domain))
+  );
 }
 
 // Bidirectional overrides and isolates: in a display name they can make "moc.knab@evil" read as
 // something else, so mailbox fields refuse them.
-const BIDI = /[\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/;
 
 /**
  * The address as it goes into the SMTP envelope: an internationalised domain becomes its ASCII
@@ -65,17 +77,54 @@ export function hasControlCharacters(value: string): boolean {
   return CONTROL.test(value);
 }
 
-/** Parses one field entry ("Name <a@example.com>" or "a@example.com") into mailboxes. */
+/**
+ * Checks a value that ends up in a header for control characters, also inside RFC 2047 encoded
+ * words ("=?utf-8?q?a=0D=0Ab?="): a reader decodes those, so a line break hidden in one is a line
+ * break all the same.
+ */
+export function checkHeaderText(
+  value: string,
+  field: string,
+  options: { bidi?: boolean; tab?: boolean } = {},
+): void {
+  const decoded = /=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=/.test(value) ? decodeWords(value) : value;
+  // A tab is white space a subject may hold (options.tab); every other control is refused.
+  const controls = (text: string) =>
+    hasControlCharacters(options.tab ? text.replace(/\t/g, " ") : text);
+  if (controls(value) || controls(decoded)) {
+    throw new ValidationError(
+      "must not contain line breaks or control characters (also not encoded)",
+      field,
+    );
+  }
+  if (options.bidi === false && (BIDI.test(value) || BIDI.test(decoded))) {
+    throw new ValidationError("must not contain bidirectional control characters", field);
+  }
+}
+
+/**
+ * Parses one field entry ("Name <a@example.com>" or "a@example.com"): exactly one mailbox. A
+ * list, a group or anything addressparser reads as more than one address is refused, so no
+ * separator smuggled into an entry (",", ";", group syntax) can add a recipient.
+ */
 export function parseMailboxes(value: string, field: string): Mailbox[] {
   if (hasControlCharacters(value)) {
     throw new ValidationError("must not contain control characters (CR, LF, NUL, ...)", field);
   }
-  if (BIDI.test(value)) {
-    throw new ValidationError("must not contain bidirectional control characters", field);
-  }
+  checkHeaderText(value, field, { bidi: false });
   const parsed = addressparser(value, { flatten: true });
   if (parsed.length === 0)
     throw new ValidationError(`${JSON.stringify(value)} is not an email address`, field);
+  if (
+    parsed.length > 1 ||
+    /[;,]\s*$/.test(value.trim()) ||
+    /^[^"<]*:/.test(value.replace(/"[^"]*"/g, "").replace(/\[[^\]]*\]/g, ""))
+  ) {
+    throw new ValidationError(
+      "must be one address (give several as a list), not a list or a group",
+      field,
+    );
+  }
   return parsed.map((m) => {
     const address = m.address.trim();
     if (!isMailboxAddress(address)) {
@@ -94,7 +143,11 @@ export function parseMailboxList(value: string | string[] | undefined, field: st
   );
 }
 
+/** "Name <a@b>", with the name quoted when it holds anything but plain words (for display). */
 export function formatMailbox(m: Mailbox): string {
+  if (m.name && !/^[\p{L}\p{N} !#$%&'*+\-/=?^_`{|}~.]*$/u.test(m.name)) {
+    return `"${m.name.replace(/["\\]/g, "\\$&")}" <${m.address}>`;
+  }
   return m.name ? `${m.name} <${m.address}>` : m.address;
 }
 

@@ -11,10 +11,10 @@ import type { SendEmailRequest } from "../api/schemas.ts";
 import { TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
+  checkHeaderText,
   domainOf,
   envelopeAddress,
   formatMailbox,
-  hasControlCharacters,
   parseMailboxes,
   parseMailboxList,
   uniqueAddresses,
@@ -31,6 +31,8 @@ export interface ComposeLimits {
 export interface Composed {
   message: QueuedMessage;
   raw: string;
+  /** Addresses in the From header recipients see (policies check these as well as MAIL FROM). */
+  headerFrom: string[];
 }
 
 // Headers the relay writes itself from the request fields; a custom header may not replace them,
@@ -49,7 +51,23 @@ const STRUCTURAL_HEADERS = new Set([
   "mime-version",
   "message-id",
   "return-path",
+  // Resent-* fields (RFC 5322 3.6.6) name recipients too; a Resent-Bcc would show its list.
+  "resent-from",
+  "resent-sender",
+  "resent-to",
+  "resent-cc",
+  "resent-bcc",
+  "resent-date",
+  "resent-message-id",
 ]);
+/** A header line may not exceed 998 octets (RFC 5322 2.1.1); unbreakable values cannot be folded. */
+const MAX_HEADER_LINE = 998;
+/** type/subtype with simple parameters (text/plain; charset=utf-8). */
+const MEDIA_TYPE =
+  /^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}(\s*;\s*[A-Za-z0-9_.-]+=("[^"\\]*"|[A-Za-z0-9_.+-]+))*$/;
+/** A leaf attachment must stay a leaf: a multipart or message type (or a boundary) would let it
+ * carry parts of its own. */
+const CONTAINER_TYPE = /^\s*(multipart|message)\/|;\s*boundary\s*=/i;
 const HEADER_NAME = /^[!-9;-~]+$/;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
@@ -94,12 +112,24 @@ export async function composeMessage(
     throw new ValidationError("give html or text (or both)", "html");
   }
 
+  checkHeaderText(req.subject, "subject", { tab: true });
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers ?? {})) {
     const field = `headers.${name}`;
-    if (!HEADER_NAME.test(name)) throw new ValidationError("is not a valid header name", field);
-    if (hasControlCharacters(value)) {
-      throw new ValidationError("must not contain line breaks or control characters", field);
+    if (!HEADER_NAME.test(name) || name.length > 76) {
+      throw new ValidationError(
+        "is not a valid header name (printable ASCII, no colon, at most 76)",
+        field,
+      );
+    }
+    checkHeaderText(value, field);
+    // Folding happens at white space, so only an unbreakable run can make a line too long.
+    const longestRun = Math.max(0, ...value.split(/[ \t]+/).map((w) => w.length));
+    if (name.length + 2 + longestRun > MAX_HEADER_LINE) {
+      throw new ValidationError(
+        `has a run without white space too long to fold into a ${MAX_HEADER_LINE}-octet header line`,
+        field,
+      );
     }
     if (STRUCTURAL_HEADERS.has(name.toLowerCase())) {
       throw new ValidationError(
@@ -119,6 +149,17 @@ export async function composeMessage(
       );
     }
     if (a.content === undefined) throw new ValidationError("is required", `${field}.content`);
+    if (a.filename !== undefined) checkHeaderText(a.filename, `${field}.filename`, { bidi: false });
+    if (a.content_id !== undefined) checkHeaderText(a.content_id, `${field}.content_id`);
+    if (
+      a.content_type !== undefined &&
+      (!MEDIA_TYPE.test(a.content_type) || CONTAINER_TYPE.test(a.content_type))
+    ) {
+      throw new ValidationError(
+        "must be a single-part media type such as application/pdf or text/plain; charset=utf-8",
+        `${field}.content_type`,
+      );
+    }
     const content = decodeBase64(a.content, `${field}.content`);
     if (content.byteLength > ctx.limits.maxMessageBytes) {
       throw new TooLargeError(
@@ -135,10 +176,12 @@ export async function composeMessage(
 
   const messageId = `<${ctx.id}@${domainOf(from.address)}>`;
   const composer = new MailComposer({
-    from: formatMailbox(from),
-    to: to.map(formatMailbox),
-    ...(cc.length ? { cc: cc.map(formatMailbox) } : {}),
-    ...(replyTo.length ? { replyTo: replyTo.map(formatMailbox) } : {}),
+    // Objects, not "Name <address>" strings: MailComposer then quotes and encodes the name itself
+    // and never parses it again, so a name like "Boss <boss@bank.example>" stays a name.
+    from: from,
+    to: to,
+    ...(cc.length ? { cc } : {}),
+    ...(replyTo.length ? { replyTo } : {}),
     subject: req.subject,
     ...(req.text !== undefined ? { text: req.text } : {}),
     ...(req.html !== undefined ? { html: req.html } : {}),
@@ -159,6 +202,7 @@ export async function composeMessage(
 
   return {
     raw: bytesToLatin1(built),
+    headerFrom: [envelopeFrom],
     message: {
       id: ctx.id,
       keyId: ctx.keyId,

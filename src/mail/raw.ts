@@ -21,6 +21,8 @@ import type { Composed, ComposeLimits } from "./compose.ts";
 
 /** Deeper MIME nesting than this is refused: it serves no real message and costs parse time. */
 export const MAX_MIME_DEPTH = 50;
+/** RFC 5322 2.1.1: a line holds at most 998 octets. */
+const MAX_LINE = 998;
 /** Header block size limit, as in postal-mime's own default, stated here so it is documented. */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
@@ -80,7 +82,16 @@ export async function acceptRawMessage(
   const { header, body } = splitHeader(text);
   if (!/^[!-9;-~]+:/.test(header))
     throw new ValidationError("does not start with a header field", "body");
-  const fields = headerFields(header).filter((f) => !/^bcc[ \t]*:/i.test(f));
+  // RFC 5322 forbids NUL and a CR not followed by LF; an SMTP client turns a bare CR into a line
+  // break, which would let "Subject: x\rBcc: ..." grow a header on the way out.
+  if (text.includes("\u0000")) throw new ValidationError("contains a NUL byte", "body");
+  if (/\r(?!\n)/.test(text))
+    throw new ValidationError("contains a CR that does not end a line", "body");
+  for (const line of header.split(/\r?\n/)) {
+    if (line.length > MAX_LINE)
+      throw new ValidationError(`has a header line longer than ${MAX_LINE} octets`, "body");
+  }
+  const fields = headerFields(header).filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
 
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)
@@ -142,7 +153,8 @@ export async function acceptRawMessage(
       tags: [],
     },
   };
-  return { message, raw };
+  const headerFrom = parsed.from ? flatten([parsed.from]) : [];
+  return { message, raw, headerFrom };
 }
 
 /** The html and text parts of a stored message, for `GET /emails/:id`. */

@@ -70,31 +70,30 @@ function clientIp(c: Context): string | undefined {
   return addr?.hostname;
 }
 
-// Work that outlives its response (the immediate delivery attempt). A process keeps running it
-// anyway; the set lets a shutdown wait for it, so a stop does not leave messages leased for
-// minutes to an attempt that was cut off.
-const background = new Set<Promise<unknown>>();
+// Work that outlives its response (the immediate delivery attempt) and cron runs. A process keeps
+// running them anyway; the set lets a shutdown wait for them, so a stop does not leave messages
+// leased for minutes to an attempt that was cut off.
+const running = new Set<Promise<unknown>>();
+function track(promise: Promise<unknown>, event: string): Promise<void> {
+  const tracked = promise.then(
+    () => {},
+    (err) => relay.log.error(event, { error: String(err) }),
+  );
+  running.add(tracked);
+  void tracked.finally(() => running.delete(tracked));
+  return tracked;
+}
 
 const app = createApp({
   relay: () => relay,
-  background: (_c, promise) => {
-    const tracked = promise.catch((err) =>
-      relay.log.error("background.failed", { error: String(err) }),
-    );
-    background.add(tracked);
-    void tracked.finally(() => background.delete(tracked));
-  },
+  background: (_c, promise) => void track(promise, "background.failed"),
   clientIp,
 });
 
-// Registered at the top level: Deno Deploy reads cron schedules from the module's first run.
-Deno.cron("deliver", "* * * * *", async () => {
-  try {
-    await relay.runScheduled();
-  } catch (err) {
-    relay.log.error("delivery.run_failed", { error: String(err) });
-  }
-});
+// At the top level and before Deno.serve: Deno Deploy finds cron jobs by running the module's top
+// level when it deploys.
+// Errors are logged, not thrown: a failed run needs no retry of its own, the next tick is one.
+Deno.cron("deliver", "* * * * *", () => track(relay.runScheduled(), "delivery.run_failed"));
 
 const server = Deno.serve(
   {
@@ -109,12 +108,15 @@ const server = Deno.serve(
   (request, info) => app.fetch(request, info),
 );
 
-/** Stops taking requests, then gives running deliveries a moment to write their outcome. */
+/**
+ * Stops taking requests, then gives running deliveries up to 8 s to write their outcome (inside
+ * the 10 s Docker waits before it kills). What is still running after that is left to its lease.
+ */
 async function shutdown(signal: string): Promise<void> {
-  relay.log.info("http.stopping", { signal, background: background.size });
+  relay.log.info("http.stopping", { signal, running: running.size });
   await server.shutdown();
-  const grace = new Promise((resolve) => setTimeout(resolve, 10_000));
-  await Promise.race([Promise.allSettled([...background]), grace]);
+  const grace = new Promise((resolve) => setTimeout(resolve, 8_000));
+  await Promise.race([Promise.allSettled([...running]), grace]);
   Deno.exit(0);
 }
 

@@ -20,6 +20,8 @@ export interface TransportOptions {
   ehloName: string;
   timeoutMs: number;
   maxConnections: number;
+  /** Force an AUTH mechanism (tests; smart hosts that mis-advertise one). */
+  authMethod?: "PLAIN" | "LOGIN" | undefined;
 }
 
 export function createTransport(client: SmtpClientName, options: TransportOptions): SmtpTransport {

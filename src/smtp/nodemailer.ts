@@ -21,7 +21,16 @@ export interface NodemailerOptions {
   ehloName: string;
   timeoutMs: number;
   maxConnections: number;
+  /** Force an AUTH mechanism; by default the first the server offers that nodemailer knows. */
+  authMethod?: "PLAIN" | "LOGIN" | undefined;
 }
+
+/**
+ * An envelope address must be a bare mailbox: nodemailer re-parses addresses, so one carrying a
+ * line break could turn into another recipient. The relay refuses such addresses when it accepts a
+ * message; this is the transport's own guard.
+ */
+const UNSAFE_ADDRESS = /[\u0000-\u0020\u007f<>]/;
 
 export function createNodemailerTransport(options: NodemailerOptions): SmtpTransport {
   const { target } = options;
@@ -37,6 +46,7 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     ignoreTLS: target.security === "none",
     name: options.ehloName,
     ...(target.auth ? { auth: { user: target.auth.user, pass: target.auth.pass } } : {}),
+    ...(options.authMethod ? { authMethod: options.authMethod } : {}),
     // Connecting and the greeting share one SMTP_TIMEOUT_SECONDS (see sendWindowMs in config.ts).
     connectionTimeout: Math.min(options.timeoutMs / 2, 15_000),
     greetingTimeout: Math.min(options.timeoutMs / 2, 15_000),
@@ -47,7 +57,22 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
   });
 
   return {
-    async send(envelope: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]> {
+    async send(original: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]> {
+      const refused = (address: string): RecipientOutcome => ({
+        address,
+        status: "permanent",
+        reply: {
+          code: null,
+          text: "refused by the relay: the address holds a control character, space or angle bracket",
+        },
+      });
+      if (UNSAFE_ADDRESS.test(original.from)) return original.to.map(refused);
+      const safe = original.to.filter((a) => !UNSAFE_ADDRESS.test(a));
+      if (safe.length < original.to.length) {
+        const sent = safe.length ? await this.send({ from: original.from, to: safe }, raw) : [];
+        return original.to.map((a) => sent.find((o) => o.address === a) ?? refused(a));
+      }
+      const envelope = original;
       try {
         const info = await transporter.sendMail({
           envelope: { from: envelope.from, to: envelope.to },

@@ -238,8 +238,6 @@ const INJECTION_TARGETS: InjectionTarget[] = [
     name: "subject",
     over: (u, c) => ({ subject: `Hi${c}Bcc: ${addr(u, "evil")}` }),
     field: () => "subject",
-    c1Gap:
-      "SendEmailSchema's NO_CONTROL allows U+0080-U+009F; the subject is accepted and sent RFC 2047-encoded",
   },
   {
     name: "from display name",
@@ -290,19 +288,16 @@ const INJECTION_TARGETS: InjectionTarget[] = [
     name: "attachment filename",
     over: (u, c) => attachment({ filename: `a${c}Bcc: ${addr(u, "evil")}.txt` }),
     field: () => "attachments[0].filename",
-    c1Gap: "AttachmentSchema's NO_CONTROL allows U+0080-U+009F in filename",
   },
   {
     name: "attachment content_type",
     over: (_u, c) => attachment({ content_type: `text/plain${c}X-Injected: 1` }),
     field: () => "attachments[0].content_type",
-    c1Gap: "AttachmentSchema's NO_CONTROL allows U+0080-U+009F in content_type",
   },
   {
     name: "attachment content_id",
     over: (_u, c) => attachment({ content_id: `logo${c}X-Injected: 1` }),
     field: () => "attachments[0].content_id",
-    c1Gap: "AttachmentSchema's NO_CONTROL allows U+0080-U+009F in content_id",
   },
   {
     name: "tag name",
@@ -388,13 +383,9 @@ const inertRows: Row[] = [
     gap: "addressparser decodes the encoded word after the control check: the name 'Ann\\r\\nBcc: ...' is re-encoded into From, and readers decode the line break",
   },
   {
-    what: "an encoded word in a custom header value is passed through as the client wrote it",
+    what: "an encoded word hiding a line break in a custom header value is refused (readers decode it)",
     req: (u) => send(u, { headers: { "X-Note": "=?utf-8?b?DQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?=" } }),
-    expect: delivered(["ann"], {
-      extra: ["x-note"],
-      check: (d) =>
-        expect(field(d, "X-Note")).toEqual(["=?utf-8?b?DQpCY2M6IGV2aWxAZXhhbXBsZS5jb20=?="]),
-    }),
+    expect: invalid("headers.X-Note"),
   },
   {
     what: "an encoded word in an attachment filename does not decode into a line break",
@@ -492,7 +483,6 @@ const bccHeaderRows: Row[] = [
       what: `a custom ${name} header (names recipients the envelope does not have)`,
       req: (u) => send(u, { headers: { [name]: addr(u, "evil") } }),
       expect: invalid(`headers.${name}`),
-      gap: `${name} is not in STRUCTURAL_HEADERS: it is written into the message`,
     }),
   ),
   {
@@ -568,13 +558,11 @@ structuralRows.push(
     what: "a custom header name of 2000 characters (cannot be folded under 998 octets)",
     req: (u) => send(u, { headers: { [`X-${"a".repeat(2000)}`]: "v" } }),
     expect: invalid(`headers.X-${"a".repeat(2000)}`),
-    gap: "accepted: nodemailer writes a 2004-octet header line",
   },
   {
     what: "a custom header value of 3000 characters without white space",
     req: (u) => send(u, { headers: { "X-Long": "a".repeat(3000) } }),
     expect: invalid("headers.X-Long"),
-    gap: "accepted: nodemailer writes it as one 3001-octet folded line",
   },
   {
     what: "a custom header value of 3000 characters with spaces is folded under 998 octets",
@@ -802,14 +790,12 @@ const rawBccRows: Row[] = [
         ),
       ),
     expect: relayed(SENDER, ["ann"], ["from", "to", "subject", "message-id", "date"]),
-    gap: "raw.ts removes only /^bcc:/: the Resent-Bcc header reaches every recipient",
   },
   {
     what: "a bare CR that would start a Bcc header on the wire is refused",
     req: (u) =>
       raw(`From: ${SENDER}\r\nTo: ${addr(u)}\r\nSubject: x\rBcc: ${addr(u, "cr")}\r\n\r\nhi\r\n`),
     expect: invalid("body"),
-    gap: "accepted: the field is kept, and the bare CR goes out as CRLF, so recipients see a Bcc header",
   },
 ];
 
@@ -914,7 +900,7 @@ const rawMalformedRows: Row[] = [
       raw(
         crlf(
           `From: ${SENDER}`,
-          `To: ${Array.from({ length: 51 }, (_, i) => addr(u, `r${i}`)).join(", ")}`,
+          `To: ${Array.from({ length: 51 }, (_, i) => addr(u, `r${i}`)).join(",\r\n ")}`,
           "Subject: x",
           "",
           "hi",
@@ -984,20 +970,17 @@ const rawMalformedRows: Row[] = [
     what: "NUL in a raw header",
     req: (u) => raw(crlf(`From: ${SENDER}`, `To: ${addr(u)}`, "Subject: x\u0000y", "", "hi")),
     expect: invalid("body"),
-    gap: "accepted: the NUL is relayed to the smart host as is",
   },
   {
     what: "NUL in a raw body",
     req: (u) => raw(crlf(`From: ${SENDER}`, `To: ${addr(u)}`, "Subject: x", "", "hi\u0000there")),
     expect: invalid("body"),
-    gap: "accepted: the NUL is relayed to the smart host as is",
   },
   {
     what: "a raw header line of 2000 octets (RFC 5322 allows 998)",
     req: (u) =>
       raw(crlf(`From: ${SENDER}`, `To: ${addr(u)}`, `X-Long: ${"a".repeat(2000)}`, "", "hi")),
     expect: invalid("body"),
-    gap: "accepted: relayed with a 2008-octet header line",
   },
   {
     what: "a bare CR followed by a lone dot in the body never ends DATA early",
@@ -1006,7 +989,6 @@ const rawMalformedRows: Row[] = [
         `From: ${SENDER}\r\nTo: ${addr(u)}\r\nSubject: x\r\n\r\nhi\r.\r\nMAIL FROM:<${addr(u, "evil")}>\r\n`,
       ),
     expect: invalid("body"),
-    gap: "accepted: a bare CR is sent to the smart host (converted to CRLF by the SMTP client, so the dot is stuffed); RFC 5321 4.1.1.4 forbids bare CR",
   },
   {
     what: "a message/rfc822 Content-Type with parameters is accepted",
@@ -1080,17 +1062,14 @@ const addressRows: Row[] = [
     expect: delivered(["ann"]),
   },
   {
-    what: "a comma-separated list in one string: both, and both visible in To",
+    what: "a comma-separated list in one string is refused: one address per entry, as Resend documents",
     req: (u) => send(u, { to: `${addr(u)}, ${addr(u, "amy")}` }),
-    expect: delivered(["ann", "amy"], {
-      check: (d) => expect(d.parsed.to?.length).toBe(2),
-    }),
+    expect: invalid("to"),
   },
   {
     what: "group syntax in one to entry",
     req: (u) => send(u, { to: [`Friends: ${addr(u)}, ${addr(u, "amy")};`] }),
     expect: invalid("to[0]"),
-    gap: "accepted: the group is flattened into two recipients (README: plain RFC 5321 mailboxes only)",
   },
   {
     what: "an empty group",
@@ -1101,7 +1080,6 @@ const addressRows: Row[] = [
     what: "a semicolon after SMTP-looking parameters smuggles a second recipient",
     req: (u) => send(u, { to: [`${addr(u)} ORCPT=rfc822;${addr(u, "evil")}`] }),
     expect: invalid("to[0]"),
-    gap: "accepted: addressparser reads ';' as a group end and sends to evil as well",
   },
   {
     what: "SMTP parameters after an angle address stay a display name",
@@ -1125,7 +1103,6 @@ const addressRows: Row[] = [
           { address: addr(d.u), name: `Doe, Ann <${addr(d.u, "evil")}>` },
         ]),
     }),
-    gap: "formatMailbox writes the name unquoted and MailComposer parses it again: the To header names evil while the envelope goes to ann",
   },
   {
     what: "a display name hiding another address cannot change the From header's address",
@@ -1136,7 +1113,6 @@ const addressRows: Row[] = [
         expect(d.view.from).toBe(`"Boss <boss.${d.u}@bank.example>" <${SENDER}>`);
       },
     }),
-    gap: "formatMailbox writes the name unquoted and MailComposer parses it again: From shows boss@bank.example while MAIL FROM (the address allowed_from checks) is sender@example.com",
   },
   {
     what: "a key limited to allowed_from cannot put another address in the From header",
@@ -1152,7 +1128,6 @@ const addressRows: Row[] = [
     expect: delivered(["ann"], {
       check: (d) => expect((d.parsed.from as { address: string }).address).toBe(SENDER),
     }),
-    gap: "the envelope passes allowed_from, but the From header the recipient sees is ceo@bank.example",
   },
   {
     what: "two addresses separated only by a space: the second becomes a name",
@@ -1168,7 +1143,6 @@ const addressRows: Row[] = [
     what: "an address literal that is not an IP address",
     req: (u) => send(u, { to: [`${u}@[999.999.999.999]`] }),
     expect: invalid("to[0]"),
-    gap: "accepted (the domain pattern takes any hex digits, dots and colons in brackets); the smart host then refuses it",
   },
   {
     what: "an IPv6 literal with the RFC 5321 tag",
@@ -1437,19 +1411,16 @@ const attachmentRows: Row[] = [
     what: "a right-to-left override in a filename (invoice\\u202Efdp.exe)",
     req: (u) => send(u, attachment({ filename: "invoice\u202efdp.exe" })),
     expect: invalid("attachments[0].filename"),
-    gap: "accepted: the classic extension-spoofing file name reaches the recipient",
   },
   {
     what: "a content_type that is not a MIME type",
     req: (u) => send(u, attachment({ content_type: "not a type" })),
     expect: invalid("attachments[0].content_type"),
-    gap: "accepted: written as 'Content-Type: not a type'",
   },
   {
     what: "a multipart content_type with its own boundary on a leaf attachment",
     req: (u) => send(u, attachment({ content_type: "multipart/mixed; boundary=zzz" })),
     expect: invalid("attachments[0].content_type"),
-    gap: "accepted: the attachment turns into a multipart container (postal-mime no longer sees it as an attachment)",
   },
   {
     what: "a content_type with a charset parameter is kept",
@@ -1572,7 +1543,6 @@ const sizeRows: Row[] = [
     what: "a to list of 51 entries",
     req: (u) => send(u, { to: Array.from({ length: 51 }, (_, i) => addr(u, `t${i}`)) }),
     expect: refusedWith(422, "validation_error", /^to: .*50/),
-    gap: 'the union of string | string[] answers "to: Invalid input", which does not name the limit',
   },
   {
     what: "60 entries that are 50 distinct recipients are accepted",
@@ -1742,13 +1712,11 @@ const jsonRows: Row[] = [
     what: "a number inside the to list names its index",
     req: (u) => send(u, { to: [addr(u), 42] }),
     expect: invalid("to[1]"),
-    gap: 'the union of string | string[] reports "to: Invalid input", not the element',
   },
   {
     what: "a nested array inside the to list",
     req: (u) => send(u, { to: [[addr(u)]] }),
     expect: invalid("to[0]"),
-    gap: 'the union of string | string[] reports "to: Invalid input", not the element',
   },
   { what: "cc as null", req: (u) => send(u, { cc: null }), expect: invalid("cc") },
   { what: "cc as a boolean", req: (u) => send(u, { cc: true }), expect: invalid("cc") },
@@ -2245,7 +2213,6 @@ const unicodeRows: Row[] = [
     what: "U+061C Arabic letter mark (a bidi control) in a display name",
     req: (u) => send(u, { from: `Ann\u061cmoc.evil <${SENDER}>` }),
     expect: invalid("from"),
-    gap: "address.ts's BIDI class lacks U+061C (ALM), a bidi control like U+200F",
   },
   {
     what: "NUL in the text body is quoted-printable encoded, never sent raw",
@@ -2411,7 +2378,6 @@ const keyRows: Row[] = [
         ),
       ),
     expect: refused(403, "validation_error", "from"),
-    gap: "accepted: allowed_from is checked on MAIL FROM only, so the From header recipients see is ceo@bank.example (README: 'header tricks cannot slip past')",
   },
 ];
 
@@ -2446,7 +2412,6 @@ const truncatedRows: Row[] = [
       headers: { "content-type": "application/json" },
     }),
     expect: refused(400, "validation_error"),
-    gap: "500 internal_server_error: the stream's error escapes readBodyBytes",
   },
   {
     what: "a raw upload that fails part way",
@@ -2455,7 +2420,6 @@ const truncatedRows: Row[] = [
       headers: { "content-type": "message/rfc822" },
     }),
     expect: refused(400, "validation_error"),
-    gap: "500 internal_server_error: the stream's error escapes readBodyBytes",
   },
   {
     what: "a batch upload that fails part way",
@@ -2465,7 +2429,6 @@ const truncatedRows: Row[] = [
       headers: { "content-type": "application/json" },
     }),
     expect: refused(400, "validation_error"),
-    gap: "500 internal_server_error: the stream's error escapes readBodyBytes",
   },
 ];
 

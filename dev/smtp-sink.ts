@@ -12,7 +12,8 @@
  * drop the connection without a reply (mid-DATA included) or stall past the client's timeout, at
  * the greeting, MAIL, RCPT or DATA, for a share of connections or transactions. The share is
  * counter-based (every k-th) or a seeded hash of the transaction number, never Math.random, so a
- * run can be repeated; `latencyMs` plays a slow but healthy server. `faults()` reports what struck.
+ * run can be repeated; `latencyMs` and `tarpitMs` play slow but healthy servers. `faults()` reports
+ * what struck.
  *
  * `startSinkHttp` puts a small HTTP server next to it: a JSON control API (faults included) for
  * tests that cannot reach the sink object (tests inside workerd only have fetch), and a human
@@ -183,6 +184,11 @@ export interface FaultPlan {
    * many ms later (keep it below the client's timeout).
    */
   latencyMs?: number;
+  /**
+   * A tarpit: every reply to MAIL, RCPT and the end of DATA comes this many ms late. Below the
+   * client's timeout nothing fails, but a transaction takes (2 + recipients) times as long.
+   */
+  tarpitMs?: number;
 }
 
 export interface StallRecord {
@@ -223,7 +229,11 @@ function wholeNumber(value: unknown, name: string, min: number, max: number): nu
 /** Checks a plan from a test or from JSON; the error names the offending field. */
 export function parseFaultPlan(value: unknown): FaultPlan {
   if (typeof value !== "object" || value === null) throw new Error("a fault plan is an object");
-  const { rules, latencyMs } = value as { rules?: unknown; latencyMs?: unknown };
+  const { rules, latencyMs, tarpitMs } = value as {
+    rules?: unknown;
+    latencyMs?: unknown;
+    tarpitMs?: unknown;
+  };
   if (!Array.isArray(rules)) throw new Error("rules must be an array");
   if (rules.length > MAX_RULES) throw new Error(`at most ${MAX_RULES} rules`);
   const plan: FaultPlan = {
@@ -281,6 +291,8 @@ export function parseFaultPlan(value: unknown): FaultPlan {
   };
   const latency = wholeNumber(latencyMs, "latencyMs", 0, 600_000);
   if (latency) plan.latencyMs = latency;
+  const tarpit = wholeNumber(tarpitMs, "tarpitMs", 0, 600_000);
+  if (tarpit) plan.tarpitMs = tarpit;
   return plan;
 }
 
@@ -479,6 +491,15 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     }, ms).unref();
   };
 
+  /** The reply, later by the plan's tarpit (the plan when the command came decides). */
+  const tarpitted = (reply: (error?: Error | null) => void) => {
+    const ms = plan.tarpitMs ?? 0;
+    if (ms === 0) return reply;
+    return (error?: Error | null) => {
+      setTimeout(() => reply(error), ms).unref();
+    };
+  };
+
   const serverOptions = (): SMTPServerOptions => ({
     secure: tls === "implicit",
     key: opts.key,
@@ -515,25 +536,27 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
         log(`mail ${session.id} refused: not encrypted`);
         return callback(smtpError(530, "5.7.0 Must issue a STARTTLS command first"));
       }
+      const reply = tarpitted(callback);
       const index = pick(false, ++stats.transactions);
       transactions.set(session.id, { plan, rule: index, rcpts: 0 });
       if (index !== undefined && plan.rules[index]?.at === "mail") {
-        return strike(index, session, callback);
+        return strike(index, session, reply);
       }
-      callback();
+      reply();
     },
     onRcptTo(address, session, callback) {
+      const reply = tarpitted(callback);
       const index = ruleOf(session.id);
       const current = transactions.get(session.id);
       if (current && index !== undefined && plan.rules[index]?.at === "rcpt") {
-        if (current.rcpts++ === 0) return strike(index, session, callback);
+        if (current.rcpts++ === 0) return strike(index, session, reply);
       }
       const rejection = rejections.get(address.address.toLowerCase());
       if (rejection) {
         log(`rcpt ${session.id} ${address.address} -> ${rejection.code} ${rejection.text}`);
-        return callback(smtpError(rejection.code, rejection.text));
+        return reply(smtpError(rejection.code, rejection.text));
       }
-      callback();
+      reply();
     },
     onClose(session) {
       transactions.delete(session.id);
@@ -610,7 +633,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
           }
           answer(null, `2.0.0 Ok: queued as ${message.id}`);
         };
-        const latency = plan.latencyMs ?? 0;
+        const latency = (plan.latencyMs ?? 0) + (plan.tarpitMs ?? 0);
         if (latency > 0) setTimeout(reply, latency).unref();
         else reply();
       });

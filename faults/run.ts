@@ -1,21 +1,23 @@
 /**
  * `npm run faults [-- --messages N] [--seed S] [--deadline SECONDS] [--json FILE]
- * [--no-lease-overrun] [--strict] [--verbose]`: one fault run (faults/scenario.ts) with its own
- * Redis gateway and SMTP server, then the ledger. Exits 1 when a recipient was lost, 2 when the arguments are wrong;
- * the other "must be 0" lines (duplicates the at-least-once rule does not allow, refused messages
- * delivered anyway, ...) are reported, and fail the exit status (3) only with --strict.
+ * [--overruns stalls,tarpit | --no-lease-overrun] [--strict] [--verbose]`: one fault run
+ * (faults/scenario.ts) with its own Redis gateway and SMTP server, then the ledger. Exits 1 when a
+ * recipient was lost, 2 when the arguments are wrong; the other "must be 0" lines (duplicates the
+ * at-least-once rule does not allow, refused messages delivered anyway, ...) are reported, and
+ * fail the exit status (3) only with --strict.
  */
 import { writeFileSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { formatLedger, messageIdOf } from "./ledger.ts";
-import { runFaultScenario, TIMINGS } from "./scenario.ts";
+import { type OverrunKind, runFaultScenario, TIMINGS } from "./scenario.ts";
 
 export interface FaultArgs {
   messages: number;
   seed: number;
   deadlineSeconds: number;
   json: string | undefined;
-  leaseOverrun: boolean;
+  /** Lease-overrun phases to run. */
+  overruns: OverrunKind[];
   strict: boolean;
   /** Print every SMTP session event of the server. */
   verbose: boolean;
@@ -27,7 +29,7 @@ export function parseFaultArgs(argv: string[]): FaultArgs {
     seed: 1,
     deadlineSeconds: 300,
     json: undefined,
-    leaseOverrun: true,
+    overruns: ["stalls", "tarpit"],
     strict: false,
     verbose: false,
   };
@@ -56,8 +58,20 @@ export function parseFaultArgs(argv: string[]): FaultArgs {
         args.json = value();
         if (!args.json) throw new Error("--json takes a file name");
         break;
+      case "--overruns": {
+        const list = (value() ?? "").split(",").filter(Boolean);
+        for (const kind of list) {
+          if (kind !== "stalls" && kind !== "tarpit") {
+            throw new Error(
+              `--overruns takes stalls, tarpit or both (comma-separated), got ${kind}`,
+            );
+          }
+        }
+        args.overruns = list as OverrunKind[];
+        break;
+      }
       case "--no-lease-overrun":
-        args.leaseOverrun = false;
+        args.overruns = [];
         break;
       case "--strict":
         args.strict = true;
@@ -78,7 +92,7 @@ async function main(): Promise<number> {
     args = parseFaultArgs(process.argv.slice(2));
   } catch (error) {
     console.error(
-      `${(error as Error).message}\nusage: npm run faults -- [--messages N] [--seed S] [--deadline SECONDS] [--json FILE] [--no-lease-overrun] [--strict] [--verbose]`,
+      `${(error as Error).message}\nusage: npm run faults -- [--messages N] [--seed S] [--deadline SECONDS] [--json FILE] [--overruns stalls,tarpit | --no-lease-overrun] [--strict] [--verbose]`,
     );
     return 2;
   }
@@ -89,7 +103,7 @@ async function main(): Promise<number> {
     messages: args.messages,
     seed: args.seed,
     deadlineMs: args.deadlineSeconds * 1000,
-    leaseOverrun: args.leaseOverrun,
+    overruns: args.overruns,
     redisUrl: process.env.REDIS_URL,
     progress: (line) => console.error(line),
     ...(args.verbose ? { smtpLog: (line: string) => console.error(`[smtp] ${line}`) } : {}),

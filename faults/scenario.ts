@@ -4,7 +4,7 @@
  * both made to fail on purpose, while messages are sent and cron ticks keep firing. Afterwards every
  * accepted recipient must be delivered or recorded as failed (see faults/ledger.ts).
  *
- * Phases, in order (sizes are shares of `messages`; the lease-overrun phase always sends 12):
+ * Phases, in order (sizes are shares of `messages`; the lease-overrun phases send 24 and 3):
  * 1. flaky SMTP: the server answers 421/451 at the greeting, MAIL, RCPT or DATA, drops connections
  *    mid-DATA and stalls past the client's timeout, for counter-based and seeded shares;
  * 2. SMTP down: the server stops listening for a window while sends go on;
@@ -14,14 +14,15 @@
  * 4. kill: one scheduled run with many messages due is killed (the workerd instance is closed, as
  *    a deploy does) after it delivered a third of them; a new instance starts, and what the dead
  *    run had claimed must come back once its lease runs out; then a drain;
- * 5. lease overrun: a run is slowed by stalls until its lease runs out while it still holds
- *    messages, and the next tick claims them (the cron does not wait for a slow run);
+ * 5. lease overrun: a run is still busy when its lease runs out, and the next tick (the cron does
+ *    not wait for a slow run) claims what it holds: once slowed by stalls past the timeout, once
+ *    by a tarpit (every reply late, none past the timeout);
  *    then the final drain, bounded by the deadline.
  *
- * Timings are short so that this runs in seconds: retries from 1 s to 4 s, a 5 s lease, a 2 s SMTP
- * timeout, a cron tick every second (the lease is 5 ticks, as the default 300 s lease is 5 minutes
- * of the every-minute cron). Everything listens on 127.0.0.1 and is closed at the end; the Redis
- * keys live under a random prefix and are deleted.
+ * Timings are short so that this runs in seconds: retries from 1 s to 4 s, a 1 s SMTP timeout, a
+ * 6 s lease (the least the relay accepts for that timeout), a cron tick every second (the lease is
+ * 6 ticks, as the default 300 s lease is 5 minutes of the every-minute cron). Everything listens
+ * on 127.0.0.1 and is closed at the end; the Redis keys live under a random prefix and are deleted.
  */
 import { randomBytes } from "node:crypto";
 import { dirname, resolve } from "node:path";
@@ -43,7 +44,10 @@ import {
 } from "./ledger.ts";
 
 export interface FaultRunOptions {
-  /** Messages to send in all (at least 40: every phase needs a few). */
+  /**
+   * Messages to send in all; the lease-overrun phases take a fixed 24 (stalls) and 3 (tarpit) of
+   * them, the other phases share the rest (at least 28).
+   */
   messages: number;
   /** The whole run stops waiting for deliveries after this long. */
   deadlineMs: number;
@@ -53,8 +57,10 @@ export interface FaultRunOptions {
   redisUrl?: string;
   /** How long the flaky phase keeps its faults on waiting for its messages (default 12 s). */
   flakyHoldMs?: number;
-  /** Include the lease-overrun phase (default true). */
-  leaseOverrun?: boolean;
+  /** How long the SMTP server and the store are each down (default 3 s). */
+  outageMs?: number;
+  /** Which lease-overrun phases to run (default both). */
+  overruns?: OverrunKind[];
   /** Progress lines (default: none). */
   progress?: (line: string) => void;
   /** Every SMTP session event of the server, with a timestamp (default: none). */
@@ -66,10 +72,10 @@ export interface FaultRunResult {
   observations: Observations;
   /** What each fault did, as lines for the report. */
   notes: string[];
-  faults: { flaky: FaultStats | undefined; overrun: FaultStats | undefined };
+  faults: { flaky: FaultStats | undefined };
   kill: KillReport | undefined;
   outage: OutageReport | undefined;
-  overrun: OverrunReport | undefined;
+  overruns: OverrunReport[];
 }
 
 export interface KillReport {
@@ -105,18 +111,28 @@ export interface OutageReport {
 }
 
 export interface OverrunReport {
+  name: string;
+  /** Its messages' recipients start with this. */
+  tag: string;
   messages: number;
+  recipients: number;
+  stalls: number;
   secondRunAfterMs: number;
   /** Relay log lines "delivery.unrecorded" (lease lost) during the phase. */
   unrecorded: number;
+  /** Relay log lines "delivery.skipped_lease_short" (not started: too little lease left). */
+  skipped: number;
 }
 
-/** The relay's settings for the run (README configuration table); short on purpose. */
+/**
+ * The relay's settings for the run (README configuration table); short on purpose. The lease is
+ * the shortest the relay accepts for this SMTP timeout (6 x SMTP_TIMEOUT_SECONDS, src/config.ts).
+ */
 export const TIMINGS = {
   retryFirstSeconds: 1,
   retryMaxSeconds: 4,
-  leaseSeconds: 5,
-  smtpTimeoutSeconds: 2,
+  leaseSeconds: 6,
+  smtpTimeoutSeconds: 1,
   connections: 3,
   batchSize: 25,
   tickMs: 1000,
@@ -127,7 +143,11 @@ const ADMIN = `faults-admin-${randomBytes(16).toString("hex")}`;
 const STALL_MS = (TIMINGS.smtpTimeoutSeconds + 1) * 1000;
 /** A retry is due at most this long after a temporary failure (first delay + 20 % jitter). */
 const FIRST_RETRY_DUE_MS = TIMINGS.retryFirstSeconds * 1200 + 100;
-const OVERRUN_MESSAGES = 12;
+/** Messages the lease-overrun phases send: eight rounds of stalls; one tarpit round. */
+const STALL_OVERRUN_MESSAGES = 8 * TIMINGS.connections;
+const TARPIT_MESSAGES = TIMINGS.connections;
+
+export type OverrunKind = "stalls" | "tarpit";
 
 /**
  * The flaky server. Transaction-counted rules are offset so that they rarely coincide; the first
@@ -220,6 +240,7 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
   const prefix = `faults:${runId}:`;
   const random = generator(options.seed);
   const redisUrl = options.redisUrl ?? "redis://127.0.0.1:6379";
+  const outageMs = options.outageMs ?? 3000;
 
   const sends: SendRecord[] = [];
   const phases: Window[] = [];
@@ -383,7 +404,8 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       v !== undefined && (v.delivery.attempts > 0 || isFinished(v));
 
     let counter = 0;
-    const plan = (phase: string, count: number): SendRecord[] => {
+    /** Requests for `count` messages; `fixed` recipients each (no bounce), or 2 to 4 and a bounce now and then. */
+    const plan = (phase: string, count: number, fixed?: number): SendRecord[] => {
       const out: SendRecord[] = [];
       let left = count;
       while (left > 0) {
@@ -392,10 +414,12 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
         const messages: PlannedMessage[] = [];
         for (let i = 0; i < size; i++) {
           const tag = `${phase}-${++counter}`;
-          const n = 2 + Math.floor(random() * 3);
+          const n = fixed ?? 2 + Math.floor(random() * 3);
           const recipients = Array.from({ length: n }, (_, j) => `${tag}-r${j}@run-${runId}.test`);
           // One message in eight has a recipient the server refuses for good (550).
-          if (random() < 0.125) recipients.push(`${tag}-bounce@run-${runId}.test`);
+          if (fixed === undefined && random() < 0.125) {
+            recipients.push(`${tag}-bounce@run-${runId}.test`);
+          }
           messages.push({ tag, recipients });
         }
         out.push({
@@ -467,7 +491,11 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
     const budgetLeft = () => deadline - Date.now();
 
     // ---- sizes ----
-    const rest = Math.max(28, options.messages - OVERRUN_MESSAGES);
+    const kinds = options.overruns ?? ["stalls", "tarpit"];
+    const fixed =
+      (kinds.includes("stalls") ? STALL_OVERRUN_MESSAGES : 0) +
+      (kinds.includes("tarpit") ? TARPIT_MESSAGES : 0);
+    const rest = Math.max(28, options.messages - fixed);
     const sizes = {
       flaky: Math.round(rest * 0.5),
       smtpDown: Math.round(rest * 0.17),
@@ -506,9 +534,9 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       const batch = plan("smtpdown", sizes.smtpDown);
       for (const s of batch) {
         await send(s);
-        await sleep(1500 / batch.length);
+        await sleep((outageMs * 0.6) / batch.length);
       }
-      await sleep(2500 - (Date.now() - from));
+      await sleep(outageMs - (Date.now() - from));
       await smtp.up();
     });
 
@@ -529,9 +557,9 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       const batch = plan("storedown", sizes.storeDown);
       for (const s of batch) {
         await send(s);
-        await sleep(2000 / batch.length);
+        await sleep((outageMs * 0.6) / batch.length);
       }
-      await sleep(3000 - (Date.now() - from));
+      await sleep(outageMs - (Date.now() - from));
       const to = Date.now();
       await gateway.up();
       storeOutages.push({ name: "store down", from, to });
@@ -566,9 +594,10 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
     });
 
     // ---- drain with a healthy server ----
-    flakyStats = structuredClone(smtp.faults().stats);
     smtp.clearFaults();
     await drain("drain after faults", deadline);
+    // Only now: a stall still going on when the faults were cleared has ended since.
+    flakyStats = structuredClone(smtp.faults().stats);
 
     // ---- 4. kill a delivery run ----
     let kill: KillReport | undefined;
@@ -642,23 +671,30 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       });
     } else say("kill a run: skipped, too close to the deadline");
 
-    // ---- 5. lease overrun ----
-    let overrun: OverrunReport | undefined;
-    let overrunStats: FaultStats | undefined;
-    if (options.leaseOverrun !== false && budgetLeft() > 20_000) {
-      await phase("lease overrun", async () => {
+    // ---- 5. lease overrun: a run still busy when its lease ends, and the next tick ----
+    const overruns: OverrunReport[] = [];
+    const overrun = async (
+      name: string,
+      tag: string,
+      count: number,
+      recipients: number,
+      faults: FaultPlan,
+    ) => {
+      await phase(name, async () => {
+        // Start from an empty queue, so that the first run claims this phase's messages only.
+        await waitUntil(
+          accepted().map((m) => m.id),
+          isFinished,
+          Math.min(deadline, Date.now() + 30_000),
+        );
         await ticker.pause();
         await smtp.down();
-        const batch = plan("overrun", OVERRUN_MESSAGES);
+        const batch = plan(tag, count, recipients);
         await pool(batch, 4, send);
         const ids = batch.flatMap((s) => s.messages.flatMap((m) => (m.id ? [m.id] : [])));
         await waitUntil(ids, attempted, Date.now() + 10_000);
         const logsBefore = logs.length;
-        // Three rounds of stalls on every connection: the run needs longer than its lease for
-        // the messages it claimed, and the fourth round's messages are sent after it ran out.
-        smtp.setFaults({
-          rules: [{ at: "mail", action: "stall", ms: STALL_MS, limit: 3 * TIMINGS.connections }],
-        });
+        smtp.setFaults(faults);
         await smtp.up();
         await sleep(FIRST_RETRY_DUE_MS);
         const worker = harness?.getWorker();
@@ -670,19 +706,42 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
         const secondAfter = Date.now() - firstAt;
         await within(
           Promise.allSettled([first, second]).then(() => {}),
-          30_000,
+          60_000,
           undefined,
         );
-        overrunStats = structuredClone(smtp.faults().stats);
+        const stats = smtp.faults().stats;
         smtp.clearFaults();
         collectLogs();
-        overrun = {
+        const logged = (event: string) =>
+          logs.slice(logsBefore).filter((l) => l.event === event).length;
+        overruns.push({
+          name,
+          tag,
           messages: ids.length,
+          recipients,
+          stalls: stats.stalls.length,
           secondRunAfterMs: secondAfter,
-          unrecorded: logs.slice(logsBefore).filter((l) => l.event === "delivery.unrecorded")
-            .length,
-        };
+          unrecorded: logged("delivery.unrecorded"),
+          skipped: logged("delivery.skipped_lease_short"),
+        });
         ticker.resume();
+      });
+    };
+    if (kinds.includes("stalls") && budgetLeft() > 30_000) {
+      // Stalls on every connection for six rounds: the first run needs longer than its lease
+      // for the messages it claimed. It must leave what it has no room for (the relay starts a
+      // transaction only with 2 x SMTP_TIMEOUT_SECONDS of lease left) to the next run.
+      await overrun("lease overrun: stalls", "overrun", STALL_OVERRUN_MESSAGES, 2, {
+        rules: [{ at: "mail", action: "stall", ms: STALL_MS, limit: 6 * TIMINGS.connections }],
+      });
+    }
+    if (kinds.includes("tarpit") && budgetLeft() > 30_000) {
+      // A tarpit: every reply just under the timeout, so nothing times out, but one transaction
+      // to seven recipients takes 9 replies x 0.9 x SMTP_TIMEOUT_SECONDS, longer than the lease,
+      // though it started with the whole lease left.
+      await overrun("lease overrun: tarpit", "tarpit", TARPIT_MESSAGES, 7, {
+        rules: [],
+        tarpitMs: TIMINGS.smtpTimeoutSeconds * 900,
       });
     }
 
@@ -748,10 +807,12 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
         `kill: ${kill.due} messages due; the instance was closed ${kill.killedAfterMs} ms into the run, after the server had taken ${kill.deliveredBeforeKill} (${kill.unansweredAtKill} of them with the 250 still pending); the dead run held ${kill.held} claimed-but-uncommitted message(s); ${kill.heldBack} came back, ${kill.heldBackAfterLeaseMs.min}-${kill.heldBackAfterLeaseMs.max} ms after their lease ran out (${kill.heldEarly} before it)`,
       );
     }
-    if (overrun) {
-      const stalls = overrunStats?.stalls.length ?? 0;
+    for (const o of overruns) {
+      const duplicated = ledger.duplicates.records.filter((d) =>
+        d.recipient.startsWith(`${o.tag}-`),
+      );
       notes.push(
-        `lease overrun: ${overrun.messages} messages, ${stalls} stalled transactions, a second run ${overrun.secondRunAfterMs} ms after the first (lease ${TIMINGS.leaseSeconds * 1000} ms); the relay logged ${overrun.unrecorded} "delivery.unrecorded" (lease lost)`,
+        `${o.name}: ${o.messages} messages to ${o.recipients} recipients each, ${o.stalls} stalled transactions, a second run ${o.secondRunAfterMs} ms after the first (lease ${TIMINGS.leaseSeconds * 1000} ms); the relay logged ${o.skipped} "delivery.skipped_lease_short" and ${o.unrecorded} "delivery.unrecorded" (lease lost); ${duplicated.length} recipient(s) got the message twice`,
       );
     }
     notes.push(
@@ -761,10 +822,10 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
       ledger,
       observations,
       notes,
-      faults: { flaky: flakyStats, overrun: overrunStats },
+      faults: { flaky: flakyStats },
       kill,
       outage,
-      overrun,
+      overruns,
     };
   } finally {
     await within(ticker.pause(), 20_000, undefined);

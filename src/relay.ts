@@ -264,6 +264,7 @@ export class Relay {
       policy: this.policy,
       concurrency: this.config.smtpMaxConnections,
       sendWindowMs: sendWindowMs(this.config.smtpTimeoutMs),
+      leaseMs: this.config.leaseMs,
       now: this.now,
       log: this.log,
     };

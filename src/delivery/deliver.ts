@@ -17,6 +17,8 @@ export interface DeliveryContext {
   concurrency: number;
   /** Lease time one SMTP transaction needs; a message with less left is not started. */
   sendWindowMs: number;
+  /** How far a renewal extends a lease while a transaction is still running. */
+  leaseMs: number;
   now: () => number;
   log: Logger;
 }
@@ -84,10 +86,15 @@ async function deliverOne(
   report.messages++;
   let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];
   if (to.length > 0 && entry.state.canceledAt === null) {
-    outcomes = await ctx.transport.send(
-      { from: message.envelope.from, to },
-      latin1ToBytes(entry.raw),
-    );
+    const stop = keepLease(entry, ctx);
+    try {
+      outcomes = await ctx.transport.send(
+        { from: message.envelope.from, to },
+        latin1ToBytes(entry.raw),
+      );
+    } finally {
+      stop();
+    }
   }
   const { state, next, counts } = applyOutcomes(
     message,
@@ -118,4 +125,50 @@ async function deliverOne(
       state.nextAttemptAt === null ? null : new Date(state.nextAttemptAt).toISOString(),
     reply: outcomes.find((o) => o.status !== "accepted")?.reply ?? outcomes[0]?.reply ?? null,
   });
+}
+
+/**
+ * While a transaction runs, renews the lease before it gets short, so a slow server (one that
+ * answers every command just inside the timeout) cannot let another run take the message and send
+ * it a second time. A renewal costs one store command, and only transactions that are still
+ * running when the lease has sendWindowMs left need one. A run that dies stops renewing, and the
+ * message comes back when the lease ends, as before.
+ */
+function keepLease(entry: ClaimedEntry, ctx: DeliveryContext): () => void {
+  if (entry.leasedUntil === null) return () => {};
+  let until = entry.leasedUntil;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let stopped = false;
+  const schedule = (minWait = 0) => {
+    const wait = Math.max(minWait, until - ctx.sendWindowMs - ctx.now());
+    timer = setTimeout(async () => {
+      if (stopped) return;
+      const next = ctx.now() + ctx.leaseMs;
+      try {
+        if (await ctx.store.renew(entry.message.id, entry.token, next)) {
+          until = next;
+          entry.leasedUntil = next;
+          ctx.log.info("delivery.lease_renewed", {
+            email_id: entry.message.id,
+            leased_until: new Date(next).toISOString(),
+          });
+          if (!stopped) schedule();
+        } else {
+          ctx.log.warn("delivery.lease_lost", { email_id: entry.message.id });
+        }
+      } catch (err) {
+        ctx.log.warn("delivery.lease_renew_failed", {
+          email_id: entry.message.id,
+          error: String(err),
+        });
+        // The store is unreachable: try again shortly, not in a tight loop.
+        if (!stopped) schedule(1_000);
+      }
+    }, wait);
+  };
+  schedule();
+  return () => {
+    stopped = true;
+    if (timer !== undefined) clearTimeout(timer);
+  };
 }

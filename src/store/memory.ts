@@ -118,6 +118,14 @@ export class MemoryStore implements RelayStore {
     return "ok";
   }
 
+  async renew(id: string, token: string, until: number): Promise<boolean> {
+    const slot = this.#slots.get(id);
+    if (!slot || slot.token === "" || slot.token !== token) return false;
+    slot.dueAt = until;
+    slot.entry.leasedUntil = until;
+    return true;
+  }
+
   async get(id: string): Promise<StoredEntry | null> {
     this.#purge();
     const slot = this.#slots.get(id);

@@ -76,6 +76,11 @@ export interface RelayStore {
     state: DeliveryState,
     next: NextStep,
   ): Promise<CommitResult>;
+  /**
+   * Extends a lease its holder still holds (a long SMTP transaction), so no other run takes the
+   * message meanwhile. Returns false when the lease is no longer the caller's.
+   */
+  renew(id: string, token: string, until: number): Promise<boolean>;
   get(id: string): Promise<StoredEntry | null>;
 
   /** Stores an API key record under its token digest (the token itself is never stored). */

@@ -96,6 +96,14 @@ end
 return 1
 `;
 
+// KEYS: queue, message. ARGV: id, token, new lease end. Returns 1 when renewed, 0 otherwise.
+const RENEW = `
+if redis.call('HGET', KEYS[2], 'l') ~= ARGV[2] or ARGV[2] == '' then return 0 end
+redis.call('HSET', KEYS[2], 'lu', ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+`;
+
 // KEYS: key list, key by digest. ARGV: id, record JSON.
 const TOUCH_KEY = `
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
@@ -120,6 +128,7 @@ export class UpstashStore implements RelayStore {
   readonly #claim;
   readonly #commit;
   readonly #touch;
+  readonly #renew;
 
   constructor(options: UpstashStoreOptions) {
     this.#redis = new Redis({
@@ -136,6 +145,7 @@ export class UpstashStore implements RelayStore {
     this.#claim = this.#redis.createScript<string[][]>(CLAIM);
     this.#commit = this.#redis.createScript<number>(COMMIT);
     this.#touch = this.#redis.createScript<number>(TOUCH_KEY);
+    this.#renew = this.#redis.createScript<number>(RENEW);
   }
 
   /**
@@ -230,6 +240,14 @@ export class UpstashStore implements RelayStore {
       ],
     );
     return result === 1 ? "ok" : result === 0 ? "conflict" : "missing";
+  }
+
+  async renew(id: string, token: string, until: number): Promise<boolean> {
+    const r = await this.#renew.exec(
+      [`${this.#prefix}q`, this.#key(id)],
+      [id, token, String(until)],
+    );
+    return r === 1;
   }
 
   async get(id: string): Promise<StoredEntry | null> {

@@ -247,6 +247,27 @@ export function describeStoreContract(factory: StoreFactory): void {
         ).toBe("ok");
       });
 
+      it("renews a lease only for its holder, keeping other claims away", async () => {
+        const store = factory.make();
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        expect(await store.renew(e.message.id, "not-the-token", 90_000)).toBe(false);
+        expect(await store.renew(e.message.id, claimed.token, 90_000)).toBe(true);
+        expect(await store.claim(89_999, 10, 30_000)).toEqual([]);
+        expect((await store.get(e.message.id))?.leasedUntil).toBe(90_000);
+        await store.commit(e.message.id, { token: claimed.token }, claimed.state, {
+          kind: "due",
+          at: 95_000,
+        });
+        // Once committed the token is spent: a late renewal cannot take the message back.
+        expect(await store.renew(e.message.id, claimed.token, 200_000)).toBe(false);
+        expect((await store.claim(95_000, 10, 30_000)).map((c) => c.message.id)).toEqual([
+          e.message.id,
+        ]);
+      });
+
       it("reports a commit for an unknown message as missing", async () => {
         const store = factory.make();
         const e = newEntry();

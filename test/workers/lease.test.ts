@@ -41,6 +41,7 @@ describe("lease-aware delivery", () => {
         },
         concurrency: 1,
         sendWindowMs: window,
+        leaseMs: 10 * window,
         now: Date.now,
         log: silentLogger,
       });
@@ -56,6 +57,61 @@ describe("lease-aware delivery", () => {
     expect((await store.claim(now + window / 2, 10, 60_000)).map((c) => c.message.id)).toEqual([
       tight.message.id,
     ]);
+  });
+
+  it("renews the lease while a slow server drags a transaction past it", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const sink = sinkApi("plain");
+    const store = new MemoryStore();
+    const recipients = Array.from({ length: 6 }, (_, i) => `slow-${tag}-${i}@example.com`);
+    const e = newEntry({ dueAt: 0 }, recipients);
+    await store.enqueue([e]);
+    // Every reply 250 ms late: MAIL, six RCPTs, DATA and its end take about 2.3 s, well past
+    // the 1.2 s lease this run claims with; no single wait comes near the 500 ms timeout.
+    const timeoutMs = 500;
+    const window = sendWindowMs(timeoutMs);
+    const lease = 1_200;
+    const [claimed] = await store.claim(Date.now(), 1, lease);
+    if (!claimed) throw new Error("nothing claimed");
+    const transport = createNodemailerTransport({
+      target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
+      ehloName: "relay.test",
+      timeoutMs,
+      maxConnections: 1,
+    });
+    await sink.setFaults({ rules: [], tarpitMs: 250 });
+    const rival: string[][] = [];
+    const watcher = setInterval(async () => {
+      rival.push((await store.claim(Date.now(), 10, 60_000)).map((c) => c.message.id));
+    }, 200);
+    try {
+      const report = await deliverClaimed([claimed], {
+        store,
+        transport,
+        policy: {
+          maxQueueAgeMs: 3_600_000,
+          retentionMs: 60_000,
+          retry: { firstMs: 1_000, maxMs: 10_000 },
+        },
+        concurrency: 1,
+        sendWindowMs: window,
+        leaseMs: lease,
+        now: Date.now,
+        log: silentLogger,
+      });
+      expect(report).toMatchObject({ messages: 1, delivered: 6, unrecorded: 0 });
+    } finally {
+      clearInterval(watcher);
+      await sink.clearFaults();
+      await transport.close();
+    }
+    // Another run looked all along and never got the message: the lease was renewed in time.
+    expect(rival.length).toBeGreaterThan(5);
+    expect(rival.flat()).toEqual([]);
+    expect((await sink.messages({ to: `slow-${tag}-` })).length).toBe(1);
+    expect(
+      (await store.get(e.message.id))?.state.recipients.every((r) => r.status === "delivered"),
+    ).toBe(true);
   });
 
   it("refuses a lease too short for three transactions, naming the variable", async () => {

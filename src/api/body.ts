@@ -106,7 +106,7 @@ type Issue = z.core.$ZodIssue;
  * more than "to: Invalid input".
  */
 function deepest(issue: Issue | undefined): Issue | undefined {
-  if (!issue || issue.code !== "invalid_union" || issue.errors.length === 0) return issue;
+  if (issue?.code !== "invalid_union" || issue.errors.length === 0) return issue;
   // The branch that got furthest: a deeper path, or at least the right type with a wrong value
   // (an array over its maximum says more than "expected string").
   const rank = (i: Issue) => i.path.length * 2 + (i.code === "invalid_type" ? 0 : 1);

@@ -590,17 +590,9 @@ describe.skipIf(redis.skip)(`reduced fault run (real workerd, Redis, SMTP)${redi
     expect(others.filter((d) => !d.allowed)).toEqual([]);
   });
 
-  // RELAY BUG (src/delivery/deliver.ts, sendWindowMs in src/config.ts). Since 4ed8097 a run
-  // starts a transaction only with 2 x SMTP_TIMEOUT_SECONDS of lease left, which assumes no
-  // transaction takes longer. But the timeout bounds the silence before each reply, not the
-  // transaction: a server that answers every command a little under the timeout (a tarpit) makes
-  // one transaction to seven recipients take 9 x 0.9 x the timeout, past the lease though it
-  // started with all of it. The next cron tick claims the message and both runs deliver it; the
-  // late run's commit is refused ("delivery.unrecorded", reason "conflict"). No run died, so the
-  // at-least-once rule does not allow these. Expected to fail until a transaction is bounded by
-  // the lease it has left (abort before the final dot) or the lease is extended while sending;
-  // then turn this back into `it`.
-  it.fails("has only duplicates the at-least-once rule allows (a run died between 250 and commit)", () => {
+  // A tarpit (every reply a little under the timeout) once made a transaction outlive its lease,
+  // and the next run sent the message again; runs now renew the lease while a transaction runs.
+  it("has only duplicates the at-least-once rule allows (a run died between 250 and commit)", () => {
     const { duplicates } = result.ledger;
     expect(
       duplicates.records.filter((d) => !d.allowed),

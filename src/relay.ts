@@ -262,7 +262,8 @@ export class Relay {
       store: this.store,
       transport,
       policy: this.policy,
-      concurrency: this.config.smtpMaxConnections,
+      // Twice the connections: the pool always has the next message waiting when one finishes.
+      concurrency: this.config.smtpMaxConnections * 2,
       sendWindowMs: sendWindowMs(this.config.smtpTimeoutMs),
       leaseMs: this.config.leaseMs,
       now: this.now,

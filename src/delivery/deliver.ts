@@ -56,13 +56,17 @@ export async function deliverClaimed(
 ): Promise<DeliveryReport> {
   const report = emptyReport();
   let next = 0;
+  // The write-back of one message overlaps the next message's SMTP transaction: a worker moves on
+  // as soon as the server answered, and the batch ends when every outcome is written.
+  const commits: Promise<void>[] = [];
   const worker = async () => {
     while (next < entries.length) {
       const entry = entries[next++];
-      if (entry) await deliverOne(entry, ctx, report);
+      if (entry) await deliverOne(entry, ctx, report, commits);
     }
   };
   await Promise.all(Array.from({ length: Math.min(ctx.concurrency, entries.length) }, worker));
+  await Promise.all(commits);
   return report;
 }
 
@@ -70,6 +74,7 @@ async function deliverOne(
   entry: ClaimedEntry,
   ctx: DeliveryContext,
   report: DeliveryReport,
+  commits: Promise<void>[],
 ): Promise<void> {
   const { message } = entry;
   // Past its lease another run may already have this message: sending it too would deliver it
@@ -106,16 +111,7 @@ async function deliverOne(
   report.delivered += counts.delivered;
   report.deferred += counts.deferred;
   report.failed += counts.failed;
-  try {
-    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next);
-    if (result !== "ok") {
-      report.unrecorded++;
-      ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
-    }
-  } catch (err) {
-    report.unrecorded++;
-    ctx.log.error("delivery.commit_failed", { email_id: message.id, error: String(err) });
-  }
+  commits.push(writeBack(entry, state, next, ctx, report));
   ctx.log.info("delivery.attempt", {
     email_id: message.id,
     key_id: message.keyId,
@@ -171,4 +167,24 @@ function keepLease(entry: ClaimedEntry, ctx: DeliveryContext): () => void {
     stopped = true;
     if (timer !== undefined) clearTimeout(timer);
   };
+}
+
+async function writeBack(
+  entry: ClaimedEntry,
+  state: ClaimedEntry["state"],
+  next: Parameters<RelayStore["commit"]>[3],
+  ctx: DeliveryContext,
+  report: DeliveryReport,
+): Promise<void> {
+  const { message } = entry;
+  try {
+    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next);
+    if (result !== "ok") {
+      report.unrecorded++;
+      ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
+    }
+  } catch (err) {
+    report.unrecorded++;
+    ctx.log.error("delivery.commit_failed", { email_id: message.id, error: String(err) });
+  }
 }

@@ -330,24 +330,14 @@ const injectionRows: [string, Row[]][] = INJECTION_TARGETS.map((target) => [
 
 const inertRows: Row[] = [
   {
-    what: "an RFC 2047 Q encoded word hiding CRLF Bcc in the subject is itself encoded",
+    what: "an RFC 2047 Q encoded word hiding CRLF Bcc in the subject is refused (readers decode it)",
     req: (u) => send(u, { subject: `=?utf-8?q?Hi=0D=0ABcc:_${addr(u, "evil")}?=` }),
-    expect: delivered(["ann"], {
-      check: (d) => {
-        expect(d.parsed.subject).toBe(`=?utf-8?q?Hi=0D=0ABcc:_${addr(d.u, "evil")}?=`);
-      },
-    }),
-    gap: "nodemailer writes an ASCII subject that looks like an encoded word verbatim; a reader decodes it into 'Hi\\r\\nBcc: evil...'",
+    expect: invalid("subject"),
   },
   {
-    what: "an RFC 2047 B encoded word hiding CRLF Bcc in the subject is itself encoded",
+    what: "an RFC 2047 B encoded word hiding CRLF Bcc in the subject is refused (readers decode it)",
     req: (u) => send(u, { subject: `=?utf-8?b?${btoa(`Hi\r\nBcc: ${addr(u, "evil")}`)}?=` }),
-    expect: delivered(["ann"], {
-      check: (d) => {
-        expect(d.parsed.subject).toBe(`=?utf-8?b?${btoa(`Hi\r\nBcc: ${addr(d.u, "evil")}`)}?=`);
-      },
-    }),
-    gap: "nodemailer writes an ASCII subject that looks like an encoded word verbatim; a reader decodes it into a line break",
+    expect: invalid("subject"),
   },
   {
     what: "percent-encoded CRLF in the subject stays literal",
@@ -371,16 +361,9 @@ const inertRows: Row[] = [
     }),
   },
   {
-    what: "an encoded word (with =3A, no raw colon) as a display name is sent encoded",
+    what: "an encoded word hiding a line break in a display name is refused",
     req: (u) => send(u, { from: `=?utf-8?q?Ann=0D=0ABcc=3A_${u}?= <${SENDER}>` }),
-    expect: delivered(["ann"], {
-      check: (d) => {
-        const from = d.parsed.from as { name: string; address: string };
-        expect(from.address).toBe(SENDER);
-        expect(from.name).not.toMatch(/[\r\n]/);
-      },
-    }),
-    gap: "addressparser decodes the encoded word after the control check: the name 'Ann\\r\\nBcc: ...' is re-encoded into From, and readers decode the line break",
+    expect: invalid("from"),
   },
   {
     what: "an encoded word hiding a line break in a custom header value is refused (readers decode it)",
@@ -388,12 +371,9 @@ const inertRows: Row[] = [
     expect: invalid("headers.X-Note"),
   },
   {
-    what: "an encoded word in an attachment filename does not decode into a line break",
+    what: "an encoded word hiding a line break in an attachment filename is refused",
     req: (u) => send(u, attachment({ filename: "=?utf-8?q?a=0D=0ABcc=3A_x.txt?=" })),
-    expect: delivered(["ann"], {
-      check: (d) => expect(d.parsed.attachments[0]?.filename ?? "").not.toMatch(/[\r\n]/),
-    }),
-    gap: "the filename is written verbatim as an encoded word; readers decode it to 'a\\r\\nBcc: x.txt'",
+    expect: invalid("attachments[0].filename"),
   },
   {
     what: "JSON \\u000d\\u000a escapes are line breaks after parsing and are refused",
@@ -1598,15 +1578,14 @@ const sizeRows: Row[] = [
     expect: invalid("[1].cc[1]"),
   },
   {
-    what: "a subject of 999 characters",
-    req: (u) => send(u, { subject: "s".repeat(999) }),
+    what: "a subject of 901 characters (over the 900 that still fold under 998 octets)",
+    req: (u) => send(u, { subject: "s".repeat(901) }),
     expect: invalid("subject"),
   },
   {
-    what: "a subject of 998 characters without white space is folded under 998 octets",
-    req: (u) => send(u, { subject: "s".repeat(998) }),
-    expect: delivered(["ann"], { check: (d) => expect(d.parsed.subject).toBe("s".repeat(998)) }),
-    gap: "accepted, but nodemailer writes 'Subject:' then one continuation line of 999 octets",
+    what: "a subject of 900 characters without white space is folded under 998 octets",
+    req: (u) => send(u, { subject: "s".repeat(900) }),
+    expect: delivered(["ann"], { check: (d) => expect(d.parsed.subject).toBe("s".repeat(900)) }),
   },
   {
     what: "51 tags",

@@ -70,13 +70,13 @@ async function composeFromRequest(
       .map((t) => t.trim())
       .filter(Boolean);
     const composed = await acceptRawMessage(bytes, { from: c.req.query("from"), to }, ctx);
-    checkMessage(principal.policy, composed.message, composed.raw.length, composed.headerFrom);
+    checkMessage(principal.policy, composed);
     return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
   }
   const body = validate(SendEmailSchema, parseJson(bytes));
   const scheduledAt = parseScheduledAt(body.scheduled_at, now);
   const composed = await composeMessage(body, ctx);
-  checkMessage(principal.policy, composed.message, composed.raw.length, composed.headerFrom);
+  checkMessage(principal.policy, composed);
   return { composed, scheduledAt };
 }
 
@@ -134,12 +134,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
         try {
           const scheduledAt = parseScheduledAt(body.scheduled_at, now);
           const composed = await composeMessage(body, ctx);
-          checkMessage(
-            principal.policy,
-            composed.message,
-            composed.raw.length,
-            composed.headerFrom,
-          );
+          checkMessage(principal.policy, composed);
           total += composed.raw.length;
           items.push({ composed, scheduledAt });
         } catch (err) {

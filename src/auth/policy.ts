@@ -89,11 +89,15 @@ export function checkClient(policy: KeyPolicy | undefined, ip: string | undefine
 /** Checks a composed message's envelope and size against the key's policy. */
 export function checkMessage(
   policy: KeyPolicy | undefined,
-  message: { envelope: { from: string; to: string[] } },
-  bytes: number,
-  headerFrom: string[] = [],
+  composed: {
+    message: { envelope: { from: string; to: string[] } };
+    raw: string;
+    headerFrom: string[];
+  },
 ): void {
   if (!policy) return;
+  const { message, headerFrom } = composed;
+  const bytes = composed.raw.length;
   // Both the envelope sender and the From header readers see must be allowed: a raw message
   // could otherwise pass MAIL FROM and show another sender.
   const senders = [message.envelope.from, ...headerFrom];

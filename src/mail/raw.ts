@@ -134,7 +134,6 @@ export async function acceptRawMessage(
   }
   const raw = `${fields.join("\r\n")}\r\n\r\n${body.replace(/\r?\n/g, "\r\n")}`;
 
-  const names = (list: Mailboxish[] | undefined) => flatten(list);
   const message: QueuedMessage = {
     id: ctx.id,
     keyId: ctx.keyId,
@@ -145,10 +144,10 @@ export async function acceptRawMessage(
       from: parsed.from?.address
         ? formatMailbox({ name: parsed.from.name, address: parsed.from.address })
         : fromAddress,
-      to: names(parsed.to),
-      cc: names(parsed.cc),
-      bcc: names(parsed.bcc),
-      reply_to: names(parsed.replyTo),
+      to: flatten(parsed.to),
+      cc: flatten(parsed.cc),
+      bcc: flatten(parsed.bcc),
+      reply_to: flatten(parsed.replyTo),
       subject: parsed.subject ?? "",
       tags: [],
     },

@@ -7,7 +7,7 @@ import { type Env, loadConfig } from "../config.ts";
 import { ConfigError, RelayError } from "../errors.ts";
 import { createRelay, type Relay } from "../relay.ts";
 
-let cached: { fingerprint: string; relay: Relay } | undefined;
+let cached: { env: Env; fingerprint: string; relay: Relay } | undefined;
 
 function fingerprint(env: Env): string {
   return JSON.stringify(
@@ -19,8 +19,14 @@ function fingerprint(env: Env): string {
 
 /** The relay for this environment; throws ConfigError when a variable is wrong. */
 export function relayFor(env: Env): Relay {
+  // The same env object (every request of an isolate, and twice per request: the entry and the
+  // app's middleware) skips the fingerprint; a new object with the same values keeps the relay.
+  if (cached?.env === env) return cached.relay;
   const fp = fingerprint(env);
-  if (cached?.fingerprint !== fp) cached = { fingerprint: fp, relay: createRelay(loadConfig(env)) };
+  cached =
+    cached?.fingerprint === fp
+      ? { ...cached, env }
+      : { env, fingerprint: fp, relay: createRelay(loadConfig(env)) };
   return cached.relay;
 }
 

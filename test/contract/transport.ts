@@ -65,6 +65,8 @@ export function describeTransportContract(factory: TransportFactory): void {
   const skipped = (test: string) => factory.skip?.find((s) => s.tests.includes(test))?.reason;
   const maybe = (test: string, fn: () => Promise<void>) => {
     const reason = skipped(test);
+    // Only cases a factory lists with a written reason (test/workers/transport.test.ts) skip,
+    // and the reason is part of the test's name, in CI too.
     if (reason) it.skip(`${test} (skipped: ${reason})`, fn);
     else it(test, fn);
   };

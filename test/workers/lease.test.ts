@@ -12,6 +12,21 @@ import { MemoryStore } from "../../src/store/memory.ts";
 import { newEntry } from "../contract/store.ts";
 import { services, sinkApi } from "../support/services.ts";
 
+const POLICY = {
+  maxQueueAgeMs: 3_600_000,
+  retentionMs: 60_000,
+  retry: { firstMs: 1_000, maxMs: 10_000 },
+};
+
+function plainTransport(timeoutMs: number) {
+  return createNodemailerTransport({
+    target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
+    ehloName: "relay.test",
+    timeoutMs,
+    maxConnections: 1,
+  });
+}
+
 describe("lease-aware delivery", () => {
   it("sends what the lease has room for and leaves the rest to come back", async () => {
     const tag = crypto.randomUUID().slice(0, 8);
@@ -24,21 +39,12 @@ describe("lease-aware delivery", () => {
     const [a] = await store.claim(now, 1, 10 * window);
     const [b] = await store.claim(now, 1, window / 2);
     if (!a || !b) throw new Error("nothing claimed");
-    const transport = createNodemailerTransport({
-      target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
-      ehloName: "relay.test",
-      timeoutMs: 2_000,
-      maxConnections: 1,
-    });
+    const transport = plainTransport(2_000);
     try {
       const report = await deliverClaimed([a, b], {
         store,
         transport,
-        policy: {
-          maxQueueAgeMs: 3_600_000,
-          retentionMs: 60_000,
-          retry: { firstMs: 1_000, maxMs: 10_000 },
-        },
+        policy: POLICY,
         concurrency: 1,
         sendWindowMs: window,
         leaseMs: 10 * window,
@@ -73,12 +79,7 @@ describe("lease-aware delivery", () => {
     const lease = 1_200;
     const [claimed] = await store.claim(Date.now(), 1, lease);
     if (!claimed) throw new Error("nothing claimed");
-    const transport = createNodemailerTransport({
-      target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
-      ehloName: "relay.test",
-      timeoutMs,
-      maxConnections: 1,
-    });
+    const transport = plainTransport(timeoutMs);
     await sink.setFaults({ rules: [], tarpitMs: 250 });
     const rival: string[][] = [];
     const watcher = setInterval(async () => {
@@ -88,11 +89,7 @@ describe("lease-aware delivery", () => {
       const report = await deliverClaimed([claimed], {
         store,
         transport,
-        policy: {
-          maxQueueAgeMs: 3_600_000,
-          retentionMs: 60_000,
-          retry: { firstMs: 1_000, maxMs: 10_000 },
-        },
+        policy: POLICY,
         concurrency: 1,
         sendWindowMs: window,
         leaseMs: lease,

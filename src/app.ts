@@ -18,7 +18,13 @@ import {
 import type { Relay } from "./relay.ts";
 
 export type AppEnv = {
-  Variables: { relay: Relay; principal: Principal; clientIp: string | undefined };
+  Variables: {
+    relay: Relay;
+    principal: Principal;
+    clientIp: string | undefined;
+    /** Keeps a promise running after the response (Workers' waitUntil). */
+    background: (promise: Promise<unknown>) => void;
+  };
 };
 
 export interface AppOptions {
@@ -36,6 +42,7 @@ export function createApp(options: AppOptions) {
   app.use("*", async (c, next) => {
     c.set("relay", options.relay(c));
     c.set("clientIp", options.clientIp(c));
+    c.set("background", (promise) => options.background(c, promise));
     await next();
   });
 
@@ -48,7 +55,7 @@ export function createApp(options: AppOptions) {
     });
   });
 
-  registerEmailRoutes(app, options);
+  registerEmailRoutes(app);
   registerApiKeyRoutes(app);
 
   app.doc31("/openapi.json", {

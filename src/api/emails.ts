@@ -4,7 +4,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv, AppOptions } from "../app.ts";
+import type { AppEnv } from "../app.ts";
 import { checkMessage } from "../auth/policy.ts";
 import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
 import { type Composed, composeMessage } from "../mail/compose.ts";
@@ -23,6 +23,7 @@ import {
   SendEmailSchema,
   UpdateEmailSchema,
 } from "./schemas.ts";
+import { queueMessages } from "./send.ts";
 import { emailView } from "./view.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -80,21 +81,7 @@ async function composeFromRequest(
   return { composed, scheduledAt };
 }
 
-export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOptions): void {
-  const deliverInBackground = (
-    c: Context<AppEnv>,
-    entries: Awaited<ReturnType<Relay["accept"]>>["immediate"],
-  ) => {
-    if (entries.length === 0) return;
-    const relay = c.get("relay");
-    options.background(
-      c,
-      relay
-        .deliverNow(entries)
-        .catch((err) => relay.log.error("delivery.immediate_failed", { error: String(err) })),
-    );
-  };
-
+export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
   app.use("/emails", authenticate);
   app.use("/emails/*", authenticate);
 
@@ -104,8 +91,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
       const item = await composeFromRequest(c, bytes);
       const id = item.composed.message.id;
       const response = { status: 200, body: { id } };
-      const accepted = await c.get("relay").accept([item], seal(response));
-      deliverInBackground(c, accepted.immediate);
+      await queueMessages(c, [item], seal(response));
       return response;
     });
   });
@@ -153,8 +139,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>, options: AppOption
         status: 200,
         body: { data: items.map((i) => ({ id: i.composed.message.id })) },
       };
-      const accepted = await relay.accept(items, seal(response));
-      deliverInBackground(c, accepted.immediate);
+      await queueMessages(c, items, seal(response));
       return response;
     });
   });

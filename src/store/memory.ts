@@ -10,6 +10,7 @@ import type {
   IdempotencyState,
   NewEntry,
   NextStep,
+  RecordKind,
   RelayStore,
   WriteGuard,
 } from "./store.ts";
@@ -34,6 +35,9 @@ export class MemoryStore implements RelayStore {
     string,
     { state: Exclude<IdempotencyState, { kind: "new" }>; expiresAt: number }
   >();
+  readonly #records = new Map<string, string>();
+  readonly #counters = new Map<string, Record<string, number>>();
+  readonly #seen = new Map<string, number>();
   readonly #now: () => number;
 
   constructor(options: { now?: () => number } = {}) {
@@ -154,10 +158,49 @@ export class MemoryStore implements RelayStore {
     return this.#keys.delete(id);
   }
 
+  async putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {
+    this.#records.set(`${kind}:${id}`, JSON.stringify(value));
+  }
+
+  async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
+    const json = this.#records.get(`${kind}:${id}`);
+    return json === undefined ? null : (JSON.parse(json) as T);
+  }
+
+  async listRecords<T>(kind: RecordKind): Promise<T[]> {
+    return [...this.#records]
+      .filter(([k]) => k.startsWith(`${kind}:`))
+      .map(([, json]) => JSON.parse(json) as T);
+  }
+
+  async deleteRecord(kind: RecordKind, id: string): Promise<boolean> {
+    this.#counters.delete(`${kind}:${id}`);
+    return this.#records.delete(`${kind}:${id}`);
+  }
+
+  async count(kind: RecordKind, id: string, counter: string, by = 1): Promise<void> {
+    const counters = this.#counters.get(`${kind}:${id}`) ?? {};
+    counters[counter] = (counters[counter] ?? 0) + by;
+    this.#counters.set(`${kind}:${id}`, counters);
+  }
+
+  async counters(kind: RecordKind, id: string): Promise<Record<string, number>> {
+    return { ...(this.#counters.get(`${kind}:${id}`) ?? {}) };
+  }
+
+  async markSeen(key: string, ttlMs: number): Promise<boolean> {
+    const now = this.#now();
+    const until = this.#seen.get(key);
+    if (until !== undefined && until > now) return false;
+    this.#seen.set(key, now + ttlMs);
+    return true;
+  }
+
   #purge(): void {
     const now = this.#now();
     for (const [id, slot] of this.#slots) {
       if (slot.expiresAt !== null && slot.expiresAt <= now) this.#slots.delete(id);
     }
+    for (const [key, until] of this.#seen) if (until <= now) this.#seen.delete(key);
   }
 }

@@ -91,7 +91,30 @@ export interface RelayStore {
   touchKey(record: ApiKeyRecord, at: number): Promise<void>;
   /** Removes a key; returns false when there was none with that id. */
   deleteKey(id: string): Promise<boolean>;
+
+  /**
+   * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints). They
+   * are few and read whole, so one hash per kind holds them all.
+   */
+  putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void>;
+  getRecord<T>(kind: RecordKind, id: string): Promise<T | null>;
+  /** Every record of a kind, in no particular order. */
+  listRecords<T>(kind: RecordKind): Promise<T[]>;
+  /** Removes a record and its counters; returns false when there was none with that id. */
+  deleteRecord(kind: RecordKind, id: string): Promise<boolean>;
+  /** Adds `by` to a named counter of a record (rejected submissions by reason, say). */
+  count(kind: RecordKind, id: string, counter: string, by?: number): Promise<void>;
+  /** A record's counters; an empty object when none has been counted. */
+  counters(kind: RecordKind, id: string): Promise<Record<string, number>>;
+  /**
+   * Remembers `key` for `ttlMs` and reports whether it was new: true the first time, false while
+   * it is remembered (a replayed webhook id, say). One command.
+   */
+  markSeen(key: string, ttlMs: number): Promise<boolean>;
 }
+
+/** The kinds of record `putRecord` and friends keep. */
+export type RecordKind = "form" | "hook" | "webhook";
 
 /** A fresh, unguessable lease token. */
 export function newLeaseToken(): string {

@@ -8,6 +8,9 @@
  *   keys     hash: key id -> key record JSON (for listing)
  *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
  *   idem:<key id>:<Idempotency-Key>  string: {hash, state, response} JSON, expiring after 24 h
+ *   rec:<kind>  hash: id -> record JSON (forms, hooks, webhook endpoints)
+ *   cnt:<kind>:<id>  hash: counter name -> count, for that record
+ *   seen:<key>  string "1", expiring: a replay guard (see `markSeen`)
  *
  * Every operation is one Lua script, so each costs one billed command however many messages it
  * touches: accepting a batch, claiming a batch, and acknowledging one message are one command each.
@@ -21,6 +24,7 @@ import type {
   IdempotencyState,
   NewEntry,
   NextStep,
+  RecordKind,
   RelayStore,
   WriteGuard,
 } from "./store.ts";
@@ -312,5 +316,48 @@ export class UpstashStore implements RelayStore {
     tx.hdel(`${this.#prefix}keys`, id);
     await tx.exec();
     return true;
+  }
+
+  async putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {
+    await this.#redis.hset(`${this.#prefix}rec:${kind}`, { [id]: JSON.stringify(value) });
+  }
+
+  async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
+    const json = await this.#redis.hget<string>(`${this.#prefix}rec:${kind}`, id);
+    return json ? (JSON.parse(json) as T) : null;
+  }
+
+  async listRecords<T>(kind: RecordKind): Promise<T[]> {
+    const flat = ((await this.#redis.hgetall(`${this.#prefix}rec:${kind}`)) ??
+      []) as unknown as string[];
+    return flat.filter((_, i) => i % 2 === 1).map((json) => JSON.parse(json) as T);
+  }
+
+  async deleteRecord(kind: RecordKind, id: string): Promise<boolean> {
+    const tx = this.#redis.multi();
+    tx.hdel(`${this.#prefix}rec:${kind}`, id);
+    tx.del(`${this.#prefix}cnt:${kind}:${id}`);
+    const [removed] = (await tx.exec()) as [number, number];
+    return removed === 1;
+  }
+
+  async count(kind: RecordKind, id: string, counter: string, by = 1): Promise<void> {
+    await this.#redis.hincrby(`${this.#prefix}cnt:${kind}:${id}`, counter, by);
+  }
+
+  async counters(kind: RecordKind, id: string): Promise<Record<string, number>> {
+    const flat = ((await this.#redis.hgetall(`${this.#prefix}cnt:${kind}:${id}`)) ??
+      []) as unknown as string[];
+    const out: Record<string, number> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = Number(flat[i + 1]);
+    return out;
+  }
+
+  async markSeen(key: string, ttlMs: number): Promise<boolean> {
+    const set = await this.#redis.set(`${this.#prefix}seen:${key}`, "1", {
+      nx: true,
+      px: Math.max(1, Math.round(ttlMs)),
+    });
+    return set === "OK";
   }
 }

@@ -344,6 +344,38 @@ export function describeStoreContract(factory: StoreFactory): void {
         expect(await store.keyByDigest(b.digest)).toBeNull();
         expect((await store.listKeys()).map((k) => k.id)).toEqual([a.id]);
       });
+
+      it("keeps records by kind and id, lists a kind, and deletes one with its counters", async () => {
+        const store = factory.make();
+        const form = { id: "f1", recipients: ["a@example.com"], note: "ünïcode" };
+        await store.putRecord("form", "f1", form);
+        await store.putRecord("form", "f2", { id: "f2" });
+        await store.putRecord("hook", "f1", { id: "f1", other: true });
+        expect(await store.getRecord("form", "f1")).toEqual(form);
+        expect(await store.getRecord("form", "nope")).toBeNull();
+        const ids = (await store.listRecords<{ id: string }>("form")).map((r) => r.id).sort();
+        expect(ids).toEqual(["f1", "f2"]);
+        await store.count("form", "f1", "honeypot");
+        await store.count("form", "f1", "honeypot", 2);
+        await store.count("form", "f1", "too_fast");
+        expect(await store.counters("form", "f1")).toEqual({ honeypot: 3, too_fast: 1 });
+        expect(await store.counters("form", "f2")).toEqual({});
+        expect(await store.deleteRecord("form", "f1")).toBe(true);
+        expect(await store.deleteRecord("form", "f1")).toBe(false);
+        expect(await store.getRecord("form", "f1")).toBeNull();
+        expect(await store.counters("form", "f1")).toEqual({});
+        // The other kind's record with the same id is untouched.
+        expect(await store.getRecord("hook", "f1")).toEqual({ id: "f1", other: true });
+      });
+
+      it("reports a key as new once, then as seen until it expires", async () => {
+        const store = factory.make();
+        const key = `seen:${crypto.randomUUID()}`;
+        expect(await store.markSeen(key, 300)).toBe(true);
+        expect(await store.markSeen(key, 300)).toBe(false);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await store.markSeen(key, 300)).toBe(true);
+      });
     },
   );
 }

@@ -1,0 +1,70 @@
+import { describe, expect, it } from "vitest";
+import { ValidationError } from "../../src/errors.ts";
+import { checkTemplate, MAX_LIST_ITEMS, renderTemplate } from "../../src/templates/render.ts";
+
+const refused = (template: string) => {
+  try {
+    checkTemplate(template, "html");
+  } catch (err) {
+    expect(err).toBeInstanceOf(ValidationError);
+    return (err as ValidationError).message;
+  }
+  throw new Error(`template was accepted: ${template}`);
+};
+
+describe("templates", () => {
+  it("renders fields, dotted paths and lists, and a missing value as empty", () => {
+    const data = {
+      repo: { name: "relay" },
+      commits: [{ message: "one" }, { message: "two" }],
+      tags: ["a", "b"],
+    };
+    const t = "{{repo.name}}:{{#commits}} {{message}};{{/commits}} [{{tags}}] <{{missing.deep}}>";
+    checkTemplate(t, "text");
+    expect(renderTemplate(t, data, "text")).toBe("relay: one; two; [a, b] <>");
+  });
+
+  it("escapes every value in HTML, so a submitted value never becomes markup", () => {
+    const out = renderTemplate("<p>{{name}}</p>", { name: `<script>x</script>"'&` }, "html");
+    expect(out).toBe("<p>&lt;script&gt;x&lt;/script&gt;&quot;&#39;&amp;</p>");
+  });
+
+  it("keeps line breaks and control characters out of a header", () => {
+    const out = renderTemplate(
+      "New: {{subject}}",
+      { subject: "hi\r\nBcc: x@evil.test\u2028!" },
+      "header",
+    );
+    expect(out).toBe("New: hi Bcc: x@evil.test !");
+    expect(out).not.toMatch(/[\r\n]/);
+  });
+
+  it("refuses unescaped output, partials and delimiter changes, naming the field", () => {
+    expect(refused("{{{name}}}")).toMatch(/^html: .*escaped/);
+    expect(refused("{{&name}}")).toMatch(/^html: /);
+    expect(refused("{{>partial}}")).toMatch(/partials/);
+    expect(refused("{{=<% %>=}}")).toMatch(/delimiters/);
+    expect(refused("{{#open}}")).toMatch(/not a valid template/);
+  });
+
+  it("finds data only: names of built-in methods render empty, never call anything", () => {
+    const t = "[{{constructor}}|{{items.map}}|{{#toString}}x{{/toString}}|{{name.length}}]";
+    checkTemplate(t, "text");
+    expect(renderTemplate(t, { items: [1], name: "abc" }, "text")).toBe("[|||3]");
+    expect(renderTemplate("{{items.length}}", { items: [1, 2, 3] }, "text")).toBe("3");
+  });
+
+  it("resolves names to the data's own fields only", () => {
+    // A payload that names __proto__ gets no prototype tricks: it is just a field.
+    const data = JSON.parse('{"__proto__": {"polluted": "yes"}, "ok": "fine"}');
+    expect(renderTemplate("{{ok}}/{{polluted}}", data, "text")).toBe("fine/");
+  });
+
+  it("bounds lists and section depth so a payload cannot make rendering explode", () => {
+    const items = Array.from({ length: 1000 }, (_, i) => i);
+    expect(renderTemplate("{{#items}}x{{/items}}", { items }, "text")).toBe(
+      "x".repeat(MAX_LIST_ITEMS),
+    );
+    expect(refused("{{#a}}{{#b}}{{#c}}{{#d}}{{/d}}{{/c}}{{/b}}{{/a}}")).toMatch(/nests/);
+  });
+});

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerApiKeyRoutes } from "./api/api-keys.ts";
 import { registerEmailRoutes } from "./api/emails.ts";
+import { registerHookRoutes } from "./api/hooks.ts";
 import type { Principal } from "./auth/keys.ts";
 import {
   internalErrorResponse,
@@ -57,6 +58,7 @@ export function createApp(options: AppOptions) {
 
   registerEmailRoutes(app);
   registerApiKeyRoutes(app);
+  registerHookRoutes(app);
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -4,7 +4,7 @@
  * mistyped a secret learns which one from the first response or log line.
  */
 
-import { type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
+import { parseRateLimit, type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
 import { ConfigError } from "./errors.ts";
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
 import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
@@ -59,6 +59,8 @@ export interface Config {
   /** Least severe log level written. */
   logLevel: "info" | "warn" | "error";
   limits: Limits;
+  /** Inbound hooks (`POST /hooks/:id`): requests per window per hook, and the largest body. */
+  hooks: { rateLimit: RateLimit; maxBodyBytes: number };
 }
 
 /** Upstash's documented maximum request size; a message must fit in one request. */
@@ -95,6 +97,18 @@ function logLevel(env: Env): "info" | "warn" | "error" {
   const raw = (str(env, "LOG_LEVEL") ?? "info").toLowerCase();
   if (raw === "info" || raw === "warn" || raw === "error") return raw;
   throw new ConfigError("LOG_LEVEL", `must be info, warn or error, got ${JSON.stringify(raw)}`);
+}
+
+/** Requests per window for each inbound hook: a sender's burst passes, a flood does not. */
+function hookRateLimit(env: Env): RateLimit {
+  const raw = str(env, "HOOK_RATE_LIMIT") ?? "60/1m";
+  const limit = parseRateLimit(raw);
+  if (!limit)
+    throw new ConfigError(
+      "HOOK_RATE_LIMIT",
+      `must look like 10/1s, 60/1m or 1000/1h; got ${JSON.stringify(raw)}`,
+    );
+  return limit;
 }
 
 const SECOND = 1000;
@@ -198,6 +212,11 @@ export function loadConfig(env: Env): Config {
     immediateDelivery: bool(env, "IMMEDIATE_DELIVERY", true),
     logLevel: logLevel(env),
     rateLimit: rateLimitFromEnv(str(env, "RATE_LIMIT")),
+    hooks: {
+      rateLimit: hookRateLimit(env),
+      // GitHub caps its payloads at 25 MB; most are a few kilobytes.
+      maxBodyBytes: int(env, "HOOK_MAX_BODY_BYTES", 1024 * 1024, 1024, 25 * 1024 * 1024),
+    },
     limits: {
       maxMessageBytes,
       maxRecipients: 50,

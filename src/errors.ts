@@ -21,6 +21,7 @@ export type ErrorName =
   | "invalid_idempotent_request"
   | "concurrent_idempotent_requests"
   | "rate_limit_exceeded"
+  | "invalid_signature"
   | "application_error"
   | "internal_server_error";
 
@@ -224,5 +225,29 @@ export class ConfigError extends Error {
     super(`${variable}: ${message}`);
     this.name = "ConfigError";
     this.variable = variable;
+  }
+}
+
+/**
+ * A hook request without a valid proof (signature, secret or timestamp). One message for every
+ * reason, so a caller learns nothing about which part was wrong; the reason is counted per hook.
+ */
+export class HookUnauthorizedError extends RelayError {
+  constructor() {
+    super(401, "invalid_signature", "The request's signature or secret is missing or invalid");
+    this.name = "HookUnauthorizedError";
+  }
+}
+
+/** A hook received more requests than its rate limit allows; `headers` say when to retry. */
+export class HookRateLimitError extends RelayError {
+  constructor(limit: number, headers: Record<string, string>) {
+    super(
+      429,
+      "rate_limit_exceeded",
+      `Too many requests: this hook takes ${limit} requests per window. Retry after ${headers["retry-after"] ?? "a while"} s.`,
+      { headers },
+    );
+    this.name = "HookRateLimitError";
   }
 }

@@ -1,0 +1,451 @@
+/**
+ * /hooks: inbound hooks. A full_access key creates, lists, reads, changes, rotates and deletes
+ * them; anyone with the hook's proof (a URL secret, a header token, an HMAC signature or a
+ * Standard Webhooks signature) posts to `POST /hooks/:id`, which renders the payload into the
+ * hook's message and queues it through the same path as `POST /emails`.
+ *
+ * The receiving routes are not behind the API-key middleware: each management route takes it
+ * explicitly instead of a "/hooks/*" pattern, which would catch them.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../app.ts";
+import { requireFullAccess } from "../auth/keys.ts";
+import { checkMessage, type KeyPolicy } from "../auth/policy.ts";
+import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
+import {
+  ConcurrentIdempotentRequestError,
+  HookRateLimitError,
+  HookUnauthorizedError,
+  MalformedBodyError,
+  NotFoundError,
+  RelayError,
+  StoreUnavailableError,
+  ValidationError,
+} from "../errors.ts";
+import {
+  CreateHookSchema,
+  checkSuppliedSecret,
+  type HookRecord,
+  hookView,
+  list,
+  newSecret,
+  REJECTION_REASONS,
+  type RejectionReason,
+  storedSecret,
+  UpdateHookSchema,
+  type VerifyInput,
+  verifySpec,
+} from "../hooks/hooks.ts";
+import { loadHook, removeHook, saveHook } from "../hooks/records.ts";
+import { payloadOf, renderHookMessage } from "../hooks/render.ts";
+import { verifyHookRequest } from "../hooks/verify.ts";
+import { composeMessage } from "../mail/compose.ts";
+import type { Relay } from "../relay.ts";
+import { checkTemplate } from "../templates/render.ts";
+import { authenticate } from "./auth.ts";
+import { readBodyBytes, readJson, validate } from "./body.ts";
+import { ErrorSchema } from "./schemas.ts";
+import { queueMessages } from "./send.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Two body templates of 256 KiB, JSON-escaped, fit. */
+const MAX_DEFINITION_BYTES = 2 * 1024 * 1024;
+/**
+ * A Standard Webhooks id is remembered this long. The spec's tolerance alone needs ten minutes (a
+ * timestamp up to five minutes ahead stays valid until five minutes after it); a day also turns
+ * a sender's retry of a delivery whose answer it lost into a duplicate instead of a second mail.
+ */
+export const WEBHOOK_ID_TTL_MS = 24 * 60 * 60 * 1000;
+
+async function stored<T>(relay: Relay, op: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof RelayError) throw err;
+    relay.log.error("store.unavailable", { op, error: String(err) });
+    throw new StoreUnavailableError(err);
+  }
+}
+
+function origin(c: Context): string {
+  return new URL(c.req.url).origin;
+}
+
+function hookId(c: Context): string {
+  const id = c.req.param("id") ?? "";
+  if (!UUID.test(id)) throw new NotFoundError("Hook");
+  return id.toLowerCase();
+}
+
+/** The parts of a key's policy that bound what a hook may send. */
+function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
+  if (!policy) return null;
+  const out: KeyPolicy = {};
+  if (policy.allowed_from) out.allowed_from = policy.allowed_from;
+  if (policy.allowed_recipients) out.allowed_recipients = policy.allowed_recipients;
+  if (policy.max_message_bytes !== undefined) out.max_message_bytes = policy.max_message_bytes;
+  return Object.keys(out).length ? out : null;
+}
+
+/**
+ * Checks a hook before it is saved, so receiving cannot fail on the hook itself: the templates
+ * parse and use only escaped forms, and a message rendered from an empty payload composes and
+ * passes the saving key's policy (which checks sender and recipients as a send would).
+ */
+async function checkHook(relay: Relay, hook: HookRecord): Promise<void> {
+  checkTemplate(hook.subject, "subject");
+  if (hook.text !== null) checkTemplate(hook.text, "text");
+  if (hook.html !== null) checkTemplate(hook.html, "html");
+  if (hook.text === null && hook.html === null)
+    throw new ValidationError("give a text or an html template (or both)", "text");
+  if (hook.rate_limit !== null) rateLimitField(hook.rate_limit, "rate_limit");
+  const composed = await composeMessage(renderHookMessage(hook, {}), {
+    id: crypto.randomUUID(),
+    keyId: hook.id,
+    now: relay.now(),
+    limits: relay.config.limits,
+  });
+  checkMessage(hook.policy ?? undefined, composed);
+}
+
+/** The spec and secret for a `verify` object: the caller's secret if given, else a new one. */
+async function proofOf(
+  input: VerifyInput,
+): Promise<{ verify: HookRecord["verify"]; secret: string; stored: HookRecord["secret"] }> {
+  const verify = verifySpec(input);
+  const supplied = "secret" in input ? input.secret : undefined;
+  if (supplied !== undefined) checkSuppliedSecret(verify.type, supplied);
+  const secret = supplied ?? newSecret(verify.type);
+  return { verify, secret, stored: await storedSecret(verify.type, secret) };
+}
+
+/** The answer that shows a secret: the only one that ever does. */
+function withSecret(c: Context, hook: HookRecord, secret: string) {
+  const view = hookView(hook, origin(c));
+  return {
+    ...view,
+    secret,
+    ...(hook.verify.type === "url_secret" ? { secret_url: `${view.url}/${secret}` } : {}),
+  };
+}
+
+export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.post("/hooks", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const body = validate(CreateHookSchema, await readJson(c, MAX_DEFINITION_BYTES));
+    const proof = await proofOf(body.verify);
+    const now = relay.now();
+    const hook: HookRecord = {
+      id: crypto.randomUUID(),
+      name: body.name ?? null,
+      from: body.from,
+      to: list(body.to),
+      cc: body.cc === undefined ? null : list(body.cc),
+      reply_to: body.reply_to === undefined ? null : list(body.reply_to),
+      subject: body.subject,
+      text: body.text ?? null,
+      html: body.html ?? null,
+      verify: proof.verify,
+      secret: proof.stored,
+      rate_limit: body.rate_limit ?? null,
+      policy: sendingPolicy(principal.policy),
+      created_by: principal.keyId,
+      created_at: now,
+      updated_at: now,
+    };
+    await checkHook(relay, hook);
+    await stored(relay, "hook.create", () => saveHook(relay.store, hook));
+    relay.log.info("hook.created", {
+      hook_id: hook.id,
+      verify: hook.verify.type,
+      key_id: principal.keyId,
+    });
+    return c.json(withSecret(c, hook, proof.secret), 201);
+  });
+
+  app.get("/hooks", authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const hooks = await stored(relay, "hook.list", () =>
+      relay.store.listRecords<HookRecord>("hook"),
+    );
+    hooks.sort((a, b) => a.created_at - b.created_at);
+    return c.json({
+      object: "list",
+      has_more: false,
+      data: hooks.map((h) => hookView(h, origin(c))),
+    });
+  });
+
+  app.get("/hooks/:id", authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const id = hookId(c);
+    const [hook, counters] = await stored(relay, "hook.get", () =>
+      Promise.all([
+        relay.store.getRecord<HookRecord>("hook", id),
+        relay.store.counters("hook", id),
+      ]),
+    );
+    if (!hook) throw new NotFoundError("Hook");
+    const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
+    return c.json({ ...hookView(hook, origin(c)), rejected, duplicates: counters.duplicate ?? 0 });
+  });
+
+  app.patch("/hooks/:id", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = hookId(c);
+    const body = validate(UpdateHookSchema, await readJson(c, MAX_DEFINITION_BYTES));
+    const old = await stored(relay, "hook.get", () =>
+      relay.store.getRecord<HookRecord>("hook", id),
+    );
+    if (!old) throw new NotFoundError("Hook");
+    const proof = body.verify ? await proofOf(body.verify) : undefined;
+    const optionalList = (v: string | string[] | null | undefined, was: string[] | null) =>
+      v === undefined ? was : v === null ? null : list(v);
+    const hook: HookRecord = {
+      ...old,
+      name: body.name === undefined ? old.name : body.name,
+      from: body.from ?? old.from,
+      to: body.to === undefined ? old.to : list(body.to),
+      cc: optionalList(body.cc, old.cc),
+      reply_to: optionalList(body.reply_to, old.reply_to),
+      subject: body.subject ?? old.subject,
+      text: body.text === undefined ? old.text : body.text,
+      html: body.html === undefined ? old.html : body.html,
+      rate_limit: body.rate_limit === undefined ? old.rate_limit : body.rate_limit,
+      ...(proof ? { verify: proof.verify, secret: proof.stored } : {}),
+      // A hook sends under the policy of the key that last saved it: a narrower key cannot
+      // widen where an existing hook sends by editing it.
+      policy: sendingPolicy(principal.policy),
+      updated_at: relay.now(),
+    };
+    await checkHook(relay, hook);
+    await stored(relay, "hook.update", () => saveHook(relay.store, hook));
+    relay.log.info("hook.updated", { hook_id: id, key_id: principal.keyId });
+    return c.json(proof ? withSecret(c, hook, proof.secret) : hookView(hook, origin(c)));
+  });
+
+  app.post("/hooks/:id/rotate", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = hookId(c);
+    const old = await stored(relay, "hook.get", () =>
+      relay.store.getRecord<HookRecord>("hook", id),
+    );
+    if (!old) throw new NotFoundError("Hook");
+    const secret = newSecret(old.verify.type);
+    const hook: HookRecord = {
+      ...old,
+      secret: await storedSecret(old.verify.type, secret),
+      updated_at: relay.now(),
+    };
+    await stored(relay, "hook.rotate", () => saveHook(relay.store, hook));
+    relay.log.info("hook.rotated", { hook_id: id, key_id: principal.keyId });
+    return c.json(withSecret(c, hook, secret));
+  });
+
+  app.delete("/hooks/:id", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = hookId(c);
+    const removed = await stored(relay, "hook.delete", () => removeHook(relay.store, id));
+    if (!removed) throw new NotFoundError("Hook");
+    relay.log.info("hook.deleted", { hook_id: id, key_id: principal.keyId });
+    return c.json({ object: "hook", id, deleted: true });
+  });
+
+  app.post("/hooks/:id", (c) => receive(c, undefined));
+  app.post("/hooks/:id/:secret", (c) => receive(c, c.req.param("secret")));
+
+  registerHookDocs(app);
+}
+
+/** `POST /hooks/:id[/:secret]`: verify, render, queue; 202 with the email's id. */
+async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Promise<Response> {
+  const relay = c.get("relay");
+  const id = hookId(c);
+  const hook = await stored(relay, "hook.get", () =>
+    loadHook(relay.store, id, relay.now(), relay.config.keyCacheMs),
+  );
+  if (!hook) throw new NotFoundError("Hook");
+
+  // Before the body is read: a flood costs one rate-limit check per request, nothing more.
+  const limit =
+    (hook.rate_limit && parseRateLimit(hook.rate_limit)) || relay.config.hooks.rateLimit;
+  const limited = await stored(relay, "hook.rate_limit", () =>
+    relay.limiter.check(`hook:${id}`, limit),
+  );
+  if (!limited.allowed) {
+    const headers = rateLimitHeaders(limited, relay.now());
+    throw new HookRateLimitError(limited.limit, {
+      ...headers,
+      "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+    });
+  }
+
+  const reject = (reason: RejectionReason | "duplicate") => {
+    relay.log.warn(reason === "duplicate" ? "hook.duplicate" : "hook.rejected", {
+      hook_id: id,
+      reason,
+    });
+    c.get("background")(
+      relay.store
+        .count("hook", id, reason)
+        .catch((err) => relay.log.warn("hook.count_failed", { error: String(err) })),
+    );
+  };
+  const counted = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      if (err instanceof RelayError && err.status < 500 && err.status !== 409) {
+        reject(
+          err.status === 413
+            ? "too_large"
+            : err instanceof MalformedBodyError
+              ? "invalid_body"
+              : "invalid_message",
+        );
+      }
+      throw err;
+    }
+  };
+
+  const body = await counted(() => readBodyBytes(c, relay.config.hooks.maxBodyBytes));
+  const verdict = await verifyHookRequest(hook, {
+    body,
+    header: (name) => c.req.header(name),
+    pathSecret,
+  });
+  if (!verdict.ok) {
+    reject(verdict.reason);
+    throw new HookUnauthorizedError();
+  }
+
+  const composed = await counted(async () => {
+    const request = renderHookMessage(hook, payloadOf(body, c.req.header("content-type")));
+    const message = await composeMessage(request, {
+      id: crypto.randomUUID(),
+      keyId: hook.id,
+      now: relay.now(),
+      limits: relay.config.limits,
+    });
+    checkMessage(hook.policy ?? undefined, message);
+    return message;
+  });
+  const item = { composed, scheduledAt: null };
+  const response = { status: 202, body: { id: composed.message.id } };
+
+  if (verdict.webhookId === undefined) {
+    await queueMessages(c, [item]);
+    return c.json(response.body, 202);
+  }
+
+  // Standard Webhooks: the webhook-id is claimed with the idempotency machinery, and the claim
+  // becomes "done" in the same store write that queues the message. A replay answers 200 without
+  // queueing; a failed queueing frees the id, so the sender's retry is not taken for a replay.
+  const key = `hook:${id}:${verdict.webhookId}`;
+  const hash = await bodyHash(body);
+  const held = await stored(relay, "hook.replay_guard", () =>
+    relay.store.beginIdempotent(key, hash, WEBHOOK_ID_TTL_MS),
+  );
+  if (held.kind === "in_flight") throw new ConcurrentIdempotentRequestError();
+  if (held.kind === "done") {
+    reject("duplicate");
+    return c.json({ ...(held.response.body as object), duplicate: true }, 200);
+  }
+  try {
+    await queueMessages(c, [item], { key, hash, response, ttlMs: WEBHOOK_ID_TTL_MS });
+  } catch (err) {
+    await relay.store
+      .abandonIdempotent(key)
+      .catch((e) => relay.log.warn("hook.replay_guard_release_failed", { error: String(e) }));
+    throw err;
+  }
+  return c.json(response.body, 202);
+}
+
+async function bodyHash(body: Uint8Array): Promise<string> {
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
+  const r = app.openAPIRegistry;
+  const security = [{ bearer: [] }];
+  const error = (description: string) => ({
+    description,
+    content: { "application/json": { schema: ErrorSchema } },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/hooks",
+    summary: "Create an inbound hook; its secret is returned once",
+    security,
+    request: { body: { content: { "application/json": { schema: CreateHookSchema } } } },
+    responses: {
+      201: { description: "The hook, with `secret` (and `secret_url` for url_secret)" },
+      401: error("Not a full_access key"),
+      422: error("A field is invalid (the message names it)"),
+    },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/hooks",
+    summary: "List inbound hooks (never their secrets)",
+    security,
+    responses: { 200: { description: "{ object: 'list', data: Hook[] }" } },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/hooks/{id}",
+    summary: "Read a hook, with its rejection counters",
+    security,
+    responses: { 200: { description: "The hook" }, 404: error("No such hook") },
+  });
+  r.registerPath({
+    method: "patch",
+    path: "/hooks/{id}",
+    summary: "Change a hook; a new `verify` issues a new secret, returned once",
+    security,
+    request: { body: { content: { "application/json": { schema: UpdateHookSchema } } } },
+    responses: { 200: { description: "The hook" }, 404: error("No such hook") },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/hooks/{id}/rotate",
+    summary: "Replace a hook's secret at once; the new one is returned once",
+    security,
+    responses: { 200: { description: "The hook, with `secret`" }, 404: error("No such hook") },
+  });
+  r.registerPath({
+    method: "delete",
+    path: "/hooks/{id}",
+    summary: "Delete a hook",
+    security,
+    responses: { 200: { description: "Deleted" }, 404: error("No such hook") },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/hooks/{id}",
+    summary:
+      "Receive a webhook: verify its proof, render the hook's message from the JSON body, queue it (no API key)",
+    responses: {
+      202: { description: "{ id }: the queued email" },
+      200: { description: "{ id, duplicate: true }: a Standard Webhooks id seen before" },
+      400: error("The body is not JSON"),
+      401: error("Missing or invalid signature or secret"),
+      404: error("No such hook"),
+      413: error("Body over HOOK_MAX_BODY_BYTES"),
+      429: error("Over the hook's rate limit"),
+    },
+  });
+}

@@ -319,7 +319,10 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     }
   };
 
-  const body = await counted(() => readBodyBytes(c, relay.config.hooks.maxBodyBytes));
+  // readBodyBytes always returns a fresh ArrayBuffer-backed array, as WebCrypto wants.
+  const body = (await counted(() =>
+    readBodyBytes(c, relay.config.hooks.maxBodyBytes),
+  )) as Uint8Array<ArrayBuffer>;
   const verdict = await verifyHookRequest(hook, {
     body,
     header: (name) => c.req.header(name),
@@ -373,7 +376,7 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   return c.json(response.body, 202);
 }
 
-async function bodyHash(body: Uint8Array): Promise<string> {
+async function bodyHash(body: Uint8Array<ArrayBuffer>): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }

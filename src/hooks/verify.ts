@@ -13,7 +13,7 @@ export const STANDARD_WEBHOOKS_TOLERANCE_MS = 5 * 60 * 1000;
 const MAX_WEBHOOK_ID = 256;
 
 export interface HookRequest {
-  body: Uint8Array;
+  body: Uint8Array<ArrayBuffer>;
   header: (name: string) => string | undefined;
   /** The last path segment of `POST /hooks/:id/:secret`, if the caller used that form. */
   pathSecret: string | undefined;

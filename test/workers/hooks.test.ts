@@ -8,6 +8,8 @@ import { createHmac, randomBytes } from "node:crypto";
 import PostalMime from "postal-mime";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { ConfigError } from "../../src/errors.ts";
 import { gatewayApi, requireRedis, sinkApi } from "../support/services.ts";
 import {
   ADMIN,
@@ -521,6 +523,30 @@ describe("managing hooks", () => {
     expect(Object.keys(res.body.paths)).toEqual(
       expect.arrayContaining(["/hooks", "/hooks/{id}", "/hooks/{id}/rotate"]),
     );
+  });
+});
+
+describe("configuration", () => {
+  it("defaults to 60 requests a minute and 1 MiB bodies per hook", () => {
+    expect(loadConfig({}).hooks).toEqual({
+      rateLimit: { requests: 60, windowSeconds: 60 },
+      maxBodyBytes: 1024 * 1024,
+    });
+  });
+
+  it("names HOOK_RATE_LIMIT and HOOK_MAX_BODY_BYTES when they are wrong", () => {
+    for (const [variable, value] of [
+      ["HOOK_RATE_LIMIT", "lots"],
+      ["HOOK_MAX_BODY_BYTES", "100"],
+      ["HOOK_MAX_BODY_BYTES", String(26 * 1024 * 1024)],
+    ] as const) {
+      expect(() => loadConfig({ [variable]: value }), `${variable}=${value}`).toThrow(ConfigError);
+      try {
+        loadConfig({ [variable]: value });
+      } catch (err) {
+        expect((err as ConfigError).variable).toBe(variable);
+      }
+    }
   });
 });
 

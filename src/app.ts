@@ -9,6 +9,7 @@ import { HTTPException } from "hono/http-exception";
 import { registerApiKeyRoutes } from "./api/api-keys.ts";
 import { registerEmailRoutes } from "./api/emails.ts";
 import { registerHookRoutes } from "./api/hooks.ts";
+import { registerWebhookRoutes } from "./api/webhooks.ts";
 import type { Principal } from "./auth/keys.ts";
 import {
   internalErrorResponse,
@@ -58,6 +59,7 @@ export function createApp(options: AppOptions) {
 
   registerEmailRoutes(app);
   registerApiKeyRoutes(app);
+  registerWebhookRoutes(app);
   registerHookRoutes(app);
 
   app.doc31("/openapi.json", {

@@ -61,6 +61,44 @@ export interface Config {
   limits: Limits;
   /** Inbound hooks (`POST /hooks/:id`): requests per window per hook, and the largest body. */
   hooks: { rateLimit: RateLimit; maxBodyBytes: number };
+  /** Delivery of events to webhook endpoints (src/webhooks/). */
+  webhooks: WebhookConfig;
+}
+
+export interface WebhookConfig {
+  /** Waits before each retry of a failed event; its length is the number of retries. */
+  retryScheduleMs: number[];
+  /** Each POST to an endpoint gives up after this long (and counts as a failed attempt). */
+  timeoutMs: number;
+  /** A scheduled run sends events for at most this long, after its mail. */
+  runBudgetMs: number;
+  /** Endpoints may be http(s) on loopback addresses (development and tests only). */
+  allowLoopback: boolean;
+}
+
+/** Standard Webhooks / Svix-style schedule: retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
+export const DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h";
+
+const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "5s,5m,30m" -> milliseconds; each wait at most a day, at most 20 of them. */
+export function parseRetrySchedule(raw: string, variable = "WEBHOOK_RETRY_SCHEDULE"): number[] {
+  const parts = raw
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p !== "");
+  if (parts.length > 20) throw new ConfigError(variable, "has more than 20 retries");
+  return parts.map((p) => {
+    const m = /^(\d{1,9})(ms|s|m|h)$/.exec(p);
+    const ms = m?.[1] && m[2] ? Number(m[1]) * (DURATION_UNIT_MS[m[2]] ?? 0) : Number.NaN;
+    if (!Number.isFinite(ms) || ms < 1 || ms > 24 * 3_600_000) {
+      throw new ConfigError(
+        variable,
+        `must be waits such as "5s,5m,30m,2h" (ms, s, m or h, each up to 24h), got ${JSON.stringify(p)}`,
+      );
+    }
+    return ms;
+  });
 }
 
 /** Upstash's documented maximum request size; a message must fit in one request. */
@@ -222,6 +260,14 @@ export function loadConfig(env: Env): Config {
       maxRecipients: 50,
       maxBatch: 100,
       smtpUtf8: bool(env, "SMTP_UTF8", false),
+    },
+    webhooks: {
+      retryScheduleMs: parseRetrySchedule(
+        str(env, "WEBHOOK_RETRY_SCHEDULE") ?? DEFAULT_WEBHOOK_RETRY_SCHEDULE,
+      ),
+      timeoutMs: int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 30) * SECOND,
+      runBudgetMs: int(env, "WEBHOOK_RUN_SECONDS", 20, 1, 840) * SECOND,
+      allowLoopback: bool(env, "WEBHOOK_ALLOW_LOOPBACK", false),
     },
   };
 }

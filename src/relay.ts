@@ -28,6 +28,8 @@ import {
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
 import { UpstashStore } from "./store/upstash.ts";
+import { type DispatchReport, dispatchEvents } from "./webhooks/dispatch.ts";
+import { acceptedEvents, canceledEvents, type EventDraft } from "./webhooks/events.ts";
 
 export interface RelayDeps {
   config: Config;
@@ -43,7 +45,12 @@ export interface RelayDeps {
 export interface Accepted {
   ids: string[];
   immediate: ClaimedEntry[];
+  /** Accepting queued webhook events (someone subscribes): worth a dispatch right away. */
+  events: boolean;
 }
+
+/** Longest background dispatch after a request (Workers keep waitUntil work about 30 s). */
+const IMMEDIATE_DISPATCH_MS = 15_000;
 
 export class Relay {
   readonly config: Config;
@@ -53,6 +60,8 @@ export class Relay {
   readonly log: Logger;
   readonly now: () => number;
   readonly #openTransport: (() => SmtpTransport) | undefined;
+  /** `store.eventsQueued` when a dispatch last started: more since then means work to send. */
+  #eventsSeen = 0;
 
   constructor(deps: RelayDeps) {
     this.config = deps.config;
@@ -99,14 +108,17 @@ export class Relay {
       const due = scheduledAt !== null && scheduledAt > now ? scheduledAt : now;
       const lease =
         immediate && due <= now ? { token, until: now + this.config.immediateLeaseMs } : undefined;
+      const state = initialState(composed.message.envelope.to, scheduledAt);
       return {
         message: composed.message,
         raw: composed.raw,
-        state: initialState(composed.message.envelope.to, scheduledAt),
+        state,
         dueAt: due,
+        events: acceptedEvents(composed.message, state, now),
         ...(lease ? { lease } : {}),
       };
     });
+    const eventsBefore = this.store.eventsQueued;
     try {
       await this.store.enqueue(entries, idempotency);
     } catch (err) {
@@ -124,6 +136,7 @@ export class Relay {
       });
     }
     return {
+      events: this.store.eventsQueued > eventsBefore,
       ids: entries.map((e) => e.message.id),
       immediate: entries
         .filter((e) => e.lease)
@@ -138,35 +151,70 @@ export class Relay {
     };
   }
 
-  /** The first attempt, right after accepting. Failures are left to the scheduled runs. */
+  /**
+   * The first attempt, right after accepting, then the events it (and accepting) queued, within
+   * the time a request's background work has. Failures are left to the scheduled runs.
+   */
   async deliverNow(entries: ClaimedEntry[]): Promise<DeliveryReport> {
-    if (entries.length === 0 || !this.#openTransport) return emptyReport();
-    const transport = this.#openTransport();
-    try {
-      return await deliverClaimed(entries, this.#deliveryContext(transport));
-    } finally {
-      await transport.close();
+    let report = emptyReport();
+    if (entries.length > 0 && this.#openTransport) {
+      const transport = this.#openTransport();
+      try {
+        report = await deliverClaimed(entries, this.#deliveryContext(transport));
+      } finally {
+        await transport.close();
+      }
     }
+    if (this.store.eventsQueued > this.#eventsSeen) {
+      await this.dispatchEvents(Math.min(IMMEDIATE_DISPATCH_MS, this.config.webhooks.runBudgetMs));
+    }
+    return report;
+  }
+
+  /** Sends due webhook events for up to `budgetMs`. Mail delivery never waits for this. */
+  async dispatchEvents(budgetMs = this.config.webhooks.runBudgetMs): Promise<DispatchReport> {
+    this.#eventsSeen = this.store.eventsQueued;
+    return dispatchEvents(
+      {
+        store: this.store,
+        config: this.config.webhooks,
+        retainMs: this.config.retentionMs,
+        now: this.now,
+        log: this.log,
+      },
+      budgetMs,
+    );
   }
 
   /**
    * One scheduled run: claims due messages batch by batch and delivers them over one pooled
    * transport, until the queue has nothing due or the run's time budget is spent.
    */
-  async runScheduled(): Promise<DeliveryReport & { batches: number }> {
+  async runScheduled(): Promise<
+    DeliveryReport & { batches: number; webhooks: DispatchReport | null }
+  > {
     const started = this.now();
+    const eventsBefore = this.store.eventsQueued;
     let report = emptyReport();
     let batches = 0;
     if (!this.#openTransport) {
       this.log.error("delivery.skipped", { reason: "SMTP_URL is not set: messages stay queued" });
-      return { ...report, batches };
+      return { ...report, batches, webhooks: await this.dispatchEvents() };
     }
+    // Mail first; the claim's answer also says whether webhook events are due.
+    let eventsDue = 0;
     const transport = this.#openTransport();
     try {
       while (this.now() - started < this.config.runBudgetMs) {
         let claimed: ClaimedEntry[];
         try {
-          claimed = await this.store.claim(this.now(), this.config.batchSize, this.config.leaseMs);
+          const run = await this.store.claimRun(
+            this.now(),
+            this.config.batchSize,
+            this.config.leaseMs,
+          );
+          claimed = run.entries;
+          eventsDue = Math.max(eventsDue, run.eventsDue);
         } catch (err) {
           this.log.error("store.unavailable", { op: "claim", error: String(err) });
           break;
@@ -185,7 +233,10 @@ export class Relay {
     // An idle run (nothing due) happens every minute: stay quiet about it.
     if (batches > 0)
       this.log.info("delivery.run", { ...report, batches, ms: this.now() - started });
-    return { ...report, batches };
+    // Events: those due at the claim, and those this run's own deliveries just queued.
+    const webhooks =
+      eventsDue > 0 || this.store.eventsQueued > eventsBefore ? await this.dispatchEvents() : null;
+    return { ...report, batches, webhooks };
   }
 
   async get(id: string, principal: Principal): Promise<StoredEntry> {
@@ -227,10 +278,13 @@ export class Relay {
         "This email has already been delivered or has failed; there is nothing to cancel",
       );
     }
-    await this.#write(id, entry, cancelState(entry.state, now), {
-      kind: "done",
-      retainMs: this.config.retentionMs,
-    });
+    await this.#write(
+      id,
+      entry,
+      cancelState(entry.state, now),
+      { kind: "done", retainMs: this.config.retentionMs },
+      canceledEvents(entry.message, now),
+    );
     this.log.info("email.canceled", { email_id: id, key_id: principal.keyId });
   }
 
@@ -239,6 +293,7 @@ export class Relay {
     entry: StoredEntry,
     state: StoredEntry["state"],
     next: Parameters<RelayStore["commit"]>[3],
+    events?: EventDraft[],
   ) {
     let result: Awaited<ReturnType<RelayStore["commit"]>>;
     try {
@@ -247,6 +302,7 @@ export class Relay {
         { version: entry.version, now: this.now() },
         state,
         next,
+        events,
       );
     } catch (err) {
       throw new StoreUnavailableError(err);

@@ -15,7 +15,7 @@ export async function queueMessages(
 ): Promise<string[]> {
   const relay = c.get("relay");
   const accepted = await relay.accept(items, idempotency);
-  if (accepted.immediate.length > 0) {
+  if (accepted.immediate.length > 0 || accepted.events) {
     c.get("background")(
       relay
         .deliverNow(accepted.immediate)

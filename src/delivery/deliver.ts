@@ -7,6 +7,7 @@ import { latin1ToBytes } from "../mail/bytes.ts";
 import type { SmtpTransport } from "../smtp/transport.ts";
 import type { RelayStore } from "../store/store.ts";
 import type { ClaimedEntry } from "../store/types.ts";
+import { deliveryEvents, type EventDraft } from "../webhooks/events.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
 
 export interface DeliveryContext {
@@ -101,17 +102,14 @@ async function deliverOne(
       stop();
     }
   }
-  const { state, next, counts } = applyOutcomes(
-    message,
-    entry.state,
-    outcomes,
-    ctx.now(),
-    ctx.policy,
-  );
+  const now = ctx.now();
+  const { state, next, counts } = applyOutcomes(message, entry.state, outcomes, now, ctx.policy);
+  // Written with the state change, in the same store command, or not at all.
+  const events = deliveryEvents(message, entry.state, state, now);
   report.delivered += counts.delivered;
   report.deferred += counts.deferred;
   report.failed += counts.failed;
-  commits.push(writeBack(entry, state, next, ctx, report));
+  commits.push(writeBack(entry, state, next, events, ctx, report));
   ctx.log.info("delivery.attempt", {
     email_id: message.id,
     key_id: message.keyId,
@@ -173,12 +171,13 @@ async function writeBack(
   entry: ClaimedEntry,
   state: ClaimedEntry["state"],
   next: Parameters<RelayStore["commit"]>[3],
+  events: EventDraft[],
   ctx: DeliveryContext,
   report: DeliveryReport,
 ): Promise<void> {
   const { message } = entry;
   try {
-    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next);
+    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next, events);
     if (result !== "ok") {
       report.unrecorded++;
       ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });

@@ -4,8 +4,16 @@
  * for both, but it is not durable: an isolate restart loses every message. The relay logs a warning
  * when it runs on this driver.
  */
+import type { EventDraft } from "../webhooks/events.ts";
 import type {
+  ClaimedEvent,
   CommitResult,
+  EventAttempt,
+  EventCommitResult,
+  EventDelivery,
+  EventOutcome,
+  EventStatus,
+  EventSummary,
   IdempotencyRecord,
   IdempotencyState,
   NewEntry,
@@ -25,6 +33,24 @@ interface Slot {
   expiresAt: number | null;
 }
 
+/** One event queued for one endpoint (the Upstash driver's wd:<endpoint>:<event> hash). */
+interface EventSlot {
+  id: string;
+  type: string;
+  emailId: string;
+  createdAt: number;
+  payload: string;
+  status: EventStatus;
+  attempts: EventAttempt[];
+  nextAttemptAt: number | null;
+  token: string;
+  leasedUntil: number;
+  expiresAt: number | null;
+}
+
+/** Events kept per endpoint in its event log, as in the Upstash driver. */
+const EVENT_LOG_MAX = 1000;
+
 /** Values are copied in and out, as a network store would: callers never share state with it. */
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -39,6 +65,15 @@ export class MemoryStore implements RelayStore {
   readonly #counters = new Map<string, Record<string, number>>();
   readonly #seen = new Map<string, number>();
   readonly #now: () => number;
+  /** Enabled endpoint id -> the event types it wants. */
+  readonly #subs = new Map<string, string[]>();
+  readonly #failing = new Map<string, number>();
+  /** Event chain "<endpoint>:<email>" -> when its head is due (or its lease ends). */
+  readonly #eventQueue = new Map<string, number>();
+  readonly #chains = new Map<string, string[]>();
+  readonly #events = new Map<string, EventSlot>();
+  readonly #eventLogs = new Map<string, { id: string; createdAt: number }[]>();
+  #eventsQueued = 0;
 
   constructor(options: { now?: () => number } = {}) {
     this.#now = options.now ?? Date.now;
@@ -54,6 +89,43 @@ export class MemoryStore implements RelayStore {
 
   async abandonIdempotent(key: string): Promise<void> {
     this.#idempotency.delete(key);
+  }
+
+  get eventsQueued(): number {
+    return this.#eventsQueued;
+  }
+
+  /** Queues events for every endpoint subscribed to their type (the scripts' FANOUT). */
+  #fanout(events: EventDraft[] | undefined): void {
+    const now = this.#now();
+    for (const e of events ?? []) {
+      for (const [ep, types] of this.#subs) {
+        if (!types.includes(e.type)) continue;
+        this.#events.set(`${ep}:${e.id}`, {
+          id: e.id,
+          type: e.type,
+          emailId: e.emailId,
+          createdAt: e.createdAt,
+          payload: e.payload,
+          status: "pending",
+          attempts: [],
+          nextAttemptAt: now,
+          token: "",
+          leasedUntil: 0,
+          expiresAt: null,
+        });
+        const chain = `${ep}:${e.emailId}`;
+        const list = this.#chains.get(chain) ?? [];
+        list.push(e.id);
+        this.#chains.set(chain, list);
+        if (list.length === 1) this.#eventQueue.set(chain, now);
+        const log = this.#eventLogs.get(ep) ?? [];
+        log.push({ id: e.id, createdAt: e.createdAt });
+        log.sort((a, b) => a.createdAt - b.createdAt);
+        this.#eventLogs.set(ep, log.slice(-EVENT_LOG_MAX));
+        this.#eventsQueued++;
+      }
+    }
   }
 
   async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
@@ -77,6 +149,17 @@ export class MemoryStore implements RelayStore {
         expiresAt: null,
       });
     }
+    this.#fanout(entries.flatMap((e) => e.events ?? []));
+  }
+
+  async claimRun(
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }> {
+    const entries = await this.claim(now, limit, leaseMs);
+    const eventsDue = [...this.#eventQueue.values()].filter((at) => at <= now).length;
+    return { entries, eventsDue };
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]> {
@@ -99,6 +182,7 @@ export class MemoryStore implements RelayStore {
     guard: WriteGuard,
     state: DeliveryState,
     next: NextStep,
+    events?: EventDraft[],
   ): Promise<CommitResult> {
     this.#purge();
     const slot = this.#slots.get(id);
@@ -119,6 +203,7 @@ export class MemoryStore implements RelayStore {
       slot.dueAt = null;
       slot.expiresAt = this.#now() + next.retainMs;
     }
+    this.#fanout(events);
     return "ok";
   }
 
@@ -196,11 +281,186 @@ export class MemoryStore implements RelayStore {
     return true;
   }
 
+  async putWebhook<T>(id: string, record: T, events: readonly string[] | null): Promise<void> {
+    this.#records.set(`webhook:${id}`, JSON.stringify(record));
+    if (events === null) {
+      this.#subs.delete(id);
+    } else {
+      this.#subs.set(id, [...events]);
+      this.#failing.delete(id);
+    }
+  }
+
+  async getWebhook<T>(id: string): Promise<{ record: T; enabled: boolean } | null> {
+    const json = this.#records.get(`webhook:${id}`);
+    return json === undefined
+      ? null
+      : { record: JSON.parse(json) as T, enabled: this.#subs.has(id) };
+  }
+
+  async listWebhooks<T>(): Promise<{ record: T; enabled: boolean }[]> {
+    return [...this.#records]
+      .filter(([k]) => k.startsWith("webhook:"))
+      .map(([k, json]) => ({
+        record: JSON.parse(json) as T,
+        enabled: this.#subs.has(k.slice("webhook:".length)),
+      }));
+  }
+
+  async deleteWebhook(id: string): Promise<boolean> {
+    this.#subs.delete(id);
+    this.#failing.delete(id);
+    this.#eventLogs.delete(id);
+    return this.#records.delete(`webhook:${id}`);
+  }
+
+  async claimEvents(now: number, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    this.#purge();
+    const due = [...this.#eventQueue]
+      .filter(([, at]) => at <= now)
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, limit);
+    const token = newLeaseToken();
+    const out: ClaimedEvent[] = [];
+    for (const [chain] of due) {
+      const endpointId = chain.slice(0, chain.indexOf(":"));
+      const list = this.#chains.get(chain) ?? [];
+      const head = list[0];
+      const slot = head === undefined ? undefined : this.#events.get(`${endpointId}:${head}`);
+      if (head === undefined) {
+        this.#eventQueue.delete(chain);
+        continue;
+      }
+      if (!slot) {
+        list.shift();
+        if (list.length > 0) this.#eventQueue.set(chain, now);
+        else this.#eventQueue.delete(chain);
+        continue;
+      }
+      this.#eventQueue.set(chain, now + leaseMs);
+      slot.status = "attempting";
+      slot.token = token;
+      slot.leasedUntil = now + leaseMs;
+      out.push({
+        id: slot.id,
+        type: slot.type,
+        emailId: slot.emailId,
+        createdAt: slot.createdAt,
+        status: "attempting",
+        payload: slot.payload,
+        attempts: copy(slot.attempts),
+        nextAttemptAt: null,
+        endpointId,
+        endpoint: this.#records.get(`webhook:${endpointId}`) ?? null,
+        enabled: this.#subs.has(endpointId),
+        token,
+        leasedUntil: now + leaseMs,
+      });
+    }
+    return out;
+  }
+
+  async commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult> {
+    const ep = event.endpointId;
+    const slot = this.#events.get(`${ep}:${event.id}`);
+    if (!slot || event.token === "" || slot.token !== event.token) return { ok: false };
+    const chain = `${ep}:${event.emailId}`;
+    const list = this.#chains.get(chain) ?? [];
+    slot.token = "";
+    slot.leasedUntil = 0;
+    if (outcome.kind === "retry") {
+      slot.status = "pending";
+      slot.attempts = copy(outcome.attempts);
+      slot.nextAttemptAt = outcome.at;
+      this.#eventQueue.set(chain, outcome.at);
+      if (!this.#failing.has(ep)) this.#failing.set(ep, outcome.now);
+      return { ok: true, disabled: false };
+    }
+    const expiresAt = this.#now() + outcome.retainMs;
+    if (outcome.kind === "dropped") {
+      for (const other of list) {
+        const o = this.#events.get(`${ep}:${other}`);
+        if (!o) continue;
+        Object.assign(o, { status: "dropped", nextAttemptAt: null, token: "", expiresAt });
+      }
+      this.#chains.delete(chain);
+      this.#eventQueue.delete(chain);
+      return { ok: true, disabled: false };
+    }
+    Object.assign(slot, {
+      status: outcome.kind,
+      attempts: copy(outcome.attempts),
+      nextAttemptAt: null,
+      expiresAt,
+    });
+    if (list[0] === event.id) list.shift();
+    if (list.length > 0) this.#eventQueue.set(chain, outcome.now);
+    else {
+      this.#eventQueue.delete(chain);
+      this.#chains.delete(chain);
+    }
+    let disabled = false;
+    if (outcome.kind === "success") {
+      this.#failing.delete(ep);
+    } else if (outcome.disable || this.#failing.has(ep)) {
+      disabled = this.#subs.delete(ep);
+      this.#failing.delete(ep);
+    } else {
+      this.#failing.set(ep, outcome.now);
+    }
+    return { ok: true, disabled };
+  }
+
+  async eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
+    this.#purge();
+    const log = this.#eventLogs.get(endpointId) ?? [];
+    const out: EventSummary[] = [];
+    for (const { id } of [...log].reverse().slice(0, limit)) {
+      const slot = this.#events.get(`${endpointId}:${id}`);
+      if (slot) {
+        out.push({
+          id,
+          type: slot.type,
+          emailId: slot.emailId,
+          createdAt: slot.createdAt,
+          status: this.#status(slot),
+        });
+      }
+    }
+    return out;
+  }
+
+  async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
+    this.#purge();
+    const slot = this.#events.get(`${endpointId}:${eventId}`);
+    if (!slot) return null;
+    const status = this.#status(slot);
+    return {
+      id: slot.id,
+      type: slot.type,
+      emailId: slot.emailId,
+      createdAt: slot.createdAt,
+      status,
+      payload: slot.payload,
+      attempts: copy(slot.attempts),
+      nextAttemptAt: status === "pending" ? slot.nextAttemptAt : null,
+    };
+  }
+
+  #status(slot: EventSlot): EventStatus {
+    if (slot.status === "attempting" && (slot.token === "" || slot.leasedUntil <= this.#now()))
+      return "pending";
+    return slot.status;
+  }
+
   #purge(): void {
     const now = this.#now();
     for (const [id, slot] of this.#slots) {
       if (slot.expiresAt !== null && slot.expiresAt <= now) this.#slots.delete(id);
     }
     for (const [key, until] of this.#seen) if (until <= now) this.#seen.delete(key);
+    for (const [key, slot] of this.#events) {
+      if (slot.expiresAt !== null && slot.expiresAt <= now) this.#events.delete(key);
+    }
   }
 }

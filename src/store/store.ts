@@ -8,6 +8,7 @@
  * Writing the outcome back (`commit`) only succeeds for the holder of the current token, so two runs
  * never both own a message.
  */
+import type { EventDraft } from "../webhooks/events.ts";
 import type {
   ApiKeyRecord,
   ClaimedEntry,
@@ -24,6 +25,8 @@ export interface NewEntry {
   dueAt: number;
   /** Reserve it for the caller right away (the attempt made just after accepting). */
   lease?: { token: string; until: number };
+  /** Events accepting it emits, queued for every subscribed webhook endpoint in the same step. */
+  events?: EventDraft[];
 }
 
 /** Where the message goes after a state change. */
@@ -69,12 +72,25 @@ export interface RelayStore {
   abandonIdempotent(key: string): Promise<void>;
   /** Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first. */
   claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]>;
-  /** Writes a new state and releases the lease, if `guard` still holds. */
+  /**
+   * `claim`, also telling how many webhook event chains are due (in the same command, so an idle
+   * scheduled run stays at one command).
+   */
+  claimRun(
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }>;
+  /**
+   * Writes a new state and releases the lease, if `guard` still holds; `events` are queued for
+   * the subscribed webhook endpoints in the same atomic step, and only if the write succeeds.
+   */
   commit(
     id: string,
     guard: WriteGuard,
     state: DeliveryState,
     next: NextStep,
+    events?: EventDraft[],
   ): Promise<CommitResult>;
   /**
    * Extends a lease its holder still holds (a long SMTP transaction), so no other run takes the
@@ -111,7 +127,91 @@ export interface RelayStore {
    * it is remembered (a replayed webhook id, say). One command.
    */
   markSeen(key: string, ttlMs: number): Promise<boolean>;
+
+  // Webhook endpoints and their event queue (src/webhooks/). An endpoint is "enabled" exactly
+  // while it has a subscription: the compact hash the enqueue and commit scripts fan out from.
+
+  /** Saves an endpoint's record (kind "webhook") and its subscription (null: disabled) together. */
+  putWebhook<T>(id: string, record: T, events: readonly string[] | null): Promise<void>;
+  /** An endpoint's record and whether it is enabled, or null. */
+  getWebhook<T>(id: string): Promise<{ record: T; enabled: boolean } | null>;
+  listWebhooks<T>(): Promise<{ record: T; enabled: boolean }[]>;
+  /** Removes an endpoint, its subscription and its event log; false when there was none. */
+  deleteWebhook(id: string): Promise<boolean>;
+  /**
+   * Reserves the heads of up to `limit` due event chains (one chain per endpoint and email, so
+   * a later event waits behind an earlier one), each with its endpoint's record.
+   */
+  claimEvents(now: number, limit: number, leaseMs: number): Promise<ClaimedEvent[]>;
+  /** Records an attempt's outcome if the lease still holds; see `EventOutcome`. */
+  commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult>;
+  /** The newest `limit` events queued for an endpoint, newest first. */
+  eventLog(endpointId: string, limit: number): Promise<EventSummary[]>;
+  /** One event as queued for an endpoint, with its attempts; null when unknown or expired. */
+  eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null>;
+  /**
+   * Event deliveries this store object has queued since it was made: a hint that the dispatcher
+   * has work. It stays 0 while no endpoint subscribes.
+   */
+  readonly eventsQueued: number;
 }
+
+export type EventStatus = "pending" | "attempting" | "success" | "failed" | "dropped";
+
+/** One attempt to deliver an event: when, the HTTP status (null: no answer), how long it took. */
+export interface EventAttempt {
+  at: number;
+  status: number | null;
+  ms: number;
+  /** A network error or timeout, when there was no HTTP answer. */
+  error?: string;
+  /** The start of the receiver's answer (bounded). */
+  response?: string;
+}
+
+export interface EventSummary {
+  id: string;
+  type: string;
+  emailId: string;
+  createdAt: number;
+  status: EventStatus;
+}
+
+export interface EventDelivery extends EventSummary {
+  payload: string;
+  attempts: EventAttempt[];
+  nextAttemptAt: number | null;
+}
+
+export interface ClaimedEvent extends EventDelivery {
+  endpointId: string;
+  /** The endpoint's record JSON, or null when it was deleted. */
+  endpoint: string | null;
+  enabled: boolean;
+  token: string;
+  leasedUntil: number;
+}
+
+export type EventOutcome =
+  /** The receiver answered 2xx. */
+  | { kind: "success"; attempts: EventAttempt[]; now: number; retainMs: number }
+  /** A failed attempt with another one due at `at`. */
+  | { kind: "retry"; attempts: EventAttempt[]; now: number; at: number }
+  /**
+   * The last attempt failed. The endpoint is disabled when no delivery to it has succeeded since
+   * its failures began (or at once when `disable` is set, as for 410 Gone).
+   */
+  | { kind: "failed"; attempts: EventAttempt[]; now: number; retainMs: number; disable?: boolean }
+  /** The endpoint is gone or disabled: this event and the rest of its chain are dropped. */
+  | { kind: "dropped"; now: number; retainMs: number };
+
+export type EventCommitResult =
+  | { ok: false }
+  | {
+      ok: true;
+      /** The endpoint was disabled by this outcome. */
+      disabled: boolean;
+    };
 
 /** The kinds of record `putRecord` and friends keep. */
 export type RecordKind = "form" | "hook" | "webhook";

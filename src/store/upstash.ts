@@ -11,6 +11,16 @@
  *   rec:<kind>  hash: id -> record JSON (forms, hooks, webhook endpoints)
  *   cnt:<kind>:<id>  hash: counter name -> count, for that record
  *   seen:<key>  string "1", expiring: a replay guard (see `markSeen`)
+ *   wh:subs  hash: enabled webhook endpoint id -> " email.sent email.delivered " (what it wants;
+ *            absent while disabled). The enqueue and commit scripts fan events out from it, so
+ *            with no endpoint an event costs nothing but one HGETALL inside a script.
+ *   wh:failing  hash: endpoint id -> when its current run of failures began (ms)
+ *   wq       sorted set: "<endpoint id>:<email id>" event chain -> when its head is due (ms), or
+ *            when its lease ends
+ *   wc:<endpoint id>:<email id>  list: that chain's event ids, oldest first; only the head is sent
+ *   wd:<endpoint id>:<event id>  hash: p = payload, t = type, e = email id, c = created (ms),
+ *            s = status, a = attempts JSON, na = next attempt (ms), l = lease token, lu = lease end
+ *   wl:<endpoint id>  sorted set: event id -> created (ms), the newest EVENT_LOG_MAX (event log)
  *
  * Every operation is one Lua script, so each costs one billed command however many messages it
  * touches: accepting a batch, claiming a batch, and acknowledging one message are one command each.
@@ -18,8 +28,16 @@
  * Upstash is); the global script lock that implies is what makes claiming atomic.
  */
 import { Redis } from "@upstash/redis";
+import type { EventDraft } from "../webhooks/events.ts";
 import type {
+  ClaimedEvent,
   CommitResult,
+  EventAttempt,
+  EventCommitResult,
+  EventDelivery,
+  EventOutcome,
+  EventStatus,
+  EventSummary,
   IdempotencyRecord,
   IdempotencyState,
   NewEntry,
@@ -37,25 +55,63 @@ import type {
   StoredEntry,
 } from "./types.ts";
 
-// ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), then per message:
-// id, meta, raw, state, score, leaseToken, leaseUntil.
-const ENQUEUE = `
+/** Events kept per endpoint in its event log (`GET /webhooks/:id/events`). */
+export const EVENT_LOG_MAX = 1000;
+
+// Queues events for every endpoint subscribed to their type. Events are read from ARGV from
+// index \`base\`: a count, then per event id, type, email id, created (ms), payload. Returns how
+// many deliveries it queued. Subscriptions are plain strings (" type type "), so no cjson.
+const FANOUT = `
+local function fanout(prefix, base, now)
+  local m = tonumber(ARGV[base])
+  if not m or m == 0 then return 0 end
+  local subs = redis.call('HGETALL', prefix .. 'wh:subs')
+  if #subs == 0 then return 0 end
+  local queued = 0
+  for i = 0, m - 1 do
+    local b = base + 1 + i * 5
+    local ev, ty, email, created = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3]
+    for j = 1, #subs, 2 do
+      local ep = subs[j]
+      if string.find(subs[j + 1], ' ' .. ty .. ' ', 1, true) then
+        redis.call('HSET', prefix .. 'wd:' .. ep .. ':' .. ev, 'p', ARGV[b + 4], 't', ty,
+          'e', email, 'c', created, 's', 'pending', 'a', '[]', 'na', now, 'l', '', 'lu', 0)
+        local chain = ep .. ':' .. email
+        if redis.call('RPUSH', prefix .. 'wc:' .. chain, ev) == 1 then
+          redis.call('ZADD', prefix .. 'wq', now, chain)
+        end
+        local log = prefix .. 'wl:' .. ep
+        redis.call('ZADD', log, created, ev)
+        redis.call('ZREMRANGEBYRANK', log, 0, -${EVENT_LOG_MAX + 1})
+        queued = queued + 1
+      end
+    end
+  end
+  return queued
+end
+`;
+
+// ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), now, then per
+// message: id, meta, raw, state, score, leaseToken, leaseUntil; then the events (see FANOUT).
+// Returns the number of event deliveries queued.
+const ENQUEUE = `${FANOUT}
 local prefix = ARGV[1]
 local n = tonumber(ARGV[2])
 if ARGV[3] ~= '' then
   redis.call('SET', prefix .. 'idem:' .. ARGV[3], ARGV[4], 'PX', ARGV[5])
 end
 for i = 0, n - 1 do
-  local b = 6 + i * 7
+  local b = 7 + i * 7
   local id = ARGV[b]
   redis.call('HSET', prefix .. 'm:' .. id, 'm', ARGV[b + 1], 'r', ARGV[b + 2], 's', ARGV[b + 3],
     'v', 1, 'l', ARGV[b + 5], 'lu', ARGV[b + 6])
   redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
 end
-return n
+return fanout(prefix, 7 + n * 7, ARGV[6])
 `;
 
-// ARGV: prefix, now, limit, leaseMs, token. Returns {id, meta, raw, state, version, leaseUntil}...
+// ARGV: prefix, now, limit, leaseMs, token. Returns {{id, meta, raw, state, version, leaseUntil}...,
+// due event chains}: the count rides along so an idle run needs no second command.
 const CLAIM = `
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -74,12 +130,14 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-return out
+return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now)}
 `;
 
 // KEYS: queue, message. ARGV: id, token ("" for a version guard), version, now, state,
-// next ("due" | "done"), dueAt or retainMs. Returns 1 ok, 0 conflict, -1 missing.
-const COMMIT = `
+// next ("due" | "done"), dueAt or retainMs, prefix, now (for events), then the events (see
+// FANOUT).
+// Returns {1, deliveries queued} ok, 0 conflict, -1 missing.
+const COMMIT = `${FANOUT}
 local k = KEYS[2]
 local h = redis.call('HMGET', k, 'v', 'l', 'lu')
 if not h[1] then return -1 end
@@ -97,7 +155,7 @@ else
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('PEXPIRE', k, ARGV[7])
 end
-return 1
+return {1, fanout(ARGV[8], 10, ARGV[9])}
 `;
 
 // KEYS: queue, message. ARGV: id, token, new lease end. Returns 1 when renewed, 0 otherwise.
@@ -116,6 +174,152 @@ redis.call('SET', KEYS[2], ARGV[2])
 return 1
 `;
 
+// KEYS: event queue. ARGV: prefix, now, limit, leaseMs, token. Returns per claimed chain head
+// {chain, event id, endpoint id, payload, type, email id, created, attempts JSON, endpoint record
+// or "", enabled 1/0, lease end}. A chain with no head left is dropped from the queue.
+const CLAIM_EVENTS = `
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local untilMs = now + tonumber(ARGV[4])
+local chains = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, chain in ipairs(chains) do
+  local ck = prefix .. 'wc:' .. chain
+  local ev = redis.call('LINDEX', ck, 0)
+  local ep = string.match(chain, '^([^:]+):')
+  if not ev or not ep then
+    redis.call('ZREM', KEYS[1], chain)
+  else
+    local d = prefix .. 'wd:' .. ep .. ':' .. ev
+    local h = redis.call('HMGET', d, 'p', 't', 'e', 'c', 'a')
+    if not h[1] then
+      -- Its record is gone: move on to the next event of the chain.
+      redis.call('LPOP', ck)
+      if redis.call('LLEN', ck) > 0 then
+        redis.call('ZADD', KEYS[1], now, chain)
+      else
+        redis.call('ZREM', KEYS[1], chain)
+      end
+    else
+      redis.call('ZADD', KEYS[1], untilMs, chain)
+      redis.call('HSET', d, 's', 'attempting', 'l', ARGV[5], 'lu', untilMs)
+      local rec = redis.call('HGET', prefix .. 'rec:webhook', ep) or ''
+      local enabled = redis.call('HEXISTS', prefix .. 'wh:subs', ep)
+      out[#out + 1] = {chain, ev, ep, h[1], h[2], h[3], h[4], h[5], rec, enabled, tostring(untilMs)}
+    end
+  end
+end
+return out
+`;
+
+// KEYS: event queue. ARGV: prefix, chain, event id, endpoint id, token, outcome
+// (success | retry | failed | dropped), attempts JSON, next attempt (retry), retainMs, now,
+// disable (1/0). Returns {1, disabled 1/0}, or 0 when the lease is no longer the caller's.
+const COMMIT_EVENT = `
+local prefix, chain, ev, ep = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local outcome = ARGV[6]
+local d = prefix .. 'wd:' .. ep .. ':' .. ev
+if ARGV[5] == '' or redis.call('HGET', d, 'l') ~= ARGV[5] then return 0 end
+local ck = prefix .. 'wc:' .. chain
+local failing = prefix .. 'wh:failing'
+local disabled = 0
+if outcome == 'retry' then
+  redis.call('HSET', d, 's', 'pending', 'a', ARGV[7], 'na', ARGV[8], 'l', '', 'lu', 0)
+  redis.call('ZADD', KEYS[1], ARGV[8], chain)
+  redis.call('HSETNX', failing, ep, ARGV[10])
+  return {1, 0}
+end
+if outcome == 'dropped' then
+  for _, other in ipairs(redis.call('LRANGE', ck, 0, -1)) do
+    local od = prefix .. 'wd:' .. ep .. ':' .. other
+    redis.call('HSET', od, 's', 'dropped', 'na', '', 'l', '', 'lu', 0)
+    redis.call('PEXPIRE', od, ARGV[9])
+  end
+  redis.call('DEL', ck)
+  redis.call('ZREM', KEYS[1], chain)
+  return {1, 0}
+end
+redis.call('HSET', d, 's', outcome, 'a', ARGV[7], 'na', '', 'l', '', 'lu', 0)
+redis.call('PEXPIRE', d, ARGV[9])
+if redis.call('LINDEX', ck, 0) == ev then redis.call('LPOP', ck) end
+if redis.call('LLEN', ck) > 0 then
+  redis.call('ZADD', KEYS[1], ARGV[10], chain)
+else
+  redis.call('ZREM', KEYS[1], chain)
+end
+if outcome == 'success' then
+  redis.call('HDEL', failing, ep)
+else
+  local since = redis.call('HGET', failing, ep)
+  if ARGV[11] == '1' or since then
+    if redis.call('HDEL', prefix .. 'wh:subs', ep) == 1 then disabled = 1 end
+    redis.call('HDEL', failing, ep)
+  else
+    redis.call('HSET', failing, ep, ARGV[10])
+  end
+end
+return {1, disabled}
+`;
+
+// KEYS: event log. ARGV: prefix, endpoint id, limit. Returns {id, type, email, created, status}...
+const EVENT_LOG = `
+local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
+local out = {}
+for _, ev in ipairs(ids) do
+  local h = redis.call('HMGET', ARGV[1] .. 'wd:' .. ARGV[2] .. ':' .. ev, 't', 'e', 'c', 's', 'l', 'lu')
+  if h[1] then out[#out + 1] = {ev, h[1], h[2], h[3], h[4], h[5], h[6]} end
+end
+return out
+`;
+
+// KEYS: records, subscriptions, failing, event log. ARGV: id, record JSON, subscription ("" none).
+const PUT_WEBHOOK = `
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if ARGV[3] == '' then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('HDEL', KEYS[3], ARGV[1])
+end
+return 1
+`;
+
+// KEYS: records, subscriptions, failing, event log. ARGV: id. Returns 1 when it existed.
+const DELETE_WEBHOOK = `
+local existed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('DEL', KEYS[4])
+return existed
+`;
+
+// KEYS: records, subscriptions. ARGV: id ("" for all). Returns {record, enabled}...
+const GET_WEBHOOKS = `
+local out = {}
+if ARGV[1] ~= '' then
+  local rec = redis.call('HGET', KEYS[1], ARGV[1])
+  if rec then out[1] = {rec, redis.call('HEXISTS', KEYS[2], ARGV[1])} end
+  return out
+end
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  out[#out + 1] = {all[i + 1], redis.call('HEXISTS', KEYS[2], all[i])}
+end
+return out
+`;
+
+/** Lua-side subscription string: " type type ", matched with a plain find. */
+function subscription(events: readonly string[]): string {
+  return ` ${events.join(" ")} `;
+}
+
+function eventArgs(events: EventDraft[] | undefined): string[] {
+  const list = events ?? [];
+  const args = [String(list.length)];
+  for (const e of list) args.push(e.id, e.type, e.emailId, String(e.createdAt), e.payload);
+  return args;
+}
+
 export interface UpstashStoreOptions {
   url: string;
   token: string;
@@ -133,6 +337,13 @@ export class UpstashStore implements RelayStore {
   readonly #commit;
   readonly #touch;
   readonly #renew;
+  readonly #claimEvents;
+  readonly #commitEvent;
+  readonly #eventLog;
+  readonly #putWebhook;
+  readonly #deleteWebhook;
+  readonly #getWebhooks;
+  #eventsQueued = 0;
 
   constructor(options: UpstashStoreOptions) {
     this.#redis = new Redis({
@@ -146,10 +357,20 @@ export class UpstashStore implements RelayStore {
     this.#prefix = options.prefix;
     this.#options = options;
     this.#enqueue = this.#redis.createScript<number>(ENQUEUE);
-    this.#claim = this.#redis.createScript<string[][]>(CLAIM);
-    this.#commit = this.#redis.createScript<number>(COMMIT);
+    this.#claim = this.#redis.createScript<[string[][], number]>(CLAIM);
+    this.#commit = this.#redis.createScript<number | [number, number]>(COMMIT);
     this.#touch = this.#redis.createScript<number>(TOUCH_KEY);
     this.#renew = this.#redis.createScript<number>(RENEW);
+    this.#claimEvents = this.#redis.createScript<string[][]>(CLAIM_EVENTS);
+    this.#commitEvent = this.#redis.createScript<number | [number, number]>(COMMIT_EVENT);
+    this.#eventLog = this.#redis.createScript<string[][]>(EVENT_LOG);
+    this.#putWebhook = this.#redis.createScript<number>(PUT_WEBHOOK);
+    this.#deleteWebhook = this.#redis.createScript<number>(DELETE_WEBHOOK);
+    this.#getWebhooks = this.#redis.createScript<[string, number][]>(GET_WEBHOOKS);
+  }
+
+  get eventsQueued(): number {
+    return this.#eventsQueued;
   }
 
   /**
@@ -193,6 +414,7 @@ export class UpstashStore implements RelayStore {
         ? JSON.stringify({ kind: "done", hash: idempotency.hash, response: idempotency.response })
         : "",
       String(idempotency?.ttlMs ?? 0),
+      String(Date.now()),
     ];
     for (const e of entries) {
       args.push(
@@ -205,16 +427,25 @@ export class UpstashStore implements RelayStore {
         String(e.lease?.until ?? 0),
       );
     }
-    await this.#enqueue.exec([`${this.#prefix}q`], args);
+    args.push(...eventArgs(entries.flatMap((e) => e.events ?? [])));
+    this.#eventsQueued += Number(await this.#enqueue.exec([`${this.#prefix}q`], args)) || 0;
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]> {
+    return (await this.claimRun(now, limit, leaseMs)).entries;
+  }
+
+  async claimRun(
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }> {
     const token = newLeaseToken();
-    const rows = await this.#claim.exec(
+    const [rows, eventsDue] = await this.#claim.exec(
       [`${this.#prefix}q`],
       [this.#prefix, String(now), String(limit), String(leaseMs), token],
     );
-    return rows.map(([, meta, raw, state, version, until]) => ({
+    const entries = rows.map(([, meta, raw, state, version, until]) => ({
       message: JSON.parse(String(meta)) as QueuedMessage,
       raw: String(raw),
       state: JSON.parse(String(state)) as DeliveryState,
@@ -222,6 +453,7 @@ export class UpstashStore implements RelayStore {
       leasedUntil: Number(until),
       token,
     }));
+    return { entries, eventsDue: Number(eventsDue) };
   }
 
   async commit(
@@ -229,6 +461,7 @@ export class UpstashStore implements RelayStore {
     guard: WriteGuard,
     state: DeliveryState,
     next: NextStep,
+    events?: EventDraft[],
   ): Promise<CommitResult> {
     const byToken = "token" in guard;
     const result = await this.#commit.exec(
@@ -241,9 +474,16 @@ export class UpstashStore implements RelayStore {
         JSON.stringify(state),
         next.kind,
         String(next.kind === "due" ? Math.round(next.at) : Math.max(1, Math.round(next.retainMs))),
+        this.#prefix,
+        String(Date.now()),
+        ...eventArgs(events),
       ],
     );
-    return result === 1 ? "ok" : result === 0 ? "conflict" : "missing";
+    if (Array.isArray(result)) {
+      this.#eventsQueued += Number(result[1]) || 0;
+      return "ok";
+    }
+    return result === 0 ? "conflict" : "missing";
   }
 
   async renew(id: string, token: string, until: number): Promise<boolean> {
@@ -360,4 +600,132 @@ export class UpstashStore implements RelayStore {
     });
     return set === "OK";
   }
+
+  #webhookKeys(id: string): string[] {
+    const p = this.#prefix;
+    return [`${p}rec:webhook`, `${p}wh:subs`, `${p}wh:failing`, `${p}wl:${id}`];
+  }
+
+  async putWebhook<T>(id: string, record: T, events: readonly string[] | null): Promise<void> {
+    await this.#putWebhook.exec(this.#webhookKeys(id), [
+      id,
+      JSON.stringify(record),
+      events === null ? "" : subscription(events),
+    ]);
+  }
+
+  async getWebhook<T>(id: string): Promise<{ record: T; enabled: boolean } | null> {
+    const rows = await this.#getWebhooks.exec(this.#webhookKeys(id).slice(0, 2), [id]);
+    const [row] = rows;
+    return row ? { record: JSON.parse(String(row[0])) as T, enabled: Number(row[1]) === 1 } : null;
+  }
+
+  async listWebhooks<T>(): Promise<{ record: T; enabled: boolean }[]> {
+    const rows = await this.#getWebhooks.exec(this.#webhookKeys("").slice(0, 2), [""]);
+    return rows.map(([json, enabled]) => ({
+      record: JSON.parse(String(json)) as T,
+      enabled: Number(enabled) === 1,
+    }));
+  }
+
+  async deleteWebhook(id: string): Promise<boolean> {
+    return (await this.#deleteWebhook.exec(this.#webhookKeys(id), [id])) === 1;
+  }
+
+  async claimEvents(now: number, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    const token = newLeaseToken();
+    const rows = await this.#claimEvents.exec(
+      [`${this.#prefix}wq`],
+      [this.#prefix, String(now), String(limit), String(leaseMs), token],
+    );
+    return rows.map(
+      ([chain, id, endpointId, payload, type, emailId, created, attempts, rec, enabled, until]) => {
+        void chain;
+        return {
+          id: String(id),
+          endpointId: String(endpointId),
+          payload: String(payload),
+          type: String(type),
+          emailId: String(emailId),
+          createdAt: Number(created),
+          status: "attempting" as const,
+          attempts: JSON.parse(String(attempts ?? "[]")) as EventAttempt[],
+          nextAttemptAt: null,
+          endpoint: rec ? String(rec) : null,
+          enabled: Number(enabled) === 1,
+          token,
+          leasedUntil: Number(until),
+        };
+      },
+    );
+  }
+
+  async commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult> {
+    const result = await this.#commitEvent.exec(
+      [`${this.#prefix}wq`],
+      [
+        this.#prefix,
+        `${event.endpointId}:${event.emailId}`,
+        event.id,
+        event.endpointId,
+        event.token,
+        outcome.kind,
+        outcome.kind === "dropped" ? "[]" : JSON.stringify(outcome.attempts),
+        outcome.kind === "retry" ? String(Math.round(outcome.at)) : "",
+        outcome.kind === "retry" ? "0" : String(Math.max(1, Math.round(outcome.retainMs))),
+        String(outcome.now),
+        outcome.kind === "failed" && outcome.disable ? "1" : "0",
+      ],
+    );
+    if (!Array.isArray(result)) return { ok: false };
+    return { ok: true, disabled: Number(result[1]) === 1 };
+  }
+
+  async eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
+    const rows = await this.#eventLog.exec(
+      [`${this.#prefix}wl:${endpointId}`],
+      [this.#prefix, endpointId, String(limit)],
+    );
+    return rows.map(([id, type, emailId, created, status, lease, until]) => ({
+      id: String(id),
+      type: String(type),
+      emailId: String(emailId),
+      createdAt: Number(created),
+      status: summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0)),
+    }));
+  }
+
+  async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
+    const fields = (await this.#redis.hmget(
+      `${this.#prefix}wd:${endpointId}:${eventId}`,
+      "p",
+      "t",
+      "e",
+      "c",
+      "s",
+      "a",
+      "na",
+      "l",
+      "lu",
+    )) as unknown as (string | null)[] | null;
+    const [payload, type, emailId, created, status, attempts, next, lease, until] = fields ?? [];
+    if (!payload || !type) return null;
+    const s = summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0));
+    return {
+      id: eventId,
+      type,
+      emailId: String(emailId),
+      createdAt: Number(created),
+      status: s,
+      payload,
+      attempts: JSON.parse(attempts ?? "[]") as EventAttempt[],
+      nextAttemptAt: s === "pending" && next ? Number(next) : null,
+    };
+  }
+}
+
+/** A leased event shows as "attempting"; once its lease ran out it is waiting again. */
+function summaryStatus(status: string, lease: string, until: number): EventStatus {
+  if (status === "attempting" && (lease === "" || until <= Date.now())) return "pending";
+  return status as EventStatus;
 }

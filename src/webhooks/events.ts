@@ -1,0 +1,180 @@
+/**
+ * Delivery events in Resend's shape (`{ type, created_at, data: { email_id, from, to, subject,
+ * created_at, ... } }`), derived from the relay's state changes. Pure functions: the caller hands
+ * the drafts to the store together with the state change that caused them, so both are written in
+ * one atomic step (a crash can neither lose an event nor invent one).
+ *
+ * Nothing in a payload names a Bcc recipient: `to` is the message's To list, and an SMTP reply
+ * that echoes a Bcc address has it replaced.
+ */
+import type { DeliveryState, QueuedMessage, RecipientState } from "../store/types.ts";
+
+/** The events the relay emits, by Resend's names (`email.canceled` is the relay's own). */
+export const EVENT_TYPES = [
+  "email.sent",
+  "email.scheduled",
+  "email.delivered",
+  "email.delivery_delayed",
+  "email.bounced",
+  "email.failed",
+  "email.canceled",
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** An event ready to be stored: its id (the `webhook-id` header) and its JSON payload. */
+export interface EventDraft {
+  id: string;
+  type: EventType;
+  emailId: string;
+  createdAt: number;
+  payload: string;
+}
+
+/** A message accepted with a send time in the future (not just "now", give or take a second). */
+export function isScheduled(message: QueuedMessage, state: DeliveryState): boolean {
+  return state.scheduledAt !== null && state.scheduledAt > message.createdAt;
+}
+
+function draft(
+  message: QueuedMessage,
+  type: EventType,
+  now: number,
+  extra: Record<string, unknown> = {},
+): EventDraft {
+  const id = crypto.randomUUID();
+  const { view } = message;
+  const payload = {
+    type,
+    created_at: new Date(now).toISOString(),
+    data: {
+      created_at: new Date(message.createdAt).toISOString(),
+      email_id: message.id,
+      message_id: message.messageId,
+      from: view.from,
+      to: view.to,
+      subject: view.subject,
+      ...(view.tags.length
+        ? { tags: Object.fromEntries(view.tags.map((t) => [t.name, t.value])) }
+        : {}),
+      ...extra,
+    },
+  };
+  return { id, type, emailId: message.id, createdAt: now, payload: JSON.stringify(payload) };
+}
+
+/** What accepting a message emits: `email.scheduled` for a later send, else `email.sent`. */
+export function acceptedEvents(
+  message: QueuedMessage,
+  state: DeliveryState,
+  now: number,
+): EventDraft[] {
+  return [draft(message, isScheduled(message, state) ? "email.scheduled" : "email.sent", now)];
+}
+
+/** What canceling emits. */
+export function canceledEvents(message: QueuedMessage, now: number): EventDraft[] {
+  return [draft(message, "email.canceled", now)];
+}
+
+/** The recipients a payload may name: To and Cc, never Bcc. */
+function visible(message: QueuedMessage): Set<string> {
+  return new Set([...message.view.to, ...message.view.cc].map(bareAddress));
+}
+
+function bareAddress(entry: string): string {
+  const m = /<([^>]*)>\s*$/.exec(entry);
+  return (m?.[1] ?? entry).trim().toLowerCase();
+}
+
+/** An SMTP reply as text, with any Bcc address it echoes replaced. */
+function replyText(message: QueuedMessage, r: RecipientState): string {
+  const reply = r.reply;
+  let text = reply
+    ? [reply.code ?? "", reply.enhanced ?? "", reply.text].filter((p) => p !== "").join(" ")
+    : "";
+  const shown = visible(message);
+  for (const rcpt of message.envelope.to) {
+    if (shown.has(rcpt.toLowerCase())) continue;
+    text = text.split(rcpt).join("[bcc recipient]");
+    text = text.split(rcpt.toLowerCase()).join("[bcc recipient]");
+  }
+  return text;
+}
+
+/** Resend's (SES's) bounce sub-types, from the RFC 3463 enhanced code where it says. */
+function bounceSubType(r: RecipientState): string {
+  const e = r.reply?.enhanced ?? "";
+  if (/^5\.1\.[0-3]$/.test(e)) return "NoEmail";
+  if (e === "5.2.2") return "MailboxFull";
+  if (e === "5.3.4" || e === "5.2.3") return "MessageTooLarge";
+  if (/^5\.7\./.test(e)) return "ContentRejected";
+  return "General";
+}
+
+/**
+ * The events one delivery attempt emits, from the state before and after it, in this order:
+ * - `email.sent` when a scheduled message gets its first attempt;
+ * - `email.bounced` when recipients were refused for good (a 5xx), with `bounce` describing the
+ *   first of them and `bounce.recipients` the To/Cc ones among them;
+ * - `email.failed` when recipients were given up on without a 5xx (the queue age ran out);
+ * - `email.delivery_delayed` the first time an attempt is deferred (a 4xx or no answer);
+ * - `email.delivered` when the message is finished and the smart host accepted it for at least
+ *   one recipient.
+ */
+export function deliveryEvents(
+  message: QueuedMessage,
+  before: DeliveryState,
+  after: DeliveryState,
+  now: number,
+): EventDraft[] {
+  const out: EventDraft[] = [];
+  if (before.attempts === 0 && after.attempts > 0 && isScheduled(message, before)) {
+    out.push(draft(message, "email.sent", now));
+  }
+  const wasPending = new Set(
+    before.recipients.filter((r) => r.status === "pending").map((r) => r.address),
+  );
+  const newlyFailed = after.recipients.filter(
+    (r) => r.status === "failed" && wasPending.has(r.address),
+  );
+  const bounced = newlyFailed.filter((r) => (r.reply?.code ?? 0) >= 500);
+  const gaveUp = newlyFailed.filter((r) => (r.reply?.code ?? 0) < 500);
+  const shown = visible(message);
+  const first = bounced[0];
+  if (first) {
+    out.push(
+      draft(message, "email.bounced", now, {
+        bounce: {
+          type: "Permanent",
+          subType: bounceSubType(first),
+          message: replyText(message, first),
+          recipients: bounced.map((r) => r.address).filter((a) => shown.has(a.toLowerCase())),
+        },
+      }),
+    );
+  }
+  const lost = gaveUp[0];
+  if (lost) {
+    out.push(draft(message, "email.failed", now, { failed: { reason: replyText(message, lost) } }));
+  }
+  const last = after.history.at(-1);
+  if (
+    after.attempts > before.attempts &&
+    last &&
+    last.deferred > 0 &&
+    !before.history.some((h) => h.deferred > 0)
+  ) {
+    out.push(draft(message, "email.delivery_delayed", now));
+  }
+  const finished = !after.recipients.some((r) => r.status === "pending");
+  if (
+    finished &&
+    wasPending.size > 0 &&
+    after.canceledAt === null &&
+    after.recipients.some((r) => r.status === "delivered")
+  ) {
+    out.push(draft(message, "email.delivered", now));
+  }
+  return out;
+}

@@ -251,3 +251,15 @@ export class HookRateLimitError extends RelayError {
     this.name = "HookRateLimitError";
   }
 }
+
+/** A Standard Webhooks message id whose first request is still being queued. */
+export class HookInFlightError extends RelayError {
+  constructor() {
+    super(
+      409,
+      "concurrent_idempotent_requests",
+      "A request with this webhook-id is still in progress; retry when it has finished",
+    );
+    this.name = "HookInFlightError";
+  }
+}

@@ -11,10 +11,10 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
-import { checkMessage, type KeyPolicy } from "../auth/policy.ts";
+import { checkMessage, ipAllowed, isValidCidr, type KeyPolicy } from "../auth/policy.ts";
 import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
 import {
-  ConcurrentIdempotentRequestError,
+  HookInFlightError,
   HookRateLimitError,
   HookUnauthorizedError,
   MalformedBodyError,
@@ -100,6 +100,13 @@ async function checkHook(relay: Relay, hook: HookRecord): Promise<void> {
   if (hook.text === null && hook.html === null)
     throw new ValidationError("give a text or an html template (or both)", "text");
   if (hook.rate_limit !== null) rateLimitField(hook.rate_limit, "rate_limit");
+  hook.allowed_ips?.forEach((range, i) => {
+    if (!isValidCidr(range))
+      throw new ValidationError(
+        `${JSON.stringify(range)} is not an IP address or CIDR range`,
+        `allowed_ips[${i}]`,
+      );
+  });
   const composed = await composeMessage(renderHookMessage(hook, {}), {
     id: crypto.randomUUID(),
     keyId: hook.id,
@@ -151,6 +158,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       verify: proof.verify,
       secret: proof.stored,
       rate_limit: body.rate_limit ?? null,
+      allowed_ips: body.allowed_ips ?? null,
       policy: sendingPolicy(principal.policy),
       created_by: principal.keyId,
       created_at: now,
@@ -219,6 +227,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       text: body.text === undefined ? old.text : body.text,
       html: body.html === undefined ? old.html : body.html,
       rate_limit: body.rate_limit === undefined ? old.rate_limit : body.rate_limit,
+      allowed_ips: body.allowed_ips === undefined ? (old.allowed_ips ?? null) : body.allowed_ips,
       ...(proof ? { verify: proof.verify, secret: proof.stored } : {}),
       // A hook sends under the policy of the key that last saved it: a narrower key cannot
       // widen where an existing hook sends by editing it.
@@ -276,6 +285,13 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     loadHook(relay.store, id, relay.now(), relay.config.keyCacheMs),
   );
   if (!hook) throw new NotFoundError("Hook");
+
+  // Checked first and not counted: it costs nothing, and a flood from elsewhere neither uses up
+  // the hook's rate limit nor makes the relay pay a command per request to count it.
+  if (hook.allowed_ips?.length && !ipAllowed(c.get("clientIp"), hook.allowed_ips)) {
+    relay.log.warn("hook.rejected", { hook_id: id, reason: "client_address" });
+    throw new HookUnauthorizedError();
+  }
 
   // Before the body is read: a flood costs one rate-limit check per request, nothing more.
   const limit =
@@ -360,7 +376,7 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   const held = await stored(relay, "hook.replay_guard", () =>
     relay.store.beginIdempotent(key, hash, WEBHOOK_ID_TTL_MS),
   );
-  if (held.kind === "in_flight") throw new ConcurrentIdempotentRequestError();
+  if (held.kind === "in_flight") throw new HookInFlightError();
   if (held.kind === "done") {
     reject("duplicate");
     return c.json({ ...(held.response.body as object), duplicate: true }, 200);

@@ -42,6 +42,8 @@ export interface HookRecord {
   secret: { value: string } | { digest: string };
   /** Requests per window for this hook ("60/1m"); null: HOOK_RATE_LIMIT. */
   rate_limit: string | null;
+  /** Sender addresses or CIDR ranges (GitHub publishes its hook ranges); null: anywhere. */
+  allowed_ips?: string[] | null;
   /** The creating key's sending policy, applied to every message the hook sends. */
   policy: KeyPolicy | null;
   created_by: string;
@@ -194,6 +196,14 @@ const HookFields = {
   rate_limit: z.string().max(32).optional().openapi({
     description: "Requests per window for this hook, e.g. 60/1m (default: HOOK_RATE_LIMIT).",
   }),
+  allowed_ips: z
+    .array(z.string().max(64))
+    .max(100)
+    .optional()
+    .openapi({
+      description: "Addresses or CIDR ranges the webhook sender posts from; others get 401.",
+      example: ["192.30.252.0/22", "2606:50c0::/32"],
+    }),
 };
 
 export const CreateHookSchema = z.object(HookFields).strict().openapi("CreateHookRequest");
@@ -212,6 +222,7 @@ export const UpdateHookSchema = z
     html: HookFields.html.nullable(),
     verify: VerifySchema.optional(),
     rate_limit: HookFields.rate_limit.nullable(),
+    allowed_ips: HookFields.allowed_ips.nullable(),
   })
   .strict()
   .openapi("UpdateHookRequest");
@@ -269,6 +280,7 @@ export function hookView(hook: HookRecord, origin: string) {
     html: hook.html,
     verify: hook.verify,
     rate_limit: hook.rate_limit,
+    allowed_ips: hook.allowed_ips ?? null,
     created_at: new Date(hook.created_at).toISOString(),
     updated_at: new Date(hook.updated_at).toISOString(),
   };

@@ -44,7 +44,10 @@ function cut(text: string, max: number): string {
   return text.slice(0, end);
 }
 
-export function renderHookMessage(hook: HookRecord, data: unknown): SendEmailRequest {
+export function renderHookMessage(hook: HookRecord, payload: unknown): SendEmailRequest {
+  // Mustache cannot look a name up in a null view (it throws); an empty list renders every name
+  // and section empty, which is what a `null` payload should give.
+  const data = payload ?? [];
   return {
     from: hook.from,
     to: hook.to,

@@ -390,6 +390,64 @@ describe("receiving: bodies, templates and limits", () => {
   });
 });
 
+describe("more receiving rules", () => {
+  it("takes any JSON value as the payload: null, a number, a string, a list", async () => {
+    const created = await createHook(
+      { type: "url_secret" },
+      { subject: "Got {{#.}}[{{.}}]{{/.}}{{x}}", html: undefined },
+    );
+    const path = new URL(created.body.secret_url).pathname;
+    for (const body of ["null", "5", '"word"', "[1,2]"]) {
+      expect((await deliver(path, body)).status, body).toBe(202);
+    }
+    const got = await received(4);
+    const subjects = await Promise.all(
+      got.map(async (m) => (await PostalMime.parse(m.raw)).subject),
+    );
+    expect(subjects.sort()).toEqual(["Got", "Got [1][2]", "Got [5]", "Got [word]"]);
+  });
+
+  it("refuses with 422 a rendered subject whose encoded word hides a line break, and counts it", async () => {
+    const created = await createHook({ type: "url_secret" }, { subject: "Alert {{title}}" });
+    const path = new URL(created.body.secret_url).pathname;
+    const res = await deliver(
+      path,
+      JSON.stringify({ title: "=?utf-8?q?a=0D=0ABcc:_x@evil.example?=" }),
+    );
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/^subject: /);
+    expect(await countReceived()).toBe(0);
+    const { rejected } = (await call(env, "GET", `/hooks/${created.body.id}`)).body;
+    expect(rejected.invalid_message).toBe(1);
+  });
+
+  it("takes requests only from the hook's allowed_ips, when it has them", async () => {
+    const created = await createHook(
+      { type: "url_secret" },
+      { allowed_ips: ["192.30.252.0/22", "2606:50c0::/32"] },
+    );
+    expect(created.body.allowed_ips).toEqual(["192.30.252.0/22", "2606:50c0::/32"]);
+    const path = new URL(created.body.secret_url).pathname;
+    const from = (ip: string) => deliver(path, "{}", { "cf-connecting-ip": ip });
+    expect((await from("192.30.253.7")).status).toBe(202);
+    expect((await from("2606:50c0:8000::154")).status).toBe(202);
+    const outside = await from("203.0.113.9");
+    expect(outside.status).toBe(401);
+    expect(outside.body.name).toBe("invalid_signature");
+    expect((await deliver(path, "{}")).status).toBe(401);
+    expect(await countReceived()).toBe(2);
+
+    const bad = await createHook({ type: "url_secret" }, { allowed_ips: ["10.0.0.0/99"] });
+    expect(bad.status).toBe(422);
+    expect(bad.body.message).toMatch(/^allowed_ips\[0\]: /);
+    const cleared = await call(env, "PATCH", `/hooks/${created.body.id}`, {
+      json: { allowed_ips: null },
+    });
+    expect(cleared.body.allowed_ips).toBeNull();
+    expect((await from("203.0.113.9")).status).toBe(202);
+  });
+});
+
 describe("managing hooks", () => {
   it("lets only full_access keys manage hooks", async () => {
     const sending = await call(env, "POST", "/api-keys", {

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerApiKeyRoutes } from "./api/api-keys.ts";
 import { registerEmailRoutes } from "./api/emails.ts";
+import { registerFormRoutes } from "./api/forms.ts";
 import { registerHookRoutes } from "./api/hooks.ts";
 import { registerWebhookRoutes } from "./api/webhooks.ts";
 import type { Principal } from "./auth/keys.ts";
@@ -59,6 +60,7 @@ export function createApp(options: AppOptions) {
 
   registerEmailRoutes(app);
   registerApiKeyRoutes(app);
+  registerFormRoutes(app);
   registerWebhookRoutes(app);
   registerHookRoutes(app);
 

@@ -61,6 +61,8 @@ export interface Config {
   limits: Limits;
   /** Inbound hooks (`POST /hooks/:id`): requests per window per hook, and the largest body. */
   hooks: { rateLimit: RateLimit; maxBodyBytes: number };
+  /** Forms (`POST /f/:id`): where Turnstile tokens are verified (siteverify or a stand-in). */
+  forms: { turnstileVerifyUrl: string };
   /** Delivery of events to webhook endpoints (src/webhooks/). */
   webhooks: WebhookConfig;
 }
@@ -147,6 +149,15 @@ function hookRateLimit(env: Env): RateLimit {
       `must look like 10/1s, 60/1m or 1000/1h; got ${JSON.stringify(raw)}`,
     );
   return limit;
+}
+
+/** Cloudflare's siteverify unless set (tests point it at dev/turnstile-stub.ts). */
+function turnstileVerifyUrl(env: Env): string {
+  const raw =
+    str(env, "TURNSTILE_VERIFY_URL") ?? "https://challenges.cloudflare.com/turnstile/v0/siteverify";
+  if (!/^https?:\/\/[^\s]+$/.test(raw))
+    throw new ConfigError("TURNSTILE_VERIFY_URL", "must be an http(s) URL");
+  return raw;
 }
 
 const SECOND = 1000;
@@ -255,6 +266,7 @@ export function loadConfig(env: Env): Config {
       // GitHub caps its payloads at 25 MB; most are a few kilobytes.
       maxBodyBytes: int(env, "HOOK_MAX_BODY_BYTES", 1024 * 1024, 1024, 25 * 1024 * 1024),
     },
+    forms: { turnstileVerifyUrl: turnstileVerifyUrl(env) },
     limits: {
       maxMessageBytes,
       maxRecipients: 50,

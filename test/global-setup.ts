@@ -5,6 +5,7 @@
  * - the Upstash-compatible gateway in front of the local redis-server, with its control API;
  * - three recording SMTP sinks, each with its HTTP control API: `plain` (no TLS, no AUTH),
  *   `starttls` (STARTTLS required, AUTH required) and `implicit` (TLS from the first byte, AUTH).
+ * - a stand-in for Cloudflare Turnstile's siteverify (dev/turnstile-stub.ts), for forms.
  *
  * Without Redis the Redis tests are skipped with the reason, except in CI (CI=true), where a
  * missing Redis is a broken setup and fails the run.
@@ -16,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
 import { type SinkTls, startSinkHttp, startSmtpSink } from "../dev/smtp-sink.ts";
 import { makeTestCertificates } from "../dev/test-ca.ts";
+import { startTurnstileStub } from "../dev/turnstile-stub.ts";
 import { probeRedis, startGatewayHttp, startUpstashGateway } from "../dev/upstash-gateway.ts";
 import type { Services, SinkInfo, SinkName } from "./support/services.ts";
 
@@ -81,6 +83,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
       };
     };
 
+    // Cloudflare Turnstile's siteverify, as forms call it (TURNSTILE_VERIFY_URL).
+    const turnstile = await startTurnstileStub();
+    closers.push(() => turnstile.close());
+
     const services: Services = {
       upstash: { url: gateway.url, token: gateway.token, api: gatewayHttp.url },
       redisUnavailable,
@@ -89,6 +95,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         starttls: await startSink("starttls", "starttls"),
         implicit: await startSink("implicit", "implicit"),
       },
+      turnstile: { url: turnstile.url, api: turnstile.api },
       ca: certs.ca,
       caPath: certs.caPath,
     };

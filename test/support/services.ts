@@ -39,6 +39,8 @@ export interface Services {
   /** Why Redis could not be used, or null when it answered. Never set in CI (setup fails there). */
   redisUnavailable: string | null;
   sinks: Record<SinkName, SinkInfo>;
+  /** The Turnstile siteverify stand-in (dev/turnstile-stub.ts): `url` for TURNSTILE_VERIFY_URL. */
+  turnstile: { url: string; api: string };
   /** The test CA (PEM) that signed the sinks' certificate, and its path. */
   ca: string;
   caPath: string;

@@ -1,0 +1,621 @@
+/**
+ * /forms: a full_access key creates, lists, reads (with rejection counters), changes and deletes
+ * forms. `/f/:id` is the public side a web page talks to, without an API key: `POST /f/:id` takes
+ * a submission (plain form post or fetch), `GET /f/:id/start` issues the start token for the
+ * minimum fill time, and `OPTIONS` answers CORS preflights for the form's origins only.
+ *
+ * The public paths live under /f/, apart from /forms/*, so no API-key middleware can catch them;
+ * the management routes take `authenticate` one by one, as the hooks routes do.
+ */
+import type { OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { AppEnv } from "../app.ts";
+import { requireFullAccess } from "../auth/keys.ts";
+import { checkMessage, type KeyPolicy } from "../auth/policy.ts";
+import { parseRateLimit, type RateLimit, rateLimitHeaders } from "../auth/rate-limit.ts";
+import {
+  MalformedBodyError,
+  NotFoundError,
+  RelayError,
+  StoreUnavailableError,
+  TooLargeError,
+  ValidationError,
+} from "../errors.ts";
+import {
+  CreateFormSchema,
+  checkForm,
+  DEFAULTS,
+  defaultText,
+  type FieldSpec,
+  type FormRecord,
+  fieldSpec,
+  formView,
+  list,
+  REJECTION_REASONS,
+  START_FIELD,
+  TURNSTILE_FIELD,
+  UpdateFormSchema,
+} from "../forms/forms.ts";
+import { loadForm, removeForm, saveForm } from "../forms/records.ts";
+import { FormRejection } from "../forms/rejection.ts";
+import {
+  backLink,
+  corsHeaders,
+  errorCode,
+  errorField,
+  errorTitle,
+  htmlPage,
+  type Mode,
+  modeOf,
+  preflightHeaders,
+  redirect,
+} from "../forms/respond.ts";
+import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
+import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
+import { verifyTurnstile } from "../forms/turnstile.ts";
+import { composeMessage } from "../mail/compose.ts";
+import type { Relay } from "../relay.ts";
+import { renderTemplate } from "../templates/render.ts";
+import { authenticate } from "./auth.ts";
+import { readBodyBytes, readJson, validate } from "./body.ts";
+import type { SendEmailRequest } from "./schemas.ts";
+import { ErrorSchema } from "./schemas.ts";
+import { queueMessages } from "./send.ts";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Three templates of 100,000 characters, JSON-escaped, and fifty field specs fit. */
+const MAX_DEFINITION_BYTES = 1024 * 1024;
+/** A rendered subject is cut here: an unbreakable subject still folds under 998 octets. */
+const MAX_SUBJECT_CHARS = 900;
+
+async function stored<T>(relay: Relay, op: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof RelayError) throw err;
+    relay.log.error("store.unavailable", { op, error: String(err) });
+    throw new StoreUnavailableError(err);
+  }
+}
+
+function origin(c: Context): string {
+  return new URL(c.req.url).origin;
+}
+
+function formId(c: Context): string {
+  const id = c.req.param("id") ?? "";
+  if (!UUID.test(id)) throw new NotFoundError("Form");
+  return id.toLowerCase();
+}
+
+/** The parts of a key's policy that bound what a form may send. */
+function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
+  if (!policy) return null;
+  const out: KeyPolicy = {};
+  if (policy.allowed_from) out.allowed_from = policy.allowed_from;
+  if (policy.allowed_recipients) out.allowed_recipients = policy.allowed_recipients;
+  if (policy.max_message_bytes !== undefined) out.max_message_bytes = policy.max_message_bytes;
+  return Object.keys(out).length ? out : null;
+}
+
+/** The message a submission becomes: only templates and the checked Reply-To come from it. */
+function renderFormMessage(
+  form: FormRecord,
+  data: Record<string, string | string[]>,
+  replyTo: string | null,
+  attachments: SendEmailRequest["attachments"],
+): SendEmailRequest {
+  return {
+    from: form.from,
+    to: form.to,
+    ...(replyTo ? { reply_to: [replyTo] } : {}),
+    subject: renderTemplate(form.subject, data, "header").slice(0, MAX_SUBJECT_CHARS),
+    ...(form.text !== null ? { text: renderTemplate(form.text, data, "text") } : {}),
+    ...(form.html !== null ? { html: renderTemplate(form.html, data, "html") } : {}),
+    ...(attachments?.length ? { attachments } : {}),
+    tags: [{ name: "form", value: form.id }],
+  };
+}
+
+/**
+ * Checks a form before it is saved: everything `checkForm` checks, and that a message rendered
+ * from sample values composes and passes the saving key's policy (sender and recipients).
+ */
+async function checkWholeForm(relay: Relay, form: FormRecord): Promise<void> {
+  checkForm(form, relay.config.limits.maxMessageBytes);
+  const sample: Record<string, string> = {};
+  for (const f of form.fields) sample[f.name] = f.type === "email" ? "visitor@example.com" : "x";
+  // compose names the request's fields ("to[0]", "from"), which are the form's fields too.
+  const composed = await composeMessage(
+    renderFormMessage(form, sample, form.reply_to_field ? "visitor@example.com" : null, []),
+    { id: crypto.randomUUID(), keyId: form.id, now: relay.now(), limits: relay.config.limits },
+  );
+  checkMessage(form.policy ?? undefined, composed);
+}
+
+function fieldsOf(input: Parameters<typeof fieldSpec>[0][], maxBodyBytes: number): FieldSpec[] {
+  return input.map((f, i) => fieldSpec(f, i, maxBodyBytes));
+}
+
+export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
+  app.post("/forms", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const body = validate(CreateFormSchema, await readJson(c, MAX_DEFINITION_BYTES));
+    const now = relay.now();
+    const maxBody = body.max_body_bytes ?? DEFAULTS.max_body_bytes;
+    const fields = fieldsOf(body.fields, maxBody);
+    const form: FormRecord = {
+      id: crypto.randomUUID(),
+      name: body.name ?? null,
+      from: body.from,
+      to: list(body.to),
+      reply_to_field: body.reply_to_field ?? null,
+      subject: body.subject ?? DEFAULTS.subject,
+      text: body.text ?? (body.html === undefined ? defaultText(fields) : null),
+      html: body.html ?? null,
+      fields,
+      allowed_origins: body.allowed_origins,
+      success_url: body.success_url ?? null,
+      error_url: body.error_url ?? null,
+      honeypot: body.honeypot ?? DEFAULTS.honeypot,
+      min_fill_seconds: body.min_fill_seconds ?? DEFAULTS.min_fill_seconds,
+      start_token: body.start_token ?? "optional",
+      ip_rate_limit: body.ip_rate_limit ?? DEFAULTS.ip_rate_limit,
+      rate_limit: body.rate_limit ?? DEFAULTS.rate_limit,
+      max_body_bytes: maxBody,
+      turnstile_secret: body.turnstile_secret ?? null,
+      token_key: newTokenKey(),
+      policy: sendingPolicy(principal.policy),
+      created_by: principal.keyId,
+      created_at: now,
+      updated_at: now,
+    };
+    await checkWholeForm(relay, form);
+    await stored(relay, "form.create", () => saveForm(relay.store, form));
+    relay.log.info("form.created", { form_id: form.id, key_id: principal.keyId });
+    return c.json(formView(form, origin(c)), 201);
+  });
+
+  app.get("/forms", authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const forms = await stored(relay, "form.list", () =>
+      relay.store.listRecords<FormRecord>("form"),
+    );
+    forms.sort((a, b) => a.created_at - b.created_at);
+    return c.json({
+      object: "list",
+      has_more: false,
+      data: forms.map((f) => formView(f, origin(c))),
+    });
+  });
+
+  app.get("/forms/:id", authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const id = formId(c);
+    const [form, counters] = await stored(relay, "form.get", () =>
+      Promise.all([
+        relay.store.getRecord<FormRecord>("form", id),
+        relay.store.counters("form", id),
+      ]),
+    );
+    if (!form) throw new NotFoundError("Form");
+    const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
+    return c.json({ ...formView(form, origin(c)), rejected });
+  });
+
+  app.patch("/forms/:id", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = formId(c);
+    const body = validate(UpdateFormSchema, await readJson(c, MAX_DEFINITION_BYTES));
+    const old = await stored(relay, "form.get", () =>
+      relay.store.getRecord<FormRecord>("form", id),
+    );
+    if (!old) throw new NotFoundError("Form");
+    const keep = <T>(value: T | undefined, was: T): T => (value === undefined ? was : value);
+    const maxBody = body.max_body_bytes ?? old.max_body_bytes;
+    const form: FormRecord = {
+      ...old,
+      name: keep(body.name, old.name),
+      from: body.from ?? old.from,
+      to: body.to === undefined ? old.to : list(body.to),
+      reply_to_field: keep(body.reply_to_field, old.reply_to_field),
+      subject: body.subject ?? old.subject,
+      text: keep(body.text, old.text),
+      html: keep(body.html, old.html),
+      fields: body.fields ? fieldsOf(body.fields, maxBody) : old.fields,
+      allowed_origins: body.allowed_origins ?? old.allowed_origins,
+      success_url: keep(body.success_url, old.success_url),
+      error_url: keep(body.error_url, old.error_url),
+      honeypot: keep(body.honeypot, old.honeypot),
+      min_fill_seconds: body.min_fill_seconds ?? old.min_fill_seconds,
+      start_token: body.start_token ?? old.start_token,
+      ip_rate_limit: body.ip_rate_limit ?? old.ip_rate_limit,
+      rate_limit: body.rate_limit ?? old.rate_limit,
+      max_body_bytes: maxBody,
+      turnstile_secret: keep(body.turnstile_secret, old.turnstile_secret),
+      // A form sends under the policy of the key that last saved it: a narrower key cannot widen
+      // where an existing form sends by editing it.
+      policy: sendingPolicy(principal.policy),
+      updated_at: relay.now(),
+    };
+    if (form.text === null && form.html === null)
+      throw new ValidationError("give a text or an html template (or both)", "text");
+    for (const f of form.fields)
+      if (f.type === "file" && f.max_bytes > form.max_body_bytes)
+        throw new ValidationError(
+          `is larger than the form's max_body_bytes (${form.max_body_bytes})`,
+          `fields[${form.fields.indexOf(f)}].max_bytes`,
+        );
+    await checkWholeForm(relay, form);
+    await stored(relay, "form.update", () => saveForm(relay.store, form));
+    relay.log.info("form.updated", { form_id: id, key_id: principal.keyId });
+    return c.json(formView(form, origin(c)));
+  });
+
+  app.delete("/forms/:id", authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = formId(c);
+    const removed = await stored(relay, "form.delete", () => removeForm(relay.store, id));
+    if (!removed) throw new NotFoundError("Form");
+    relay.log.info("form.deleted", { form_id: id, key_id: principal.keyId });
+    return c.json({ object: "form", id, deleted: true });
+  });
+
+  app.options("/f/:id", (c) => preflight(c, "POST"));
+  app.options("/f/:id/start", (c) => preflight(c, "GET"));
+  app.get("/f/:id/start", (c) => start(c));
+  app.post("/f/:id", (c) => submit(c));
+
+  registerFormDocs(app);
+}
+
+async function publicForm(c: Context<AppEnv>): Promise<FormRecord> {
+  const relay = c.get("relay");
+  const id = formId(c);
+  const form = await stored(relay, "form.get", () =>
+    loadForm(relay.store, id, relay.now(), relay.config.keyCacheMs),
+  );
+  if (!form) throw new NotFoundError("Form");
+  return form;
+}
+
+/** The request's Origin when the form allows it; anything else (none, "null", another) is refused. */
+function allowedOrigin(c: Context, form: FormRecord): string | undefined {
+  const o = c.req.header("origin");
+  return o && form.allowed_origins.includes(o) ? o : undefined;
+}
+
+const originRefused = () =>
+  new FormRejection("origin", 403, "this form does not take submissions from this page's origin", {
+    code: "invalid_access",
+  });
+
+/** CORS preflight: answered for the form's origins only; others get a 403 without CORS headers. */
+async function preflight(c: Context<AppEnv>, methods: string): Promise<Response> {
+  const form = await publicForm(c);
+  const o = allowedOrigin(c, form);
+  if (!o) return new Response(null, { status: 403, headers: { vary: "Origin" } });
+  return new Response(null, { status: 204, headers: preflightHeaders(o, methods) });
+}
+
+/** `GET /f/:id/start`: a signed start token for the minimum fill time. */
+async function start(c: Context<AppEnv>): Promise<Response> {
+  const relay = c.get("relay");
+  const form = await publicForm(c);
+  const o = allowedOrigin(c, form);
+  if (!o) throw originRefused();
+  const token = await issueStartToken(form.id, form.token_key, relay.now());
+  return c.json({ token, field: START_FIELD, min_fill_seconds: form.min_fill_seconds }, 200, {
+    ...corsHeaders(o),
+    "cache-control": "no-store",
+  });
+}
+
+function limitOf(value: string): RateLimit {
+  // Checked when the form was saved.
+  return parseRateLimit(value) ?? { requests: 1, windowSeconds: 1 };
+}
+
+/** `POST /f/:id`: every check, then queue; answered for a navigation or for a script. */
+async function submit(c: Context<AppEnv>): Promise<Response> {
+  const relay = c.get("relay");
+  const mode = modeOf(c);
+  let form: FormRecord | null = null;
+  let cors: string | undefined;
+  try {
+    form = await publicForm(c);
+    cors = allowedOrigin(c, form);
+    if (!cors) throw originRefused();
+    const id = await accept(c, form);
+    return succeeded(c, mode, form, id, cors);
+  } catch (err) {
+    if (!(err instanceof RelayError)) throw err;
+    if (err instanceof FormRejection && form) {
+      const formIdValue = form.id;
+      relay.log.warn("form.rejected", {
+        form_id: formIdValue,
+        reason: err.reason,
+        ...(err.field ? { field: err.field } : {}),
+      });
+      c.get("background")(
+        relay.store
+          .count("form", formIdValue, err.reason)
+          .catch((e) => relay.log.warn("form.count_failed", { error: String(e) })),
+      );
+    }
+    return failed(c, mode, form, err, cors);
+  }
+}
+
+/** Runs the checks in order of cost and queues the message; returns its id. */
+async function accept(c: Context<AppEnv>, form: FormRecord): Promise<string> {
+  const relay = c.get("relay");
+  const ip = c.get("clientIp") ?? "unknown";
+
+  // Before the body is read: a flood costs a rate-limit check per request, nothing more.
+  for (const [identifier, limit] of [
+    [`form-ip:${form.id}:${ip}`, form.ip_rate_limit],
+    [`form:${form.id}`, form.rate_limit],
+  ] as const) {
+    const r = await stored(relay, "form.rate_limit", () =>
+      relay.limiter.check(identifier, limitOf(limit)),
+    );
+    if (!r.allowed) {
+      const headers = rateLimitHeaders(r, relay.now());
+      throw new FormRejection(
+        "rate_limited",
+        429,
+        `too many submissions; retry after ${headers["ratelimit-reset"]} s`,
+        {
+          code: "rate_limit_exceeded",
+          headers: {
+            ...headers,
+            "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+          },
+        },
+      );
+    }
+  }
+
+  let bytes: Uint8Array;
+  try {
+    bytes = await readBodyBytes(c, form.max_body_bytes);
+  } catch (err) {
+    if (err instanceof TooLargeError) throw new FormRejection("too_large", 413, err.message);
+    if (err instanceof MalformedBodyError)
+      throw new FormRejection("invalid_body", 400, err.message);
+    throw err;
+  }
+  const submission = await parseSubmission(bytes, c.req.header("content-type"));
+
+  // A filled honeypot looks like success to the bot, and nothing is queued.
+  if (form.honeypot && firstValue(submission, form.honeypot) !== "") {
+    throw new Honeypot();
+  }
+
+  const token = firstValue(submission, START_FIELD);
+  if (token === "") {
+    if (form.start_token === "required")
+      throw new FormRejection(
+        "start_token",
+        422,
+        `is missing: the page must fetch a start token (GET /f/${form.id}/start) and send it`,
+        { field: START_FIELD },
+      );
+  } else {
+    const checked = await checkStartToken(form.id, form.token_key, token, relay.now());
+    if (!checked.ok)
+      throw new FormRejection(
+        "start_token",
+        422,
+        checked.why === "expired"
+          ? "the page is too old: reload it and send the form again"
+          : "is not a start token this form issued",
+        { field: START_FIELD },
+      );
+    if (checked.ageMs < form.min_fill_seconds * 1000)
+      throw new FormRejection(
+        "too_fast",
+        422,
+        `the form was sent ${(checked.ageMs / 1000).toFixed(1)} s after the page loaded; this form takes at least ${form.min_fill_seconds} s`,
+        { field: START_FIELD },
+      );
+  }
+
+  if (form.turnstile_secret) {
+    const response = firstValue(submission, TURNSTILE_FIELD);
+    if (response === "")
+      throw new FormRejection(
+        "turnstile",
+        422,
+        "is missing: the page must include the Turnstile widget",
+        {
+          field: TURNSTILE_FIELD,
+        },
+      );
+    const verdict = await verifyTurnstile(
+      relay.config.forms.turnstileVerifyUrl,
+      form.turnstile_secret,
+      response,
+      c.get("clientIp"),
+    );
+    if (!verdict.ok && "unavailable" in verdict) {
+      relay.log.error("form.turnstile_unavailable", {
+        form_id: form.id,
+        error: verdict.unavailable,
+      });
+      throw new RelayError(
+        503,
+        "application_error",
+        "The challenge could not be verified; nothing was sent. Retry later.",
+        { headers: { "retry-after": "5" } },
+      );
+    }
+    if (!verdict.ok)
+      throw new FormRejection(
+        "turnstile",
+        422,
+        `was not accepted by Turnstile (${verdict.codes.join(", ") || "no reason given"})`,
+        { field: TURNSTILE_FIELD },
+      );
+  }
+
+  const checked = await checkSubmission(form, submission);
+  let composed: Awaited<ReturnType<typeof composeMessage>>;
+  try {
+    composed = await composeMessage(
+      renderFormMessage(form, checked.data, checked.replyTo, checked.attachments),
+      {
+        id: crypto.randomUUID(),
+        keyId: form.id,
+        now: relay.now(),
+        limits: relay.config.limits,
+      },
+    );
+  } catch (err) {
+    if (err instanceof TooLargeError) throw new FormRejection("too_large", 413, err.message);
+    if (err instanceof ValidationError) {
+      // Only the Reply-To and attachment names come from the visitor; name the form's field.
+      const field =
+        err.field === "reply_to" || err.field?.startsWith("reply_to[")
+          ? (form.reply_to_field ?? undefined)
+          : undefined;
+      throw new FormRejection("invalid_field", 422, err.detail, field ? { field } : {});
+    }
+    throw err;
+  }
+  checkMessage(form.policy ?? undefined, composed);
+  const [id] = await queueMessages(c, [{ composed, scheduledAt: null }]);
+  relay.log.info("form.submitted", { form_id: form.id, email_id: id });
+  return id ?? composed.message.id;
+}
+
+/** Not an error to the visitor: the bot is answered as if it had succeeded. */
+class Honeypot extends FormRejection {
+  constructor() {
+    super("honeypot", 200, "honeypot");
+  }
+}
+
+function succeeded(
+  c: Context<AppEnv>,
+  mode: Mode,
+  form: FormRecord,
+  id: string,
+  cors: string,
+): Response {
+  if (mode === "json")
+    return c.json({ id }, 200, { ...corsHeaders(cors), "cache-control": "no-store" });
+  if (form.success_url) return redirect(form.success_url);
+  return htmlPage(200, "Thank you", "Your message was sent.", backLink(c, form), corsHeaders(cors));
+}
+
+function failed(
+  c: Context<AppEnv>,
+  mode: Mode,
+  form: FormRecord | null,
+  err: RelayError,
+  cors: string | undefined,
+): Response {
+  if (err instanceof Honeypot && form && cors)
+    return succeeded(c, mode, form, crypto.randomUUID(), cors);
+  const headers = { ...err.headers, ...corsHeaders(cors) };
+  if (mode === "json") {
+    return new Response(JSON.stringify(err.toBody()), {
+      status: err.status,
+      headers: { "content-type": "application/json; charset=utf-8", ...headers },
+    });
+  }
+  // A page from another origin is not sent to this form's error page: it gets a 403 page.
+  if (form?.error_url && cors) {
+    const field = errorField(err);
+    return redirect(form.error_url, { error: errorCode(err), ...(field ? { field } : {}) });
+  }
+  return htmlPage(err.status, errorTitle(err), err.message, backLink(c, form), headers);
+}
+
+function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
+  const r = app.openAPIRegistry;
+  const security = [{ bearer: [] }];
+  const error = (description: string) => ({
+    description,
+    content: { "application/json": { schema: ErrorSchema } },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/forms",
+    summary: "Create a form that web pages may post to (no API key in the page)",
+    security,
+    request: { body: { content: { "application/json": { schema: CreateFormSchema } } } },
+    responses: {
+      201: { description: "The form, with `action_url` (the page's form action)" },
+      401: error("Not a full_access key"),
+      403: error("Sender or recipients outside the key's policy"),
+      422: error("A field is invalid (the message names it)"),
+    },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/forms",
+    summary: "List forms (never their Turnstile secret)",
+    security,
+    responses: { 200: { description: "{ object: 'list', data: Form[] }" } },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/forms/{id}",
+    summary: "Read a form, with its rejected submissions counted by reason",
+    security,
+    responses: { 200: { description: "The form and `rejected`" }, 404: error("No such form") },
+  });
+  r.registerPath({
+    method: "patch",
+    path: "/forms/{id}",
+    summary: "Change a form (null clears an optional setting)",
+    security,
+    request: { body: { content: { "application/json": { schema: UpdateFormSchema } } } },
+    responses: { 200: { description: "The form" }, 404: error("No such form") },
+  });
+  r.registerPath({
+    method: "delete",
+    path: "/forms/{id}",
+    summary: "Delete a form",
+    security,
+    responses: { 200: { description: "Deleted" }, 404: error("No such form") },
+  });
+  r.registerPath({
+    method: "post",
+    path: "/f/{id}",
+    summary:
+      "Submit a form (no API key): urlencoded, multipart or JSON, from one of its allowed origins",
+    responses: {
+      200: { description: "{ id } for a script; a thank-you page for a plain form post" },
+      303: {
+        description: "A plain form post: to success_url, or to error_url?error=<code>&field=<name>",
+      },
+      403: error("Origin not allowed"),
+      404: error("No such form"),
+      413: error("Over max_body_bytes or a field's max_bytes"),
+      415: error("Unsupported Content-Type"),
+      422: error("A field is invalid, missing, or the form was sent too fast"),
+      429: error("Over the form's or the client's rate limit"),
+    },
+  });
+  r.registerPath({
+    method: "get",
+    path: "/f/{id}/start",
+    summary: "A signed start token for the minimum fill time (put it in the _start field)",
+    responses: {
+      200: { description: "{ token, field, min_fill_seconds }" },
+      403: error("Origin not allowed"),
+    },
+  });
+}

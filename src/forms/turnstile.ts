@@ -1,0 +1,51 @@
+/**
+ * Cloudflare Turnstile: the widget on the page puts a token in the `cf-turnstile-response` field,
+ * and the relay asks siteverify whether it is valid, with the form's secret key (a form-encoded
+ * POST of `secret`, `response` and `remoteip`, answered `{ success, "error-codes" }`). The URL is
+ * TURNSTILE_VERIFY_URL, so tests use a local stand-in (dev/turnstile-stub.ts).
+ *
+ * The secret is sent nowhere else: never logged, never in an answer.
+ */
+
+/** siteverify answers in well under a second; a visitor should not wait longer than this. */
+const TIMEOUT_MS = 10_000;
+
+export type TurnstileVerdict =
+  | { ok: true }
+  /** The token was refused; `codes` are siteverify's error codes. */
+  | { ok: false; codes: string[] }
+  /** siteverify could not be asked or answered nonsense: nothing is known about the token. */
+  | { ok: false; unavailable: string };
+
+export async function verifyTurnstile(
+  url: string,
+  secret: string,
+  token: string,
+  remoteIp: string | undefined,
+): Promise<TurnstileVerdict> {
+  const body = new URLSearchParams({ secret, response: token });
+  if (remoteIp) body.set("remoteip", remoteIp);
+  let res: Response;
+  try {
+    res = await fetch(url, { method: "POST", body, signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    return { ok: false, unavailable: err instanceof Error ? err.name : "fetch failed" };
+  }
+  let answer: unknown;
+  try {
+    answer = await res.json();
+  } catch {
+    return { ok: false, unavailable: `siteverify answered ${res.status} without JSON` };
+  }
+  const { success, "error-codes": codes } = (answer ?? {}) as {
+    success?: unknown;
+    "error-codes"?: unknown;
+  };
+  if (success === true) return { ok: true };
+  if (success === false)
+    return {
+      ok: false,
+      codes: Array.isArray(codes) ? codes.filter((c): c is string => typeof c === "string") : [],
+    };
+  return { ok: false, unavailable: `siteverify answered ${res.status} without a verdict` };
+}

@@ -8,8 +8,13 @@ import { createHmac, randomBytes } from "node:crypto";
 import PostalMime from "postal-mime";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { silentLogger } from "../../src/log.ts";
+import { createRelay } from "../../src/relay.ts";
+import { MemoryStore } from "../../src/store/memory.ts";
+import type { NewEntry } from "../../src/store/store.ts";
 import { gatewayApi, requireRedis, sinkApi } from "../support/services.ts";
 import {
   ADMIN,
@@ -445,6 +450,47 @@ describe("more receiving rules", () => {
     });
     expect(cleared.body.allowed_ips).toBeNull();
     expect((await from("203.0.113.9")).status).toBe(202);
+  });
+});
+
+describe("a failed queueing frees the webhook-id", () => {
+  /** The in-memory store, whose next `enqueue` fails as an unreachable Redis would. */
+  class FailingOnceStore extends MemoryStore {
+    failNext = false;
+    override async enqueue(entries: NewEntry[], ...rest: unknown[]): Promise<void> {
+      if (this.failNext) {
+        this.failNext = false;
+        throw new Error("connection refused");
+      }
+      return (super.enqueue as (...a: unknown[]) => Promise<void>).call(this, entries, ...rest);
+    }
+  }
+
+  it("answers 503 when the message could not be stored, and takes the sender's retry", async () => {
+    const store = new FailingOnceStore();
+    const relay = createRelay(loadConfig({ ADMIN_TOKEN: ADMIN }), { store, log: silentLogger });
+    const app = createApp({ relay: () => relay, background: () => {}, clientIp: () => undefined });
+    const request = (path: string, init: RequestInit) =>
+      app.request(`https://relay.test${path}`, init);
+    const created = await request("/hooks", {
+      method: "POST",
+      headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+      body: JSON.stringify(hookDefinition({ type: "standard_webhooks" })),
+    });
+    const { id, secret } = (await created.json()) as { id: string; secret: string };
+    const body = JSON.stringify(PUSH);
+    const headers = { "content-type": "application/json", ...standardHeaders(secret, body) };
+
+    store.failNext = true;
+    const failed = await request(`/hooks/${id}`, { method: "POST", headers, body });
+    expect(failed.status).toBe(503);
+    const retried = await request(`/hooks/${id}`, { method: "POST", headers, body });
+    expect(retried.status).toBe(202);
+    const { id: emailId } = (await retried.json()) as { id: string };
+    expect(await store.get(emailId)).not.toBeNull();
+    const replay = await request(`/hooks/${id}`, { method: "POST", headers, body });
+    expect(replay.status).toBe(200);
+    expect(await replay.json()).toEqual({ id: emailId, duplicate: true });
   });
 });
 

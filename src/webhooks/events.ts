@@ -90,9 +90,12 @@ function bareAddress(entry: string): string {
 /** An SMTP reply as text, with any Bcc address it echoes replaced. */
 function replyText(message: QueuedMessage, r: RecipientState): string {
   const reply = r.reply;
-  let text = reply
-    ? [reply.code ?? "", reply.enhanced ?? "", reply.text].filter((p) => p !== "").join(" ")
-    : "";
+  // Transports keep the server's whole line ("550 5.1.1 ..."); a reply without one names its code.
+  let text = !reply
+    ? ""
+    : reply.code !== null && !reply.text.startsWith(String(reply.code))
+      ? `${reply.code} ${reply.text}`.trim()
+      : reply.text;
   const shown = visible(message);
   for (const rcpt of message.envelope.to) {
     if (shown.has(rcpt.toLowerCase())) continue;

@@ -15,7 +15,7 @@
  *   `MAX_SECTION_DEPTH` deep, so a hostile payload cannot make rendering explode.
  */
 import Mustache from "mustache";
-import { ValidationError } from "../errors.ts";
+import { TooLargeError, ValidationError } from "../errors.ts";
 
 /** Where a rendered template goes, which decides how its values are escaped. */
 export type TemplateMode = "text" | "html" | "header";
@@ -60,11 +60,37 @@ export function checkTemplate(template: string, field: string): void {
   walk(tokens, 0);
 }
 
-/** Renders a template checked by `checkTemplate` over untrusted data. */
+/**
+ * The most text the data's values may put into one rendering. Sections repeat their content per
+ * list item, so a large value inside nested sections could otherwise grow without bound before
+ * any message size limit is checked.
+ */
+export const MAX_RENDERED_VALUES = 4 * 1024 * 1024;
+
+/**
+ * Renders a template checked by `checkTemplate` over untrusted data. Throws a TooLargeError when
+ * the values would add more than `MAX_RENDERED_VALUES` characters.
+ */
 export function renderTemplate(template: string, data: unknown, mode: TemplateMode): string {
-  const out = Mustache.render(template, toView(data, 0), undefined, {
-    escape: (value: unknown) => escapeFor(mode, display(value)),
-  });
+  let budget = MAX_RENDERED_VALUES;
+  // Mustache needs an object to look names up in: a null or scalar payload renders as empty.
+  const view = toView(data, 0);
+  const out = Mustache.render(
+    template,
+    view !== null && typeof view === "object" ? view : {},
+    undefined,
+    {
+      escape: (value: unknown) => {
+        const text = escapeFor(mode, display(value));
+        budget -= text.length;
+        if (budget < 0)
+          throw new TooLargeError(
+            `The template renders more than ${MAX_RENDERED_VALUES} characters of submitted data`,
+          );
+        return text;
+      },
+    },
+  );
   return mode === "header" ? out.replace(/\s+/g, " ").trim() : out;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ValidationError } from "../../src/errors.ts";
+import { TooLargeError, ValidationError } from "../../src/errors.ts";
 import { checkTemplate, MAX_LIST_ITEMS, renderTemplate } from "../../src/templates/render.ts";
 
 const refused = (template: string) => {
@@ -66,5 +66,18 @@ describe("templates", () => {
       "x".repeat(MAX_LIST_ITEMS),
     );
     expect(refused("{{#a}}{{#b}}{{#c}}{{#d}}{{/d}}{{/c}}{{/b}}{{/a}}")).toMatch(/nests/);
+  });
+
+  it("renders a null or scalar payload as empty values rather than failing", () => {
+    for (const data of [null, undefined, 42, "text", true])
+      expect(renderTemplate("[{{a}}|{{#b}}x{{/b}}]", data, "text")).toBe("[|]");
+  });
+
+  it("refuses data that would render too large inside repeated sections", () => {
+    const big = "x".repeat(100_000);
+    const data = { items: Array.from({ length: 100 }, () => ({ big })) };
+    const t = "{{#items}}{{#items}}{{big}}{{/items}}{{/items}}";
+    checkTemplate(t, "text");
+    expect(() => renderTemplate(t, data, "text")).toThrow(TooLargeError);
   });
 });

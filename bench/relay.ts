@@ -17,8 +17,8 @@
  *    b. immediate path (IMMEDIATE_DELIVERY=true): N sequential POST /emails, each delivered by the
  *       attempt made right after accepting;
  *    c. an idle cron run (nothing due).
- *    Commands are attributed to the store's scripts by SHA-1 of their text, read from
- *    src/store/upstash.ts, so the breakdown follows the source as it changes.
+ *    Commands are attributed to the store's scripts by SHA-1 of their text, taken from
+ *    src/store/upstash.ts (STORE_SCRIPTS), so the breakdown follows the source as it changes.
  * 2. Latency through the immediate path: POST -> answer, and POST -> the sink recording the message
  *    (its 250), against nodemailer sending the same message straight to the same sink over a fresh
  *    non-pooled connection (what an app does without the relay), and one EVAL through the gateway.
@@ -141,13 +141,12 @@ const fmtSummary = (s: Summary) => `p50 ${ms(s.p50)} / p90 ${ms(s.p90)} / max ${
 // ---------------------------------------------------------------------------------------------
 // Attributing commands
 
-/** SHA-1 of each store script, from the source (`const NAME = \`...\`;` in upstash.ts). */
+/** SHA-1 of each store script, from their final text (scripts share Lua pieces). */
 async function storeScripts(): Promise<Map<string, string>> {
-  const source = await readFile(join(root, "src", "store", "upstash.ts"), "utf8");
+  const { STORE_SCRIPTS } = await import("../src/store/upstash.ts");
   const map = new Map<string, string>();
-  for (const m of source.matchAll(/const ([A-Z_]+) = `([^`]*)`;/g)) {
-    const [, name = "", text = ""] = m;
-    map.set(createHash("sha1").update(text).digest("hex"), name.toLowerCase().replace("_", " "));
+  for (const [name, text] of Object.entries(STORE_SCRIPTS)) {
+    map.set(createHash("sha1").update(text).digest("hex"), name.toLowerCase().replaceAll("_", " "));
   }
   return map;
 }

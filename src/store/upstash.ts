@@ -308,6 +308,21 @@ end
 return out
 `;
 
+/** Every script's final text by name, so tools (bench/relay.ts) can tell them apart by SHA-1. */
+export const STORE_SCRIPTS: Record<string, string> = {
+  ENQUEUE,
+  CLAIM,
+  COMMIT,
+  RENEW,
+  TOUCH_KEY,
+  CLAIM_EVENTS,
+  COMMIT_EVENT,
+  EVENT_LOG,
+  PUT_WEBHOOK,
+  DELETE_WEBHOOK,
+  GET_WEBHOOKS,
+};
+
 /** Lua-side subscription string: " type type ", matched with a plain find. */
 function subscription(events: readonly string[]): string {
   return ` ${events.join(" ")} `;

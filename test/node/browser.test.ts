@@ -7,7 +7,8 @@
  * It checks what a site owner relies on: the plain form works with JavaScript off and lands on
  * success_url; the fetch() form answers in place; both messages arrive with the fields and the
  * visitor's Reply-To; a page on another origin is blocked by the browser itself (CORS), and a
- * submission faster than min_fill_seconds is refused.
+ * submission faster than min_fill_seconds is refused. And the README's own snippets (the curl's
+ * JSON, the HTML form, the fetch script) work as pasted.
  *
  * Without /usr/bin/chromium this suite is skipped with the reason, except in CI (CI=true), where
  * .ci/run installs it and a missing browser fails the run.
@@ -30,6 +31,27 @@ const EXAMPLE = resolve(
   "../../examples/contact-form.html",
 );
 const MIN_FILL_SECONDS = 2;
+const README = resolve(dirname(fileURLToPath(import.meta.url)), "../../README.md");
+
+/**
+ * The README's Forms section, as a reader copies it: the JSON of its curl command, and its HTML
+ * form and fetch snippet put together as one page.
+ */
+function readmeSnippets(): { createUrl: string; createBody: string; page: string } {
+  const text = readFileSync(README, "utf8");
+  const section = text.slice(text.indexOf("\n## Forms\n"), text.indexOf("\n## Inbound hooks\n"));
+  const blocks = [...section.matchAll(/```(\w+)\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1],
+    code: m[2] ?? "",
+  }));
+  const curl = blocks.find((b) => b.lang === "sh")?.code ?? "";
+  const html = blocks.filter((b) => b.lang === "html").map((b) => b.code);
+  return {
+    createUrl: /curl -X POST (\S+)/.exec(curl)?.[1] ?? "",
+    createBody: /-d '([\s\S]*?)'/.exec(curl)?.[1] ?? "",
+    page: `<!doctype html><meta charset="utf-8"><title>README form</title>\n${html.join("\n")}`,
+  };
+}
 
 function skipReason(): string | false {
   const redis = redisSkipReason();
@@ -46,6 +68,7 @@ const skip = skipReason();
 /** Serves the example page with the relay's URL and a form id (?form=<id>) filled in. */
 async function startSite(relayUrl: string): Promise<{ origin: string; server: Server }> {
   const page = readFileSync(EXAMPLE, "utf8");
+  const readme = readmeSnippets().page;
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? "/", "http://site");
     if (url.pathname === "/thanks.html") {
@@ -60,7 +83,9 @@ async function startSite(relayUrl: string): Promise<{ origin: string; server: Se
     }
     res.writeHead(200, { "content-type": "text/html; charset=utf-8" });
     res.end(
-      page.replaceAll("https://relay.example.com", relayUrl).replaceAll("YOUR_FORM_ID", form),
+      url.searchParams.has("readme")
+        ? readme.replaceAll("http://127.0.0.1:8787/f/<form id>", `${relayUrl}/f/${form}`)
+        : page.replaceAll("https://relay.example.com", relayUrl).replaceAll("YOUR_FORM_ID", form),
     );
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
@@ -319,6 +344,71 @@ describe.skipIf(Boolean(skip))(
       await new Promise((r) => setTimeout(r, 500));
       expect(await sink.messages({ to: rcpt })).toEqual([]);
       expect((await rejected(id)).too_fast).toBe(2);
+    });
+
+    it("works with the README's snippets as pasted: the curl's form, the HTML form and the fetch script", async () => {
+      const { createUrl, createBody, page: readmePage } = readmeSnippets();
+      expect(createUrl).toBe("http://127.0.0.1:8787/forms");
+      expect(readmePage).toContain('action="http://127.0.0.1:8787/f/<form id>"');
+      const created = await fetch(`${relayUrl}/forms`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: createBody,
+      });
+      const form = (await created.json()) as { id: string; to: string[] };
+      expect(created.status, JSON.stringify(form)).toBe(201);
+      // What a reader changes: their own origin and pages (here, the test's static server).
+      const patched = await fetch(`${relayUrl}/forms/${form.id}`, {
+        method: "PATCH",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({
+          allowed_origins: [site.origin],
+          success_url: `${site.origin}/thanks.html`,
+          error_url: null,
+        }),
+      });
+      expect(patched.status).toBe(200);
+      const to = form.to[0] ?? "";
+      const before = (await sink.messages({ to })).length;
+
+      const plain = await browser.newContext({ javaScriptEnabled: false });
+      const page = await plain.newPage();
+      await page.goto(`${site.origin}/?readme&form=${form.id}`);
+      await fill(page, "form", "Dana Reader", "dana@visitor.example", "Pasted from the README");
+      await page.setInputFiles('input[name="attachment"]', {
+        name: "cv.pdf",
+        mimeType: "application/pdf",
+        buffer: Buffer.from("%PDF-1.4 test"),
+      });
+      await Promise.all([page.waitForURL(`${site.origin}/thanks.html`), page.click("button")]);
+      await plain.close();
+
+      const scripted = await browser.newPage();
+      const dialogs: string[] = [];
+      scripted.on("dialog", (dialog) => {
+        dialogs.push(dialog.message());
+        void dialog.accept();
+      });
+      await scripted.goto(`${site.origin}/?readme&form=${form.id}`);
+      await fill(scripted, "form", "Eli Reader", "eli@visitor.example", "Sent with fetch");
+      await scripted.click("button");
+      await expect
+        .poll(() => dialogs, { timeout: 15_000 })
+        .toEqual(["Thank you, your message was sent."]);
+      expect(scripted.url()).toBe(`${site.origin}/?readme&form=${form.id}`);
+      await scripted.close();
+
+      const got = (await sink.waitFor(before + 2, 15_000, { to })).slice(before);
+      const parsed = await Promise.all(got.map((m) => PostalMime.parse(m.raw)));
+      expect(parsed.map((p) => [p.subject, p.replyTo?.[0]?.address]).sort()).toEqual([
+        ["Contact from Dana Reader", "dana@visitor.example"],
+        ["Contact from Eli Reader", "eli@visitor.example"],
+      ]);
+      const dana = parsed.find((p) => p.subject === "Contact from Dana Reader");
+      expect(dana?.text).toContain(
+        "Dana Reader (dana@visitor.example) wrote:\n\nPasted from the README",
+      );
+      expect(dana?.attachments.map((a) => a.filename)).toEqual(["cv.pdf"]);
     });
   },
 );

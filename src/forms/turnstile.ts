@@ -27,7 +27,12 @@ export async function verifyTurnstile(
   if (remoteIp) body.set("remoteip", remoteIp);
   let res: Response;
   try {
-    res = await fetch(url, { method: "POST", body, signal: AbortSignal.timeout(TIMEOUT_MS) });
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: body.toString(),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
   } catch (err) {
     return { ok: false, unavailable: err instanceof Error ? err.name : "fetch failed" };
   }

@@ -7,6 +7,8 @@
  */
 import PostalMime from "postal-mime";
 import { beforeEach, describe, expect, it } from "vitest";
+import { loadConfig } from "../../src/config.ts";
+import { ConfigError } from "../../src/errors.ts";
 import { gatewayApi, requireRedis, services, sinkApi } from "../support/services.ts";
 import {
   ADMIN,
@@ -720,8 +722,39 @@ describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, (
   });
 });
 
-describe("the admin token", () => {
-  it("is a full-access key for forms", async () => {
+describe("documentation and configuration", () => {
+  it("documents the form routes in /openapi.json", async () => {
+    const res = await call(env, "GET", "/openapi.json", { token: null });
+    expect(Object.keys(res.body.paths)).toEqual(
+      expect.arrayContaining(["/forms", "/forms/{id}", "/f/{id}", "/f/{id}/start"]),
+    );
+    expect(res.body.components.schemas.CreateFormRequest.required).toEqual(
+      expect.arrayContaining(["from", "to", "fields", "allowed_origins"]),
+    );
+  });
+
+  it("verifies Turnstile at Cloudflare's siteverify unless TURNSTILE_VERIFY_URL says otherwise", () => {
+    expect(loadConfig({}).forms.turnstileVerifyUrl).toBe(
+      "https://challenges.cloudflare.com/turnstile/v0/siteverify",
+    );
+    expect(
+      loadConfig({ TURNSTILE_VERIFY_URL: "http://127.0.0.1:1/v" }).forms.turnstileVerifyUrl,
+    ).toBe("http://127.0.0.1:1/v");
+    expect(() => loadConfig({ TURNSTILE_VERIFY_URL: "ftp://x" })).toThrow(ConfigError);
+    expect(() => loadConfig({ TURNSTILE_VERIFY_URL: "ftp://x" })).toThrow(/^TURNSTILE_VERIFY_URL:/);
+  });
+
+  it("checks a change like a new form: a PATCH leaving no body template, or a bad origin, is a 422", async () => {
+    const { id } = await createForm();
+    const none = await call(env, "PATCH", `/forms/${id}`, { json: { text: null, html: null } });
+    expect(none.status).toBe(422);
+    expect(none.body.message).toMatch(/^text:/);
+    const origin = await call(env, "PATCH", `/forms/${id}`, {
+      json: { allowed_origins: ["https://ok.example", "*"] },
+    });
+    expect(origin.status).toBe(422);
+    expect(origin.body.message).toMatch(/^allowed_origins\[1\]:/);
+    expect((await call(env, "GET", `/forms/${id}`)).body.allowed_origins).toEqual([SITE]);
     expect((await call(env, "GET", "/forms", { token: ADMIN })).status).toBe(200);
   });
 });

@@ -385,9 +385,10 @@ async function accept(c: Context<AppEnv>, form: FormRecord): Promise<string> {
     }
   }
 
-  let bytes: Uint8Array;
+  let bytes: Uint8Array<ArrayBuffer>;
   try {
-    bytes = await readBodyBytes(c, form.max_body_bytes);
+    // readBodyBytes copies the body into a fresh ArrayBuffer (never a shared one).
+    bytes = (await readBodyBytes(c, form.max_body_bytes)) as Uint8Array<ArrayBuffer>;
   } catch (err) {
     if (err instanceof TooLargeError) throw new FormRejection("too_large", 413, err.message);
     if (err instanceof MalformedBodyError)

@@ -47,7 +47,7 @@ function invalidBody(message: string, status = 400): FormRejection {
 
 /** Parses the body by its Content-Type; anything else is a 415. */
 export async function parseSubmission(
-  bytes: Uint8Array,
+  bytes: Uint8Array<ArrayBuffer>,
   contentType: string | undefined,
 ): Promise<Submission> {
   const type = (contentType ?? "").split(";")[0]?.trim().toLowerCase() ?? "";

@@ -9,6 +9,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import ipaddr from "ipaddr.js";
 import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { checkMessage, type KeyPolicy } from "../auth/policy.ts";
@@ -53,6 +54,7 @@ import {
 import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
 import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
 import { verifyTurnstile } from "../forms/turnstile.ts";
+import { checkHeaderText } from "../mail/address.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
 import { renderTemplate } from "../templates/render.ts";
@@ -355,10 +357,43 @@ async function submit(c: Context<AppEnv>): Promise<Response> {
   }
 }
 
+/**
+ * Whose allowance a submission uses: the IPv4 address, or the IPv6 /64 (one subscriber's network:
+ * a client that owns a /64 could otherwise take a fresh address for every submission).
+ */
+export function clientBucket(ip: string | undefined): string {
+  if (!ip || !ipaddr.isValid(ip)) return "unknown";
+  let addr = ipaddr.parse(ip);
+  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
+    addr = (addr as ipaddr.IPv6).toIPv4Address();
+  if (addr.kind() === "ipv4") return addr.toString();
+  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
+  return `${parts.join(":")}::/64`;
+}
+
+/**
+ * The submitted field that made the rendered subject unsafe (an encoded word hiding a line
+ * break, say), so the refusal can name it; the subject itself is the operator's template.
+ */
+function unsafeSubjectField(data: Record<string, string | string[]>): string | undefined {
+  for (const [name, value] of Object.entries(data)) {
+    for (const v of Array.isArray(value) ? value : [value]) {
+      try {
+        checkHeaderText(v.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " "), name, {
+          tab: true,
+        });
+      } catch {
+        return name;
+      }
+    }
+  }
+  return undefined;
+}
+
 /** Runs the checks in order of cost and queues the message; returns its id. */
 async function accept(c: Context<AppEnv>, form: FormRecord): Promise<string> {
   const relay = c.get("relay");
-  const ip = c.get("clientIp") ?? "unknown";
+  const ip = clientBucket(c.get("clientIp"));
 
   // Before the body is read: a flood costs a rate-limit check per request, nothing more.
   for (const [identifier, limit] of [
@@ -488,7 +523,9 @@ async function accept(c: Context<AppEnv>, form: FormRecord): Promise<string> {
       const field =
         err.field === "reply_to" || err.field?.startsWith("reply_to[")
           ? (form.reply_to_field ?? undefined)
-          : undefined;
+          : err.field === "subject"
+            ? unsafeSubjectField(checked.data)
+            : undefined;
       throw new FormRejection("invalid_field", 422, err.detail, field ? { field } : {});
     }
     throw err;

@@ -7,6 +7,7 @@
  */
 import PostalMime from "postal-mime";
 import { beforeEach, describe, expect, it } from "vitest";
+import { clientBucket } from "../../src/api/forms.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { gatewayApi, requireRedis, services, sinkApi } from "../support/services.ts";
@@ -357,6 +358,18 @@ describe("a plain HTML form post", () => {
     },
   );
 
+  it("names the field whose value would hide a line break in the subject (an encoded word)", async () => {
+    const { id } = await createForm();
+    const res = await fetchJson(id, {
+      ...VALID,
+      name: "=?utf-8?q?Ann=0D=0ABcc:_spy@evil.example?=",
+    });
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/^name: must not contain line breaks/);
+    expect(await countReceived()).toBe(0);
+    expect((await rejected(id)).invalid_field).toBe(1);
+  });
+
   it("without redirect URLs, answers a small HTML page (thank-you, or the error with its status)", async () => {
     const { id } = await createForm({ success_url: undefined, error_url: undefined });
     const ok = await post(id, VALID, { referer: `${SITE}/contact` });
@@ -702,6 +715,19 @@ describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, (
     await received(3);
     const shown = await call(e, "GET", `/forms/${id}`);
     expect(shown.body.rejected.rate_limited).toBe(3);
+  });
+
+  it("gives an IPv6 /64 one allowance, and an IPv4 client the same one over IPv4 or IPv6", async () => {
+    expect(clientBucket("2001:db8:1:2:aaaa::1")).toBe("2001:db8:1:2::/64");
+    expect(clientBucket("::ffff:198.51.100.7")).toBe("198.51.100.7");
+    expect(clientBucket(undefined)).toBe("unknown");
+    const e = upstashEnv({ TURNSTILE_VERIFY_URL: services().turnstile.url });
+    const { id } = await createForm({ ip_rate_limit: "1/1m" }, e);
+    const from = (ip: string) => fetchJson(id, VALID, { "cf-connecting-ip": ip }, e);
+    expect((await from("2001:db8:1:2::1")).status).toBe(200);
+    expect((await from("2001:db8:1:2:ffff::9")).status).toBe(429);
+    expect((await from("2001:db8:1:3::1")).status).toBe(200);
+    await received(2);
   });
 
   it("costs four Upstash commands per accepted submission with the form cached", async () => {

@@ -511,6 +511,42 @@ describe.skipIf(Boolean(skip))(
       await admin.webhooks.remove(webhookId);
     }, 90_000);
 
+    it("gives an event up after the whole retry schedule, and disables an endpoint with no success since", async () => {
+      const path = "/down";
+      const id = await register(path, ["email.sent"]);
+      receiver.plan = ({ path: p }) => (p === path ? 503 : 204);
+      const sent = await admin.emails.send({
+        from: "ops@acme.test",
+        to: "ann@example.com",
+        subject: "Nobody listens",
+        text: "1",
+      });
+      expect(sent.error).toBeNull();
+      const until = Date.now() + 30_000;
+      while ((await admin.webhooks.get(id)).data?.status !== "disabled") {
+        if (Date.now() > until) throw new Error("the endpoint was not disabled");
+        await tick();
+        await sleep(200);
+      }
+      // One first attempt and seven retries (WEBHOOK_RETRY_SCHEDULE has seven waits), no more.
+      const tried = receiver.requests.filter((r) => r.path === path);
+      expect(tried.map((r) => r.answered)).toEqual(Array(8).fill(503));
+      expect(new Set(tried.map((r) => r.headers["webhook-id"])).size).toBe(1);
+      const got = await api("GET", `/webhooks/${id}`);
+      expect(got.body.disabled_reason).toMatch(/failed 8 attempts/);
+      const [event] = (await api("GET", `/webhooks/${id}/events`)).body.data;
+      expect(event).toMatchObject({ type: "email.sent", status: "failed" });
+      const attempts = await api("GET", `/webhooks/${id}/events/${event.id}/attempts`);
+      expect(attempts.body.data).toHaveLength(8);
+      // The waits between attempts follow the schedule (at least; cron ticks add slack).
+      const at = attempts.body.data.map((a: { sent_at: string }) => Date.parse(a.sent_at));
+      const waits = [200, 200, 300, 300, 500, 500, 1000];
+      for (const [i, wait] of waits.entries()) {
+        expect((at[i + 1] as number) - (at[i] as number)).toBeGreaterThanOrEqual(wait);
+      }
+      await admin.webhooks.remove(id);
+    }, 60_000);
+
     it("disables an endpoint that answers 410 Gone, drops its events, and enables it again on request", async () => {
       const path = "/gone";
       const id = await register(path, ["email.sent", "email.delivered"]);

@@ -73,24 +73,20 @@ export const MAX_RENDERED_VALUES = 4 * 1024 * 1024;
  */
 export function renderTemplate(template: string, data: unknown, mode: TemplateMode): string {
   let budget = MAX_RENDERED_VALUES;
-  // Mustache needs an object to look names up in: a null or scalar payload renders as empty.
-  const view = toView(data, 0);
-  const out = Mustache.render(
-    template,
-    view !== null && typeof view === "object" ? view : {},
-    undefined,
-    {
-      escape: (value: unknown) => {
-        const text = escapeFor(mode, display(value));
-        budget -= text.length;
-        if (budget < 0)
-          throw new TooLargeError(
-            `The template renders more than ${MAX_RENDERED_VALUES} characters of submitted data`,
-          );
-        return text;
-      },
+  // Mustache throws looking a name up in a null view: give it an empty list instead. A scalar
+  // payload stays itself, reachable as {{.}}.
+  const view = toView(data, 0) ?? Object.setPrototypeOf([], null);
+  const out = Mustache.render(template, view, undefined, {
+    escape: (value: unknown) => {
+      const text = escapeFor(mode, display(value));
+      budget -= text.length;
+      if (budget < 0)
+        throw new TooLargeError(
+          `The template renders more than ${MAX_RENDERED_VALUES} characters of submitted data`,
+        );
+      return text;
     },
-  );
+  });
   return mode === "header" ? out.replace(/\s+/g, " ").trim() : out;
 }
 

@@ -68,9 +68,11 @@ describe("templates", () => {
     expect(refused("{{#a}}{{#b}}{{#c}}{{#d}}{{/d}}{{/c}}{{/b}}{{/a}}")).toMatch(/nests/);
   });
 
-  it("renders a null or scalar payload as empty values rather than failing", () => {
+  it("renders a null or scalar payload as empty values rather than failing, the scalar as {{.}}", () => {
     for (const data of [null, undefined, 42, "text", true])
       expect(renderTemplate("[{{a}}|{{#b}}x{{/b}}]", data, "text")).toBe("[|]");
+    expect(renderTemplate("<{{.}}>", 42, "text")).toBe("<42>");
+    expect(renderTemplate("<{{.}}>", null, "text")).toBe("<>");
   });
 
   it("refuses data that would render too large inside repeated sections", () => {

@@ -63,6 +63,8 @@ async function main(): Promise<void> {
   }
   const adminToken = setting("ADMIN_TOKEN") ?? `dev_${randomBytes(24).toString("hex")}`;
   if (!setting("ADMIN_TOKEN")) vars.ADMIN_TOKEN = adminToken;
+  // In development the app receiving webhook events usually runs on this machine too.
+  if (!setting("WEBHOOK_ALLOW_LOOPBACK")) vars.WEBHOOK_ALLOW_LOOPBACK = "true";
   // Variables from the environment reach the Worker only when passed on; .dev.vars wrangler reads itself.
   for (const name of [
     "SMTP_URL",

@@ -730,7 +730,7 @@ describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, (
     await received(2);
   });
 
-  it("costs four Upstash commands per accepted submission with the form cached", async () => {
+  it("costs four Upstash commands per accepted submission with the form cached, three for a field error, one for a refused origin", async () => {
     const e = upstashEnv({ TURNSTILE_VERIFY_URL: services().turnstile.url });
     const prefix = e.REDIS_KEY_PREFIX as string;
     const { id } = await createForm({}, e);
@@ -745,6 +745,17 @@ describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, (
     // the delivery's claim are counted where they name this test's prefix.
     const used = (await gateway.commands(prefix)) - before;
     expect(used).toBe(4);
+
+    // A field error: the two rate-limit checks and its counter. A refused origin: the counter.
+    const beforeInvalid = await gateway.commands(prefix);
+    const { message: _m, ...noMessage } = VALID;
+    expect((await fetchJson(id, noMessage, { "cf-connecting-ip": "192.0.2.1" }, e)).status).toBe(
+      422,
+    );
+    expect((await gateway.commands(prefix)) - beforeInvalid).toBe(3);
+    const beforeOrigin = await gateway.commands(prefix);
+    expect((await fetchJson(id, VALID, { origin: OTHER }, e)).status).toBe(403);
+    expect((await gateway.commands(prefix)) - beforeOrigin).toBe(1);
   });
 });
 

@@ -13,6 +13,7 @@ import type { Relay } from "../relay.ts";
 import { authenticate } from "./auth.ts";
 import { parseJson, readBodyBytes, readJson, validate } from "./body.ts";
 import { idempotent } from "./idempotency.ts";
+import { UUID } from "./resource.ts";
 import { parseScheduledAt } from "./schedule.ts";
 import {
   BatchResponseSchema,
@@ -25,8 +26,6 @@ import {
 } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 import { emailView } from "./view.ts";
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 function emailId(c: Context): string {
   const id = c.req.param("id") ?? "";

@@ -12,13 +12,12 @@ import type { Context } from "hono";
 import ipaddr from "ipaddr.js";
 import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
-import { checkMessage, type KeyPolicy } from "../auth/policy.ts";
+import { checkMessage } from "../auth/policy.ts";
 import { parseRateLimit, type RateLimit, rateLimitHeaders } from "../auth/rate-limit.ts";
 import {
   MalformedBodyError,
   NotFoundError,
   RelayError,
-  StoreUnavailableError,
   TooLargeError,
   ValidationError,
 } from "../errors.ts";
@@ -37,7 +36,6 @@ import {
   TURNSTILE_FIELD,
   UpdateFormSchema,
 } from "../forms/forms.ts";
-import { loadForm, removeForm, saveForm } from "../forms/records.ts";
 import { FormRejection } from "../forms/rejection.ts";
 import {
   backLink,
@@ -57,48 +55,22 @@ import { verifyTurnstile } from "../forms/turnstile.ts";
 import { checkHeaderText } from "../mail/address.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
+import { RecordCache } from "../store/record-cache.ts";
 import { renderTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
+import { requestOrigin, resourceId, sendingPolicy, stored } from "./resource.ts";
 import type { SendEmailRequest } from "./schemas.ts";
 import { ErrorSchema } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Forms, cached in the isolate: every public request needs one. */
+const forms = new RecordCache<FormRecord>("form");
+
 /** Three templates of 100,000 characters, JSON-escaped, and fifty field specs fit. */
 const MAX_DEFINITION_BYTES = 1024 * 1024;
 /** A rendered subject is cut here: an unbreakable subject still folds under 998 octets. */
 const MAX_SUBJECT_CHARS = 900;
-
-async function stored<T>(relay: Relay, op: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof RelayError) throw err;
-    relay.log.error("store.unavailable", { op, error: String(err) });
-    throw new StoreUnavailableError(err);
-  }
-}
-
-function origin(c: Context): string {
-  return new URL(c.req.url).origin;
-}
-
-function formId(c: Context): string {
-  const id = c.req.param("id") ?? "";
-  if (!UUID.test(id)) throw new NotFoundError("Form");
-  return id.toLowerCase();
-}
-
-/** The parts of a key's policy that bound what a form may send. */
-function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
-  if (!policy) return null;
-  const out: KeyPolicy = {};
-  if (policy.allowed_from) out.allowed_from = policy.allowed_from;
-  if (policy.allowed_recipients) out.allowed_recipients = policy.allowed_recipients;
-  if (policy.max_message_bytes !== undefined) out.max_message_bytes = policy.max_message_bytes;
-  return Object.keys(out).length ? out : null;
-}
 
 /** The message a submission becomes: only templates and the checked Reply-To come from it. */
 function renderFormMessage(
@@ -175,9 +147,9 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
       updated_at: now,
     };
     await checkWholeForm(relay, form);
-    await stored(relay, "form.create", () => saveForm(relay.store, form));
+    await stored(relay, "form.create", () => forms.save(relay.store, form));
     relay.log.info("form.created", { form_id: form.id, key_id: principal.keyId });
-    return c.json(formView(form, origin(c)), 201);
+    return c.json(formView(form, requestOrigin(c)), 201);
   });
 
   app.get("/forms", authenticate, async (c) => {
@@ -190,14 +162,14 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({
       object: "list",
       has_more: false,
-      data: forms.map((f) => formView(f, origin(c))),
+      data: forms.map((f) => formView(f, requestOrigin(c))),
     });
   });
 
   app.get("/forms/:id", authenticate, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
-    const id = formId(c);
+    const id = resourceId(c, "Form");
     const [form, counters] = await stored(relay, "form.get", () =>
       Promise.all([
         relay.store.getRecord<FormRecord>("form", id),
@@ -206,14 +178,14 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     );
     if (!form) throw new NotFoundError("Form");
     const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
-    return c.json({ ...formView(form, origin(c)), rejected });
+    return c.json({ ...formView(form, requestOrigin(c)), rejected });
   });
 
   app.patch("/forms/:id", authenticate, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
-    const id = formId(c);
+    const id = resourceId(c, "Form");
     const body = validate(UpdateFormSchema, await readJson(c, MAX_DEFINITION_BYTES));
     const old = await stored(relay, "form.get", () =>
       relay.store.getRecord<FormRecord>("form", id),
@@ -255,17 +227,17 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
           `fields[${form.fields.indexOf(f)}].max_bytes`,
         );
     await checkWholeForm(relay, form);
-    await stored(relay, "form.update", () => saveForm(relay.store, form));
+    await stored(relay, "form.update", () => forms.save(relay.store, form));
     relay.log.info("form.updated", { form_id: id, key_id: principal.keyId });
-    return c.json(formView(form, origin(c)));
+    return c.json(formView(form, requestOrigin(c)));
   });
 
   app.delete("/forms/:id", authenticate, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
-    const id = formId(c);
-    const removed = await stored(relay, "form.delete", () => removeForm(relay.store, id));
+    const id = resourceId(c, "Form");
+    const removed = await stored(relay, "form.delete", () => forms.remove(relay.store, id));
     if (!removed) throw new NotFoundError("Form");
     relay.log.info("form.deleted", { form_id: id, key_id: principal.keyId });
     return c.json({ object: "form", id, deleted: true });
@@ -281,9 +253,9 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
 
 async function publicForm(c: Context<AppEnv>): Promise<FormRecord> {
   const relay = c.get("relay");
-  const id = formId(c);
+  const id = resourceId(c, "Form");
   const form = await stored(relay, "form.get", () =>
-    loadForm(relay.store, id, relay.now(), relay.config.keyCacheMs),
+    forms.load(relay.store, id, relay.now(), relay.config.keyCacheMs),
   );
   if (!form) throw new NotFoundError("Form");
   return form;

@@ -11,7 +11,7 @@ import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
-import { checkMessage, ipAllowed, isValidCidr, type KeyPolicy } from "../auth/policy.ts";
+import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
 import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
 import {
   HookInFlightError,
@@ -20,7 +20,6 @@ import {
   MalformedBodyError,
   NotFoundError,
   RelayError,
-  StoreUnavailableError,
   ValidationError,
 } from "../errors.ts";
 import {
@@ -37,18 +36,21 @@ import {
   type VerifyInput,
   verifySpec,
 } from "../hooks/hooks.ts";
-import { loadHook, removeHook, saveHook } from "../hooks/records.ts";
 import { payloadOf, renderHookMessage } from "../hooks/render.ts";
 import { verifyHookRequest } from "../hooks/verify.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
+import { RecordCache } from "../store/record-cache.ts";
 import { checkTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
+import { requestOrigin, resourceId, sendingPolicy, stored } from "./resource.ts";
 import { ErrorSchema } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Hooks, cached in the isolate: every public request needs one. */
+const hooks = new RecordCache<HookRecord>("hook");
+
 /** Two body templates of 256 KiB, JSON-escaped, fit. */
 const MAX_DEFINITION_BYTES = 2 * 1024 * 1024;
 /**
@@ -57,36 +59,6 @@ const MAX_DEFINITION_BYTES = 2 * 1024 * 1024;
  * a sender's retry of a delivery whose answer it lost into a duplicate instead of a second mail.
  */
 export const WEBHOOK_ID_TTL_MS = 24 * 60 * 60 * 1000;
-
-async function stored<T>(relay: Relay, op: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (err instanceof RelayError) throw err;
-    relay.log.error("store.unavailable", { op, error: String(err) });
-    throw new StoreUnavailableError(err);
-  }
-}
-
-function origin(c: Context): string {
-  return new URL(c.req.url).origin;
-}
-
-function hookId(c: Context): string {
-  const id = c.req.param("id") ?? "";
-  if (!UUID.test(id)) throw new NotFoundError("Hook");
-  return id.toLowerCase();
-}
-
-/** The parts of a key's policy that bound what a hook may send. */
-function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
-  if (!policy) return null;
-  const out: KeyPolicy = {};
-  if (policy.allowed_from) out.allowed_from = policy.allowed_from;
-  if (policy.allowed_recipients) out.allowed_recipients = policy.allowed_recipients;
-  if (policy.max_message_bytes !== undefined) out.max_message_bytes = policy.max_message_bytes;
-  return Object.keys(out).length ? out : null;
-}
 
 /**
  * Checks a hook before it is saved, so receiving cannot fail on the hook itself: the templates
@@ -129,7 +101,7 @@ async function proofOf(
 
 /** The answer that shows a secret: the only one that ever does. */
 function withSecret(c: Context, hook: HookRecord, secret: string) {
-  const view = hookView(hook, origin(c));
+  const view = hookView(hook, requestOrigin(c));
   return {
     ...view,
     secret,
@@ -165,7 +137,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       updated_at: now,
     };
     await checkHook(relay, hook);
-    await stored(relay, "hook.create", () => saveHook(relay.store, hook));
+    await stored(relay, "hook.create", () => hooks.save(relay.store, hook));
     relay.log.info("hook.created", {
       hook_id: hook.id,
       verify: hook.verify.type,
@@ -184,14 +156,14 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({
       object: "list",
       has_more: false,
-      data: hooks.map((h) => hookView(h, origin(c))),
+      data: hooks.map((h) => hookView(h, requestOrigin(c))),
     });
   });
 
   app.get("/hooks/:id", authenticate, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
-    const id = hookId(c);
+    const id = resourceId(c, "Hook");
     const [hook, counters] = await stored(relay, "hook.get", () =>
       Promise.all([
         relay.store.getRecord<HookRecord>("hook", id),
@@ -200,14 +172,18 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     );
     if (!hook) throw new NotFoundError("Hook");
     const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
-    return c.json({ ...hookView(hook, origin(c)), rejected, duplicates: counters.duplicate ?? 0 });
+    return c.json({
+      ...hookView(hook, requestOrigin(c)),
+      rejected,
+      duplicates: counters.duplicate ?? 0,
+    });
   });
 
   app.patch("/hooks/:id", authenticate, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
-    const id = hookId(c);
+    const id = resourceId(c, "Hook");
     const body = validate(UpdateHookSchema, await readJson(c, MAX_DEFINITION_BYTES));
     const old = await stored(relay, "hook.get", () =>
       relay.store.getRecord<HookRecord>("hook", id),
@@ -235,16 +211,16 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       updated_at: relay.now(),
     };
     await checkHook(relay, hook);
-    await stored(relay, "hook.update", () => saveHook(relay.store, hook));
+    await stored(relay, "hook.update", () => hooks.save(relay.store, hook));
     relay.log.info("hook.updated", { hook_id: id, key_id: principal.keyId });
-    return c.json(proof ? withSecret(c, hook, proof.secret) : hookView(hook, origin(c)));
+    return c.json(proof ? withSecret(c, hook, proof.secret) : hookView(hook, requestOrigin(c)));
   });
 
   app.post("/hooks/:id/rotate", authenticate, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
-    const id = hookId(c);
+    const id = resourceId(c, "Hook");
     const old = await stored(relay, "hook.get", () =>
       relay.store.getRecord<HookRecord>("hook", id),
     );
@@ -255,7 +231,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       secret: await storedSecret(old.verify.type, secret),
       updated_at: relay.now(),
     };
-    await stored(relay, "hook.rotate", () => saveHook(relay.store, hook));
+    await stored(relay, "hook.rotate", () => hooks.save(relay.store, hook));
     relay.log.info("hook.rotated", { hook_id: id, key_id: principal.keyId });
     return c.json(withSecret(c, hook, secret));
   });
@@ -264,8 +240,8 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
-    const id = hookId(c);
-    const removed = await stored(relay, "hook.delete", () => removeHook(relay.store, id));
+    const id = resourceId(c, "Hook");
+    const removed = await stored(relay, "hook.delete", () => hooks.remove(relay.store, id));
     if (!removed) throw new NotFoundError("Hook");
     relay.log.info("hook.deleted", { hook_id: id, key_id: principal.keyId });
     return c.json({ object: "hook", id, deleted: true });
@@ -280,9 +256,9 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
 /** `POST /hooks/:id[/:secret]`: verify, render, queue; 202 with the email's id. */
 async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Promise<Response> {
   const relay = c.get("relay");
-  const id = hookId(c);
+  const id = resourceId(c, "Hook");
   const hook = await stored(relay, "hook.get", () =>
-    loadHook(relay.store, id, relay.now(), relay.config.keyCacheMs),
+    hooks.load(relay.store, id, relay.now(), relay.config.keyCacheMs),
   );
   if (!hook) throw new NotFoundError("Hook");
 

@@ -19,9 +19,9 @@ import {
 import { EVENT_TYPES } from "../webhooks/events.ts";
 import { authenticate } from "./auth.ts";
 import { readJson } from "./body.ts";
+import { UUID } from "./resource.ts";
 import { ErrorSchema } from "./schemas.ts";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const BODY_LIMIT = 64 * 1024;
 const iso = (ms: number) => new Date(ms).toISOString();
 

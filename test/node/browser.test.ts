@@ -21,8 +21,8 @@ import { fileURLToPath } from "node:url";
 import { type Browser, chromium, type Page } from "playwright-core";
 import PostalMime from "postal-mime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTestHarness, type TestHarness } from "wrangler";
-import { redisSkipReason, services, sinkApi } from "../support/services.ts";
+import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
+import { redisSkipReason, sinkApi } from "../support/services.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ADMIN = `browser-admin-${crypto.randomUUID()}`;
@@ -96,7 +96,7 @@ async function startSite(relayUrl: string): Promise<{ origin: string; server: Se
 describe.skipIf(Boolean(skip))(
   `forms in Chromium against the relay in workerd${skip ? ` (skipped: ${skip})` : ""}`,
   () => {
-    let harness: TestHarness;
+    let relay: RelayWorker;
     let relayUrl: string;
     let browser: Browser;
     let site: { origin: string; server: Server };
@@ -104,22 +104,8 @@ describe.skipIf(Boolean(skip))(
     const sink = sinkApi("plain");
 
     beforeAll(async () => {
-      const { upstash, sinks } = services();
-      harness = createTestHarness({
-        workers: [
-          {
-            configPath: "wrangler.toml",
-            secrets: {
-              ADMIN_TOKEN: ADMIN,
-              SMTP_URL: sinks.plain.url,
-              UPSTASH_REDIS_REST_URL: upstash.url,
-              UPSTASH_REDIS_REST_TOKEN: upstash.token,
-            },
-            vars: { REDIS_KEY_PREFIX: `browser:${crypto.randomUUID()}:`, LOG_LEVEL: "error" },
-          },
-        ],
-      });
-      relayUrl = (await harness.listen()).url.origin;
+      relay = await startRelayWorker({ adminToken: ADMIN, sink: "plain" });
+      relayUrl = relay.url;
       site = await startSite(relayUrl);
       // The same page from another origin (another port), which the forms do not allow.
       other = await startSite(relayUrl);
@@ -141,7 +127,7 @@ describe.skipIf(Boolean(skip))(
       await browser?.close();
       site?.server.close();
       other?.server.close();
-      await harness?.close();
+      await relay?.close();
     });
 
     /** A form of its own per test, sending to its own address on the shared sink. */

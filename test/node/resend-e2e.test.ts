@@ -6,8 +6,9 @@
 import PostalMime from "postal-mime";
 import { Resend } from "resend";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createTestHarness, type TestHarness } from "wrangler";
-import { redisSkipReason, services, sinkApi } from "../support/services.ts";
+import type { TestHarness } from "wrangler";
+import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
+import { redisSkipReason, sinkApi } from "../support/services.ts";
 
 const ADMIN = `e2e-admin-${crypto.randomUUID()}`;
 const skip = redisSkipReason();
@@ -15,39 +16,25 @@ const skip = redisSkipReason();
 describe.skipIf(Boolean(skip))(
   `resend SDK against the relay in workerd${skip ? ` (skipped: ${skip})` : ""}`,
   () => {
+    let relay: RelayWorker;
     let harness: TestHarness;
     let admin: Resend;
     let baseUrl: string;
     const sink = sinkApi("starttls");
 
     beforeAll(async () => {
-      const { upstash, sinks } = services();
-      harness = createTestHarness({
-        workers: [
-          {
-            configPath: "wrangler.toml",
-            secrets: {
-              ADMIN_TOKEN: ADMIN,
-              SMTP_URL: sinks.starttls.url,
-              UPSTASH_REDIS_REST_URL: upstash.url,
-              UPSTASH_REDIS_REST_TOKEN: upstash.token,
-            },
-            vars: {
-              REDIS_KEY_PREFIX: `e2e:${crypto.randomUUID()}:`,
-              RETRY_FIRST_SECONDS: "1",
-              SMTP_EHLO_NAME: "relay.test",
-              LOG_LEVEL: "warn",
-            },
-          },
-        ],
+      relay = await startRelayWorker({
+        adminToken: ADMIN,
+        sink: "starttls",
+        vars: { RETRY_FIRST_SECONDS: "1", SMTP_EHLO_NAME: "relay.test", LOG_LEVEL: "warn" },
       });
-      const { url } = await harness.listen();
-      baseUrl = url.origin;
+      harness = relay.harness;
+      baseUrl = relay.url;
       admin = new Resend(ADMIN, { baseUrl });
     }, 60_000);
 
     afterAll(async () => {
-      await harness?.close();
+      await relay?.close();
     });
 
     beforeEach(async () => {

@@ -9,8 +9,9 @@ import type { AddressInfo } from "node:net";
 import { Resend } from "resend";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createTestHarness, type TestHarness } from "wrangler";
-import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
+import type { TestHarness } from "wrangler";
+import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
+import { gatewayApi, redisSkipReason, sinkApi } from "../support/services.ts";
 
 const ADMIN = `wh-admin-${crypto.randomUUID()}`;
 const PREFIX = `wh:${crypto.randomUUID()}:`;
@@ -98,6 +99,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 describe.skipIf(Boolean(skip))(
   `webhook events from the relay in workerd${skip ? ` (skipped: ${skip})` : ""}`,
   () => {
+    let relay: RelayWorker;
     let harness: TestHarness;
     let admin: Resend;
     let baseUrl: string;
@@ -145,36 +147,26 @@ describe.skipIf(Boolean(skip))(
 
     beforeAll(async () => {
       await receiver.start();
-      const { upstash, sinks } = services();
-      harness = createTestHarness({
-        workers: [
-          {
-            configPath: "wrangler.toml",
-            secrets: {
-              ADMIN_TOKEN: ADMIN,
-              SMTP_URL: sinks.plain.url,
-              UPSTASH_REDIS_REST_URL: upstash.url,
-              UPSTASH_REDIS_REST_TOKEN: upstash.token,
-            },
-            vars: {
-              REDIS_KEY_PREFIX: PREFIX,
-              RETRY_FIRST_SECONDS: "1",
-              RATE_LIMIT: "10000/1s",
-              WEBHOOK_ALLOW_LOOPBACK: "true",
-              WEBHOOK_RETRY_SCHEDULE: "200ms,200ms,300ms,300ms,500ms,500ms,1s",
-              WEBHOOK_TIMEOUT_SECONDS: "1",
-              LOG_LEVEL: "error",
-            },
-          },
-        ],
+      relay = await startRelayWorker({
+        adminToken: ADMIN,
+        sink: "plain",
+        vars: {
+          REDIS_KEY_PREFIX: PREFIX,
+          RETRY_FIRST_SECONDS: "1",
+          RATE_LIMIT: "10000/1s",
+          WEBHOOK_ALLOW_LOOPBACK: "true",
+          WEBHOOK_RETRY_SCHEDULE: "200ms,200ms,300ms,300ms,500ms,500ms,1s",
+          WEBHOOK_TIMEOUT_SECONDS: "1",
+          LOG_LEVEL: "error",
+        },
       });
-      const { url } = await harness.listen();
-      baseUrl = url.origin;
+      harness = relay.harness;
+      baseUrl = relay.url;
       admin = new Resend(ADMIN, { baseUrl });
     }, 60_000);
 
     afterAll(async () => {
-      await harness?.close();
+      await relay?.close();
       await receiver.close();
     });
 

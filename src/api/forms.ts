@@ -59,7 +59,13 @@ import { RecordCache } from "../store/record-cache.ts";
 import { renderTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
-import { requestOrigin, resourceId, sendingPolicy, stored } from "./resource.ts";
+import {
+  registerRecordRoutes,
+  requestOrigin,
+  resourceId,
+  sendingPolicy,
+  stored,
+} from "./resource.ts";
 import type { SendEmailRequest } from "./schemas.ts";
 import { ErrorSchema } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
@@ -152,33 +158,15 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(formView(form, requestOrigin(c)), 201);
   });
 
-  app.get("/forms", authenticate, async (c) => {
-    requireFullAccess(c.get("principal"));
-    const relay = c.get("relay");
-    const forms = await stored(relay, "form.list", () =>
-      relay.store.listRecords<FormRecord>("form"),
-    );
-    forms.sort((a, b) => a.created_at - b.created_at);
-    return c.json({
-      object: "list",
-      has_more: false,
-      data: forms.map((f) => formView(f, requestOrigin(c))),
-    });
-  });
-
-  app.get("/forms/:id", authenticate, async (c) => {
-    requireFullAccess(c.get("principal"));
-    const relay = c.get("relay");
-    const id = resourceId(c, "Form");
-    const [form, counters] = await stored(relay, "form.get", () =>
-      Promise.all([
-        relay.store.getRecord<FormRecord>("form", id),
-        relay.store.counters("form", id),
-      ]),
-    );
-    if (!form) throw new NotFoundError("Form");
-    const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
-    return c.json({ ...formView(form, requestOrigin(c)), rejected });
+  registerRecordRoutes(app, {
+    path: "/forms",
+    kind: "form",
+    name: "Form",
+    cache: forms,
+    view: formView,
+    counted: (counters) => ({
+      rejected: Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0])),
+    }),
   });
 
   app.patch("/forms/:id", authenticate, async (c) => {
@@ -230,17 +218,6 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     await stored(relay, "form.update", () => forms.save(relay.store, form));
     relay.log.info("form.updated", { form_id: id, key_id: principal.keyId });
     return c.json(formView(form, requestOrigin(c)));
-  });
-
-  app.delete("/forms/:id", authenticate, async (c) => {
-    const principal = c.get("principal");
-    requireFullAccess(principal);
-    const relay = c.get("relay");
-    const id = resourceId(c, "Form");
-    const removed = await stored(relay, "form.delete", () => forms.remove(relay.store, id));
-    if (!removed) throw new NotFoundError("Form");
-    relay.log.info("form.deleted", { form_id: id, key_id: principal.keyId });
-    return c.json({ object: "form", id, deleted: true });
   });
 
   app.options("/f/:id", (c) => preflight(c, "POST"));

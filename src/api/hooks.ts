@@ -44,7 +44,13 @@ import { RecordCache } from "../store/record-cache.ts";
 import { checkTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
-import { requestOrigin, resourceId, sendingPolicy, stored } from "./resource.ts";
+import {
+  registerRecordRoutes,
+  requestOrigin,
+  resourceId,
+  sendingPolicy,
+  stored,
+} from "./resource.ts";
 import { ErrorSchema } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
@@ -146,37 +152,16 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(withSecret(c, hook, proof.secret), 201);
   });
 
-  app.get("/hooks", authenticate, async (c) => {
-    requireFullAccess(c.get("principal"));
-    const relay = c.get("relay");
-    const hooks = await stored(relay, "hook.list", () =>
-      relay.store.listRecords<HookRecord>("hook"),
-    );
-    hooks.sort((a, b) => a.created_at - b.created_at);
-    return c.json({
-      object: "list",
-      has_more: false,
-      data: hooks.map((h) => hookView(h, requestOrigin(c))),
-    });
-  });
-
-  app.get("/hooks/:id", authenticate, async (c) => {
-    requireFullAccess(c.get("principal"));
-    const relay = c.get("relay");
-    const id = resourceId(c, "Hook");
-    const [hook, counters] = await stored(relay, "hook.get", () =>
-      Promise.all([
-        relay.store.getRecord<HookRecord>("hook", id),
-        relay.store.counters("hook", id),
-      ]),
-    );
-    if (!hook) throw new NotFoundError("Hook");
-    const rejected = Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0]));
-    return c.json({
-      ...hookView(hook, requestOrigin(c)),
-      rejected,
+  registerRecordRoutes(app, {
+    path: "/hooks",
+    kind: "hook",
+    name: "Hook",
+    cache: hooks,
+    view: hookView,
+    counted: (counters) => ({
+      rejected: Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0])),
       duplicates: counters.duplicate ?? 0,
-    });
+    }),
   });
 
   app.patch("/hooks/:id", authenticate, async (c) => {
@@ -234,17 +219,6 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     await stored(relay, "hook.rotate", () => hooks.save(relay.store, hook));
     relay.log.info("hook.rotated", { hook_id: id, key_id: principal.keyId });
     return c.json(withSecret(c, hook, secret));
-  });
-
-  app.delete("/hooks/:id", authenticate, async (c) => {
-    const principal = c.get("principal");
-    requireFullAccess(principal);
-    const relay = c.get("relay");
-    const id = resourceId(c, "Hook");
-    const removed = await stored(relay, "hook.delete", () => hooks.remove(relay.store, id));
-    if (!removed) throw new NotFoundError("Hook");
-    relay.log.info("hook.deleted", { hook_id: id, key_id: principal.keyId });
-    return c.json({ object: "hook", id, deleted: true });
   });
 
   app.post("/hooks/:id", (c) => receive(c, undefined));

@@ -2,10 +2,16 @@
  * What the routes that manage records (forms, hooks) share: their ids, their store calls, the
  * sending policy a record keeps from the key that saved it, and the relay's own origin.
  */
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import type { AppEnv } from "../app.ts";
+import { requireFullAccess } from "../auth/keys.ts";
 import type { KeyPolicy } from "../auth/policy.ts";
 import { NotFoundError, RelayError, StoreUnavailableError } from "../errors.ts";
 import type { Relay } from "../relay.ts";
+import type { RecordCache } from "../store/record-cache.ts";
+import type { RecordKind } from "../store/store.ts";
+import { authenticate } from "./auth.ts";
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -43,4 +49,58 @@ export function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
   if (policy.allowed_recipients) out.allowed_recipients = policy.allowed_recipients;
   if (policy.max_message_bytes !== undefined) out.max_message_bytes = policy.max_message_bytes;
   return Object.keys(out).length ? out : null;
+}
+
+/**
+ * The reads and the delete every record kind answers alike, for full-access keys: `GET <path>`
+ * (oldest first), `GET <path>/:id` with the record's counters, `DELETE <path>/:id`.
+ */
+export function registerRecordRoutes<T extends { id: string; created_at: number }>(
+  app: OpenAPIHono<AppEnv>,
+  spec: {
+    path: string;
+    kind: RecordKind;
+    /** The record's name in a not-found answer ("Form"). */
+    name: string;
+    cache: RecordCache<T>;
+    view: (record: T, origin: string) => object;
+    /** What `GET <path>/:id` adds from the record's counters. */
+    counted: (counters: Record<string, number>) => object;
+  },
+): void {
+  const { path, kind, name } = spec;
+  app.get(path, authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const records = await stored(relay, `${kind}.list`, () => relay.store.listRecords<T>(kind));
+    records.sort((a, b) => a.created_at - b.created_at);
+    const origin = requestOrigin(c);
+    return c.json({
+      object: "list",
+      has_more: false,
+      data: records.map((r) => spec.view(r, origin)),
+    });
+  });
+
+  app.get(`${path}/:id`, authenticate, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const relay = c.get("relay");
+    const id = resourceId(c, name);
+    const [record, counters] = await stored(relay, `${kind}.get`, () =>
+      Promise.all([relay.store.getRecord<T>(kind, id), relay.store.counters(kind, id)]),
+    );
+    if (!record) throw new NotFoundError(name);
+    return c.json({ ...spec.view(record, requestOrigin(c)), ...spec.counted(counters) });
+  });
+
+  app.delete(`${path}/:id`, authenticate, async (c) => {
+    const principal = c.get("principal");
+    requireFullAccess(principal);
+    const relay = c.get("relay");
+    const id = resourceId(c, name);
+    const removed = await stored(relay, `${kind}.delete`, () => spec.cache.remove(relay.store, id));
+    if (!removed) throw new NotFoundError(name);
+    relay.log.info(`${kind}.deleted`, { [`${kind}_id`]: id, key_id: principal.keyId });
+    return c.json({ object: kind, id, deleted: true });
+  });
 }

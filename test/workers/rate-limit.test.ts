@@ -6,9 +6,13 @@ import { ADMIN, call, email, testEnv, upstashEnv } from "../support/worker.ts";
 
 const skip = redisSkipReason();
 
+// Windows are an hour long: the sliding window weighs the previous fixed window less as the new
+// one goes on, so requests that straddle a boundary of a short window can see the count drop,
+// and a busy machine makes that likely. An hour makes it vanishingly rare.
+
 describe.skipIf(Boolean(skip))(`rate limits${skip ? ` (skipped: ${skip})` : ""}`, () => {
   it("answers 429 with Retry-After and ratelimit headers once a key is over its limit", async () => {
-    const env = upstashEnv({ RATE_LIMIT: "3/10s", IMMEDIATE_DELIVERY: "false" });
+    const env = upstashEnv({ RATE_LIMIT: "3/1h", IMMEDIATE_DELIVERY: "false" });
     const results = [];
     for (let i = 0; i < 5; i++) results.push(await call(env, "POST", "/emails", { json: email() }));
     expect(results.map((r) => r.status)).toEqual([200, 200, 200, 429, 429]);
@@ -17,15 +21,15 @@ describe.skipIf(Boolean(skip))(`rate limits${skip ? ` (skipped: ${skip})` : ""}`
     const limited = results[3];
     expect(limited?.body).toMatchObject({ statusCode: 429, name: "rate_limit_exceeded" });
     expect(Number(limited?.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    expect(Number(limited?.headers.get("retry-after"))).toBeLessThanOrEqual(10);
+    expect(Number(limited?.headers.get("retry-after"))).toBeLessThanOrEqual(3600);
     expect(limited?.headers.get("ratelimit-remaining")).toBe("0");
   });
 
   it("counts each key separately and honours a key's own limit", async () => {
-    const env = upstashEnv({ RATE_LIMIT: "2/10s", IMMEDIATE_DELIVERY: "false" });
+    const env = upstashEnv({ RATE_LIMIT: "2/1h", IMMEDIATE_DELIVERY: "false" });
     const generous = (
       await call(env, "POST", "/api-keys", {
-        json: { name: "bulk", permission: "sending_access", rate_limit: "5/10s" },
+        json: { name: "bulk", permission: "sending_access", rate_limit: "5/1h" },
       })
     ).body.token;
     const statuses = [];
@@ -48,7 +52,7 @@ describe.skipIf(Boolean(skip))(`rate limits${skip ? ` (skipped: ${skip})` : ""}`
   });
 
   it("costs one command per request, and none once a key is known to be over", async () => {
-    const env = upstashEnv({ RATE_LIMIT: "2/30s", IMMEDIATE_DELIVERY: "false" });
+    const env = upstashEnv({ RATE_LIMIT: "2/1h", IMMEDIATE_DELIVERY: "false" });
     const prefix = env.REDIS_KEY_PREFIX as string;
     const gateway = gatewayApi();
     await call(env, "GET", "/health");

@@ -696,7 +696,7 @@ describe("abuse protection", () => {
 describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, () => {
   it("limits submissions per client address and per form, with Retry-After", async () => {
     const e = upstashEnv({ TURNSTILE_VERIFY_URL: services().turnstile.url });
-    const { id } = await createForm({ ip_rate_limit: "2/1m", rate_limit: "3/1m" }, e);
+    const { id } = await createForm({ ip_rate_limit: "2/1h", rate_limit: "3/1h" }, e);
     const from = (ip: string) => fetchJson(id, VALID, { "cf-connecting-ip": ip }, e);
     expect((await from("198.51.100.1")).status).toBe(200);
     expect((await from("198.51.100.1")).status).toBe(200);
@@ -722,7 +722,7 @@ describe.skipIf(redis.skip)(`rate limits and cost with Upstash${redis.label}`, (
     expect(clientBucket("::ffff:198.51.100.7")).toBe("198.51.100.7");
     expect(clientBucket(undefined)).toBe("unknown");
     const e = upstashEnv({ TURNSTILE_VERIFY_URL: services().turnstile.url });
-    const { id } = await createForm({ ip_rate_limit: "1/1m" }, e);
+    const { id } = await createForm({ ip_rate_limit: "1/1h" }, e);
     const from = (ip: string) => fetchJson(id, VALID, { "cf-connecting-ip": ip }, e);
     expect((await from("2001:db8:1:2::1")).status).toBe(200);
     expect((await from("2001:db8:1:2:ffff::9")).status).toBe(429);

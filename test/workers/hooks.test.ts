@@ -711,7 +711,7 @@ describe("secrets stay out of logs", () => {
 
 describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`, () => {
   it("rate-limits each hook on its own, with Retry-After", async () => {
-    env = upstashEnv({ HOOK_RATE_LIMIT: "2/1m" });
+    env = upstashEnv({ HOOK_RATE_LIMIT: "2/1h" });
     const a = (await createHook({ type: "url_secret" })).body;
     const b = (await createHook({ type: "url_secret" })).body;
     const pathA = new URL(a.secret_url).pathname;
@@ -723,7 +723,7 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     expect((await deliver(new URL(b.secret_url).pathname, "{}")).status).toBe(202);
     // A hook's own rate_limit overrides HOOK_RATE_LIMIT.
-    const c = (await createHook({ type: "url_secret" }, { rate_limit: "1/1m" })).body;
+    const c = (await createHook({ type: "url_secret" }, { rate_limit: "1/1h" })).body;
     const pathC = new URL(c.secret_url).pathname;
     expect((await deliver(pathC, "{}")).status).toBe(202);
     expect((await deliver(pathC, "{}")).status).toBe(429);

@@ -204,6 +204,7 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
       // A form sends under the policy of the key that last saved it: a narrower key cannot widen
       // where an existing form sends by editing it.
       policy: sendingPolicy(principal.policy),
+      updated_by: principal.keyId,
       updated_at: relay.now(),
     };
     if (form.text === null && form.html === null)

@@ -193,6 +193,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       // A hook sends under the policy of the key that last saved it: a narrower key cannot
       // widen where an existing hook sends by editing it.
       policy: sendingPolicy(principal.policy),
+      updated_by: principal.keyId,
       updated_at: relay.now(),
     };
     await checkHook(relay, hook);

@@ -63,7 +63,9 @@ export interface FormRecord {
   token_key: string;
   /** The saving key's sending policy, applied to every message the form sends. */
   policy: KeyPolicy | null;
+  /** The key that created it, and the key that last saved it (whose policy it sends under). */
   created_by: string;
+  updated_by?: string;
   created_at: number;
   updated_at: number;
 }
@@ -332,6 +334,7 @@ export function formView(form: FormRecord, origin: string) {
   return {
     object: "form" as const,
     ...shown,
+    updated_by: form.updated_by ?? form.created_by,
     turnstile: form.turnstile_secret !== null,
     action_url: `${origin}/f/${form.id}`,
     start_url: `${origin}/f/${form.id}/start`,

@@ -46,7 +46,9 @@ export interface HookRecord {
   allowed_ips?: string[] | null;
   /** The creating key's sending policy, applied to every message the hook sends. */
   policy: KeyPolicy | null;
+  /** The key that created it, and the key that last saved it (whose policy it sends under). */
   created_by: string;
+  updated_by?: string;
   created_at: number;
   updated_at: number;
 }
@@ -281,6 +283,8 @@ export function hookView(hook: HookRecord, origin: string) {
     verify: hook.verify,
     rate_limit: hook.rate_limit,
     allowed_ips: hook.allowed_ips ?? null,
+    created_by: hook.created_by,
+    updated_by: hook.updated_by ?? hook.created_by,
     created_at: new Date(hook.created_at).toISOString(),
     updated_at: new Date(hook.updated_at).toISOString(),
   };

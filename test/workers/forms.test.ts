@@ -781,6 +781,20 @@ describe("documentation and configuration", () => {
     expect(() => loadConfig({ TURNSTILE_VERIFY_URL: "ftp://x" })).toThrow(/^TURNSTILE_VERIFY_URL:/);
   });
 
+  it("shows which key created a form and which saved it last, so a revoked key's forms can be found", async () => {
+    const { id } = await createForm({});
+    const editor = (
+      await call(env, "POST", "/api-keys", { json: { name: "editor", permission: "full_access" } })
+    ).body;
+    const patched = await call(env, "PATCH", `/forms/${id}`, {
+      token: editor.token,
+      json: { subject: "Edited" },
+    });
+    expect(patched.status).toBe(200);
+    const shown = (await call(env, "GET", `/forms/${id}`)).body;
+    expect(shown).toMatchObject({ created_by: "admin", updated_by: editor.id });
+  });
+
   it("checks a change like a new form: a PATCH leaving no body template, or a bad origin, is a 422", async () => {
     const { id } = await createForm();
     const none = await call(env, "PATCH", `/forms/${id}`, { json: { text: null, html: null } });

@@ -622,6 +622,24 @@ describe("managing hooks", () => {
     ).toBe(404);
   });
 
+  it("shows which key created a hook and which saved it last, so a revoked key's hooks can be found", async () => {
+    const { id } = (await createHook({ type: "url_secret" })).body;
+    const editor = (
+      await call(env, "POST", "/api-keys", { json: { name: "editor", permission: "full_access" } })
+    ).body;
+    const patched = await call(env, "PATCH", `/hooks/${id}`, {
+      token: editor.token,
+      json: { subject: "Edited" },
+    });
+    expect(patched.status).toBe(200);
+    const shown = (await call(env, "GET", `/hooks/${id}`)).body;
+    expect(shown).toMatchObject({ created_by: "admin", updated_by: editor.id });
+    const listed = (await call(env, "GET", "/hooks")).body.data;
+    expect(listed.find((h: { id: string }) => h.id === id)).toMatchObject({
+      updated_by: editor.id,
+    });
+  });
+
   it("documents the hook routes in /openapi.json", async () => {
     const res = await call(env, "GET", "/openapi.json", { token: null });
     expect(Object.keys(res.body.paths)).toEqual(

@@ -5,7 +5,7 @@ import { requireFullAccess } from "../auth/keys.ts";
 import { type KeyPolicy, validatePolicy } from "../auth/policy.ts";
 import { authenticate } from "./auth.ts";
 import { readJson, validate } from "./body.ts";
-import { ApiKeySchema, CreateApiKeySchema, ErrorSchema } from "./schemas.ts";
+import { ApiKeySchema, CreateApiKeySchema, type ErrorSchema, errorResponse } from "./schemas.ts";
 
 export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
   app.use("/api-keys", authenticate);
@@ -81,7 +81,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     request: { body: { content: { "application/json": { schema: CreateApiKeySchema } } } },
     responses: {
       201: { description: "{ id, token }" },
-      401: { description: "Not a full_access key", content: json(ErrorSchema) },
+      401: errorResponse("Not a full_access key"),
     },
   });
   r.registerPath({
@@ -101,7 +101,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bearer: [] }],
     responses: {
       201: { description: "{ id, token }" },
-      404: { description: "No such key", content: json(ErrorSchema) },
+      404: errorResponse("No such key"),
     },
   });
   r.registerPath({
@@ -111,7 +111,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bearer: [] }],
     responses: {
       200: { description: "Deleted" },
-      404: { description: "No such key", content: json(ErrorSchema) },
+      404: errorResponse("No such key"),
     },
   });
 }

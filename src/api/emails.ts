@@ -19,7 +19,7 @@ import {
   BatchResponseSchema,
   BatchSchema,
   EmailSchema,
-  ErrorSchema,
+  errorResponse,
   IdSchema,
   SendEmailSchema,
   UpdateEmailSchema,
@@ -172,30 +172,12 @@ function registerEmailDocs(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
   const security = [{ bearer: [] }];
   const errors = {
-    400: {
-      description: "Malformed body",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
-    401: {
-      description: "Missing or restricted API key",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
-    403: {
-      description: "Invalid API key",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
-    413: {
-      description: "Over a size limit",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
-    422: {
-      description: "A field is invalid (the message names it)",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
-    503: {
-      description: "Store unavailable: nothing was stored, retry",
-      content: { "application/json": { schema: ErrorSchema } },
-    },
+    400: errorResponse("Malformed body"),
+    401: errorResponse("Missing or restricted API key"),
+    403: errorResponse("Invalid API key"),
+    413: errorResponse("Over a size limit"),
+    422: errorResponse("A field is invalid (the message names it)"),
+    503: errorResponse("Store unavailable: nothing was stored, retry"),
   };
   r.registerPath({
     method: "post",

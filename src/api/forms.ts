@@ -67,7 +67,7 @@ import {
   stored,
 } from "./resource.ts";
 import type { SendEmailRequest } from "./schemas.ts";
-import { ErrorSchema } from "./schemas.ts";
+import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
 /** Forms, cached in the isolate: every public request needs one. */
@@ -533,10 +533,6 @@ function failed(
 function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
   const security = [{ bearer: [] }];
-  const error = (description: string) => ({
-    description,
-    content: { "application/json": { schema: ErrorSchema } },
-  });
   r.registerPath({
     method: "post",
     path: "/forms",
@@ -545,9 +541,9 @@ function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
     request: { body: { content: { "application/json": { schema: CreateFormSchema } } } },
     responses: {
       201: { description: "The form, with `action_url` (the page's form action)" },
-      401: error("Not a full_access key"),
-      403: error("Sender or recipients outside the key's policy"),
-      422: error("A field is invalid (the message names it)"),
+      401: errorResponse("Not a full_access key"),
+      403: errorResponse("Sender or recipients outside the key's policy"),
+      422: errorResponse("A field is invalid (the message names it)"),
     },
   });
   r.registerPath({
@@ -562,7 +558,10 @@ function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
     path: "/forms/{id}",
     summary: "Read a form, with its rejected submissions counted by reason",
     security,
-    responses: { 200: { description: "The form and `rejected`" }, 404: error("No such form") },
+    responses: {
+      200: { description: "The form and `rejected`" },
+      404: errorResponse("No such form"),
+    },
   });
   r.registerPath({
     method: "patch",
@@ -570,14 +569,14 @@ function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
     summary: "Change a form (null clears an optional setting)",
     security,
     request: { body: { content: { "application/json": { schema: UpdateFormSchema } } } },
-    responses: { 200: { description: "The form" }, 404: error("No such form") },
+    responses: { 200: { description: "The form" }, 404: errorResponse("No such form") },
   });
   r.registerPath({
     method: "delete",
     path: "/forms/{id}",
     summary: "Delete a form",
     security,
-    responses: { 200: { description: "Deleted" }, 404: error("No such form") },
+    responses: { 200: { description: "Deleted" }, 404: errorResponse("No such form") },
   });
   r.registerPath({
     method: "post",
@@ -589,12 +588,12 @@ function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
       303: {
         description: "A plain form post: to success_url, or to error_url?error=<code>&field=<name>",
       },
-      403: error("Origin not allowed"),
-      404: error("No such form"),
-      413: error("Over max_body_bytes or a field's max_bytes"),
-      415: error("Unsupported Content-Type"),
-      422: error("A field is invalid, missing, or the form was sent too fast"),
-      429: error("Over the form's or the client's rate limit"),
+      403: errorResponse("Origin not allowed"),
+      404: errorResponse("No such form"),
+      413: errorResponse("Over max_body_bytes or a field's max_bytes"),
+      415: errorResponse("Unsupported Content-Type"),
+      422: errorResponse("A field is invalid, missing, or the form was sent too fast"),
+      429: errorResponse("Over the form's or the client's rate limit"),
     },
   });
   r.registerPath({
@@ -603,7 +602,7 @@ function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
     summary: "A signed start token for the minimum fill time (put it in the _start field)",
     responses: {
       200: { description: "{ token, field, min_fill_seconds }" },
-      403: error("Origin not allowed"),
+      403: errorResponse("Origin not allowed"),
     },
   });
 }

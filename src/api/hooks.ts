@@ -10,7 +10,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
-import { requireFullAccess } from "../auth/keys.ts";
+import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
 import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
 import {
@@ -51,7 +51,7 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
-import { ErrorSchema } from "./schemas.ts";
+import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
 /** Hooks, cached in the isolate: every public request needs one. */
@@ -323,7 +323,7 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   // becomes "done" in the same store write that queues the message. A replay answers 200 without
   // queueing; a failed queueing frees the id, so the sender's retry is not taken for a replay.
   const key = `hook:${id}:${verdict.webhookId}`;
-  const hash = await bodyHash(body);
+  const hash = await sha256Hex(body);
   const held = await stored(relay, "hook.replay_guard", () =>
     relay.store.beginIdempotent(key, hash, WEBHOOK_ID_TTL_MS),
   );
@@ -343,18 +343,9 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   return c.json(response.body, 202);
 }
 
-async function bodyHash(body: Uint8Array<ArrayBuffer>): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
   const security = [{ bearer: [] }];
-  const error = (description: string) => ({
-    description,
-    content: { "application/json": { schema: ErrorSchema } },
-  });
   r.registerPath({
     method: "post",
     path: "/hooks",
@@ -363,8 +354,8 @@ function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
     request: { body: { content: { "application/json": { schema: CreateHookSchema } } } },
     responses: {
       201: { description: "The hook, with `secret` (and `secret_url` for url_secret)" },
-      401: error("Not a full_access key"),
-      422: error("A field is invalid (the message names it)"),
+      401: errorResponse("Not a full_access key"),
+      422: errorResponse("A field is invalid (the message names it)"),
     },
   });
   r.registerPath({
@@ -379,7 +370,7 @@ function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
     path: "/hooks/{id}",
     summary: "Read a hook, with its rejection counters",
     security,
-    responses: { 200: { description: "The hook" }, 404: error("No such hook") },
+    responses: { 200: { description: "The hook" }, 404: errorResponse("No such hook") },
   });
   r.registerPath({
     method: "patch",
@@ -387,21 +378,24 @@ function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
     summary: "Change a hook; a new `verify` issues a new secret, returned once",
     security,
     request: { body: { content: { "application/json": { schema: UpdateHookSchema } } } },
-    responses: { 200: { description: "The hook" }, 404: error("No such hook") },
+    responses: { 200: { description: "The hook" }, 404: errorResponse("No such hook") },
   });
   r.registerPath({
     method: "post",
     path: "/hooks/{id}/rotate",
     summary: "Replace a hook's secret at once; the new one is returned once",
     security,
-    responses: { 200: { description: "The hook, with `secret`" }, 404: error("No such hook") },
+    responses: {
+      200: { description: "The hook, with `secret`" },
+      404: errorResponse("No such hook"),
+    },
   });
   r.registerPath({
     method: "delete",
     path: "/hooks/{id}",
     summary: "Delete a hook",
     security,
-    responses: { 200: { description: "Deleted" }, 404: error("No such hook") },
+    responses: { 200: { description: "Deleted" }, 404: errorResponse("No such hook") },
   });
   r.registerPath({
     method: "post",
@@ -411,11 +405,11 @@ function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
     responses: {
       202: { description: "{ id }: the queued email" },
       200: { description: "{ id, duplicate: true }: a Standard Webhooks id seen before" },
-      400: error("The body is not JSON"),
-      401: error("Missing or invalid signature or secret"),
-      404: error("No such hook"),
-      413: error("Body over HOOK_MAX_BODY_BYTES"),
-      429: error("Over the hook's rate limit"),
+      400: errorResponse("The body is not JSON"),
+      401: errorResponse("Missing or invalid signature or secret"),
+      404: errorResponse("No such hook"),
+      413: errorResponse("Body over HOOK_MAX_BODY_BYTES"),
+      429: errorResponse("Over the hook's rate limit"),
     },
   });
 }

@@ -8,7 +8,7 @@
  */
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
-import { toHex } from "../auth/keys.ts";
+import { sha256Hex } from "../auth/keys.ts";
 import {
   ConcurrentIdempotentRequestError,
   IdempotentRequestMismatchError,
@@ -71,7 +71,7 @@ async function requestHash(c: Context, body: Uint8Array): Promise<string> {
   const all = new Uint8Array(head.byteLength + body.byteLength);
   all.set(head);
   all.set(body, head.byteLength);
-  return toHex(new Uint8Array(await crypto.subtle.digest("SHA-256", all)));
+  return sha256Hex(all);
 }
 
 function respond(c: Context, response: StoredResponse): Response {

@@ -20,7 +20,7 @@ import { EVENT_TYPES } from "../webhooks/events.ts";
 import { authenticate } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { UUID } from "./resource.ts";
-import { ErrorSchema } from "./schemas.ts";
+import { errorResponse } from "./schemas.ts";
 
 const BODY_LIMIT = 64 * 1024;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -253,7 +253,7 @@ function registerWebhookDocs(app: OpenAPIHono<AppEnv>): void {
   const r = app.openAPIRegistry;
   const security = [{ bearer: [] }];
   const json = (schema: z.ZodType) => ({ "application/json": { schema } });
-  const notFound = { description: "No such webhook", content: json(ErrorSchema) };
+  const notFound = errorResponse("No such webhook");
   r.registerPath({
     method: "post",
     path: "/webhooks",
@@ -262,7 +262,7 @@ function registerWebhookDocs(app: OpenAPIHono<AppEnv>): void {
     request: { body: { content: json(CreateWebhookSchema) } },
     responses: {
       201: { description: "{ object: 'webhook', id, signing_secret }" },
-      422: { description: "endpoint or events[i] is invalid", content: json(ErrorSchema) },
+      422: errorResponse("endpoint or events[i] is invalid"),
     },
   });
   r.registerPath({

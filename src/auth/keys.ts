@@ -25,8 +25,14 @@ export const ADMIN_KEY_ID = "admin";
 
 const encoder = new TextEncoder();
 
-export async function sha256(value: string): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(value)));
+export async function sha256(value: string | Uint8Array<ArrayBuffer>): Promise<Uint8Array> {
+  const bytes = typeof value === "string" ? encoder.encode(value) : value;
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+}
+
+/** Hex SHA-256, the form digests are stored and compared in. */
+export async function sha256Hex(value: string | Uint8Array<ArrayBuffer>): Promise<string> {
+  return toHex(await sha256(value));
 }
 
 export function toHex(bytes: Uint8Array): string {

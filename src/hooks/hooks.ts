@@ -7,6 +7,7 @@
  * can choose where mail goes or whom it claims to come from.
  */
 import { z } from "@hono/zod-openapi";
+import { sha256Hex } from "../auth/keys.ts";
 import type { KeyPolicy } from "../auth/policy.ts";
 import { ValidationError } from "../errors.ts";
 
@@ -103,13 +104,6 @@ export function checkSuppliedSecret(type: VerifyType, secret: string): void {
     );
   if (!/^[\x21-\x7e]+$/.test(secret))
     throw new ValidationError("must be printable ASCII without spaces", field);
-}
-
-export async function sha256Hex(value: string): Promise<string> {
-  const digest = new Uint8Array(
-    await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value)),
-  );
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** How a secret is kept: the value where verifying needs it, otherwise its digest. */

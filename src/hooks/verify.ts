@@ -4,8 +4,8 @@
  * outside). Secrets and signatures are compared in constant time.
  */
 import { Webhook } from "standardwebhooks";
-import { constantTimeEqual } from "../auth/keys.ts";
-import { type HookRecord, sha256Hex } from "./hooks.ts";
+import { constantTimeEqual, sha256Hex } from "../auth/keys.ts";
+import type { HookRecord } from "./hooks.ts";
 
 /** The Standard Webhooks spec's tolerance for webhook-timestamp, both ways. */
 export const STANDARD_WEBHOOKS_TOLERANCE_MS = 5 * 60 * 1000;

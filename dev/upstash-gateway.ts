@@ -52,11 +52,35 @@ export interface UpstashGateway {
   /** Commands seen (upper-cased name, then arguments), oldest first; see LOG_LIMIT. */
   commandLog: () => string[][];
   resetCounters(): void;
+  /**
+   * Adds a request fault (see `RequestFault`); faults apply in the order added, each until its
+   * `times` are used up.
+   */
+  addFault(fault: RequestFault): void;
+  /** Removes every request fault, returning how often each one struck. */
+  clearFaults(): { fault: RequestFault; struck: number }[];
   /** Stop listening and drop open connections: clients get connection refused. */
   down(): Promise<void>;
   /** Listen again on the same port. */
   up(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * A fault for requests whose commands match: some command is named `command` (when given) and has
+ * an argument containing `contains` (a key prefix, a message id, a script's SHA-1).
+ * - `drop`: the connection is dropped before Redis sees the request (the client cannot tell this
+ *   from a lost reply).
+ * - `lose-reply`: Redis runs the request, then the connection is dropped without an answer: the
+ *   client does not know that its write happened (a reply lost on the way back).
+ * Either way @upstash/redis sees a network error and retries; `times` counts matching requests.
+ */
+export interface RequestFault {
+  contains: string;
+  command?: string;
+  mode: "drop" | "lose-reply";
+  /** How many matching requests it strikes; default 1. */
+  times?: number;
 }
 
 /** Upstash's request size limit. */
@@ -250,6 +274,25 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
 
   let billed = 0;
   let log: string[][] = [];
+  let faults: { fault: RequestFault; left: number; struck: number }[] = [];
+
+  /** The fault that strikes this request, if any (and counts the strike). */
+  const strike = (commands: string[][]): RequestFault["mode"] | undefined => {
+    const hit = faults.find(
+      (f) =>
+        f.left > 0 &&
+        commands.some(
+          ([name = "", ...args]) =>
+            (f.fault.command === undefined ||
+              name.toUpperCase() === f.fault.command.toUpperCase()) &&
+            args.some((arg) => arg.includes(f.fault.contains)),
+        ),
+    );
+    if (!hit) return undefined;
+    hit.left--;
+    hit.struck++;
+    return hit.fault.mode;
+  };
 
   const record = (commands: string[][]) => {
     billed += commands.length;
@@ -389,21 +432,30 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
         throw new HttpError(400, "ERR failed to parse request body as JSON");
       }
     };
-    let answer: Json;
+    let commands: string[][];
+    let run: (commands: string[][]) => Promise<Json>;
     if (path === "" && req.method === "POST") {
-      answer = await single(parseCommand(json()), base64);
+      commands = [parseCommand(json())];
+      run = ([command]) => single(command ?? [], base64);
     } else if (path === "/pipeline" && req.method === "POST") {
-      answer = await pipeline(parseCommandList(json()), base64);
+      commands = parseCommandList(json());
+      run = (list) => pipeline(list, base64);
     } else if (path === "/multi-exec" && req.method === "POST") {
-      answer = await multiExec(parseCommandList(json()), base64);
+      commands = parseCommandList(json());
+      run = (list) => multiExec(list, base64);
     } else if (path !== "" && (req.method === "POST" || req.method === "GET")) {
       // Path form: /set/key/value, with a request body (if any) as the last argument.
       const parts = path.slice(1).split("/").map(decodeURIComponent);
       if (body.length > 0) parts.push(body.toString("utf8"));
-      answer = await single(parseCommand(parts), base64);
+      commands = [parseCommand(parts)];
+      run = ([command]) => single(command ?? [], base64);
     } else {
       throw new HttpError(405, `ERR ${req.method} ${url.pathname} is not supported`);
     }
+    const fault = strike(commands);
+    if (fault === "drop") return void res.destroy();
+    const answer = await run(commands);
+    if (fault === "lose-reply") return void res.destroy();
     send(res, 200, answer);
   };
 
@@ -431,6 +483,14 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
     resetCounters() {
       billed = 0;
       log = [];
+    },
+    addFault(fault) {
+      faults.push({ fault, left: fault.times ?? 1, struck: 0 });
+    },
+    clearFaults() {
+      const was = faults.map(({ fault, struck }) => ({ fault, struck }));
+      faults = [];
+      return was;
     },
     down: () => stopListening(server),
     async up() {
@@ -484,7 +544,8 @@ export interface GatewayControl {
  * itself is down:
  * `GET /api/commands[?contains=s]` → `{commands, matching?}` (matching: logged commands with an
  * argument containing s, to count one test's commands by its key prefix), `GET /api/command-log`,
- * `POST /api/reset-counters`, `POST /api/down`, `POST /api/up`.
+ * `POST /api/reset-counters`, `POST /api/down`, `POST /api/up`, `POST /api/faults` (body: one
+ * `RequestFault`), `DELETE /api/faults` → `{faults: [{fault, struck}]}`.
  */
 export async function startGatewayHttp(
   gateway: UpstashGateway,
@@ -515,11 +576,16 @@ export async function startGatewayHttp(
         case "POST /api/up":
           await gateway.up();
           return { ok: true };
+        case "POST /api/faults":
+          gateway.addFault(parseFault(await readJsonBody(req)));
+          return { ok: true };
+        case "DELETE /api/faults":
+          return { faults: gateway.clearFaults() as unknown as Json };
         default:
           throw new HttpError(404, `no route ${route}`);
       }
     };
-    req.resume();
+    if (route !== "POST /api/faults") req.resume();
     run().then(
       (body) => send(res, 200, body),
       (error: Error) =>
@@ -531,6 +597,34 @@ export async function startGatewayHttp(
     url: `http://${urlHost(host)}:${port}`,
     port,
     close: () => stopListening(server),
+  };
+}
+
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) chunks.push(chunk as Buffer);
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString("utf8") || "null");
+  } catch {
+    throw new HttpError(400, "the body is not JSON");
+  }
+}
+
+function parseFault(value: unknown): RequestFault {
+  const f = value as Partial<RequestFault> | null;
+  if (!f || typeof f.contains !== "string" || f.contains === "")
+    throw new HttpError(400, "contains: a non-empty string is required");
+  if (f.mode !== "drop" && f.mode !== "lose-reply")
+    throw new HttpError(400, 'mode: must be "drop" or "lose-reply"');
+  if (f.times !== undefined && (!Number.isInteger(f.times) || f.times < 1))
+    throw new HttpError(400, "times: must be a positive integer");
+  if (f.command !== undefined && typeof f.command !== "string")
+    throw new HttpError(400, "command: must be a string");
+  return {
+    contains: f.contains,
+    mode: f.mode,
+    ...(f.times !== undefined ? { times: f.times } : {}),
+    ...(f.command !== undefined ? { command: f.command } : {}),
   };
 }
 

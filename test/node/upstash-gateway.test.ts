@@ -280,6 +280,28 @@ describe.skipIf(redisRequired.skip)(`Upstash gateway${redisRequired.label}`, () 
     expect(await redis.get(key("k"))).toBe("before");
     expect(new URL(gateway.url).port).toBe(String(gateway.port));
   });
+
+  it("drops a matching request unseen, or runs it and loses the reply, as many times as asked", async () => {
+    // `retry: false` still makes a second attempt in @upstash/redis 1.x; zero retries is one try.
+    const redis = client({ retry: { retries: 0 } });
+    try {
+      gateway.addFault({ contains: key("dropped"), mode: "drop" });
+      gateway.addFault({ contains: key("lost"), command: "INCR", mode: "lose-reply", times: 2 });
+      await expect(redis.set(key("dropped"), "x")).rejects.toThrow();
+      // Dropped before Redis saw it: nothing was written.
+      expect(await direct.get(key("dropped"))).toBeNull();
+      // Lost replies: the client errs both times, yet each INCR ran.
+      await expect(redis.incr(key("lost"))).rejects.toThrow();
+      await expect(redis.incr(key("lost"))).rejects.toThrow();
+      expect(await direct.get(key("lost"))).toBe("2");
+      // Used up: the next one is answered, and other commands never matched.
+      expect(await redis.incr(key("lost"))).toBe(3);
+      expect(await redis.set(key("dropped"), "y")).toBe("OK");
+      expect(gateway.clearFaults().map((f) => f.struck)).toEqual([1, 2]);
+    } finally {
+      gateway.clearFaults();
+    }
+  });
 });
 
 describe.skipIf(redisRequired.skip)(

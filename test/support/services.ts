@@ -7,8 +7,9 @@
  */
 import { inject } from "vitest";
 import type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage } from "../../dev/smtp-sink.ts";
+import type { RequestFault } from "../../dev/upstash-gateway.ts";
 
-export type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage };
+export type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage, RequestFault };
 
 export type SinkName = "plain" | "starttls" | "implicit";
 
@@ -193,6 +194,14 @@ export interface GatewayApi {
   /** Commands seen, each as [NAME, ...args] (long arguments are shortened). */
   commandLog(): Promise<string[][]>;
   resetCounters(): Promise<void>;
+  /**
+   * Strike requests whose commands match (see RequestFault in dev/upstash-gateway.ts): drop them
+   * unseen, or run them and lose the reply. The fault list is shared by test files running at the
+   * same time: match on the test's own key prefix or message id.
+   */
+  addFault(fault: RequestFault): Promise<void>;
+  /** Remove every fault; returns how often each struck. */
+  clearFaults(): Promise<{ fault: RequestFault; struck: number }[]>;
   /** Stop listening: Upstash clients get connection refused until up(). */
   down(): Promise<void>;
   up(): Promise<void>;
@@ -215,6 +224,15 @@ export function gatewayApi(): GatewayApi {
     resetCounters: async () => {
       await call(base(), "POST", "/api/reset-counters");
     },
+    addFault: async (fault) => {
+      await call(base(), "POST", "/api/faults", fault);
+    },
+    clearFaults: async () =>
+      (
+        (await call(base(), "DELETE", "/api/faults")) as {
+          faults: { fault: RequestFault; struck: number }[];
+        }
+      ).faults,
     down: async () => {
       await call(base(), "POST", "/api/down");
     },

@@ -234,7 +234,9 @@ export class MemoryStore implements RelayStore {
     if (!slot) return "missing";
     if ("token" in guard) {
       // A repeat of the commit last applied: done already, nothing to write or queue again.
-      if (slot.token !== guard.token) return slot.committedToken === guard.token ? "ok" : "conflict";
+      if (slot.token !== guard.token) {
+        return slot.committedToken === guard.token ? "ok" : "conflict";
+      }
     } else {
       const leased = slot.token !== "" && (slot.entry.leasedUntil ?? 0) > guard.now;
       if (leased || slot.entry.version !== guard.version) return "conflict";

@@ -13,8 +13,9 @@
  *   every other string, inside arrays without exception, so binary and UTF-8 values survive JSON.
  * - Redis errors are HTTP 400 `{"error":"<Redis error text>"}`; inside a pipeline they are entries
  *   `{"error": ...}` next to the `{"result": ...}` of the commands that worked.
- * - Refusals: blocking commands, WATCH, pub/sub and MONITOR do not exist over REST; bodies over
- *   10 MB are 413.
+ * - Refusals: blocking commands, WATCH, pub/sub and MONITOR do not exist over REST; request
+ *   bodies over 10 MB are 413, and an answer over 10 MB is replaced by an error (the command has
+ *   run by then: a script's writes stay).
  * - Billing: every command counts, each one inside a pipeline or transaction too, EVAL/EVALSHA as
  *   one. `commands()` is that count, so tests can pin what a code path costs.
  *
@@ -83,8 +84,14 @@ export interface RequestFault {
   times?: number;
 }
 
-/** Upstash's request size limit. */
-export const MAX_REQUEST_BYTES = 10 * 1024 * 1024;
+/**
+ * Upstash's size limit for one request and for one response. Its docs state "max request size
+ * which is 10MB" (https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded); we read "10MB" as 10,000,000 bytes, the
+ * stricter of the two readings, and apply it to responses as well, so that a client that fits
+ * here fits there.
+ */
+export const MAX_REQUEST_BYTES = 10_000_000;
+export const MAX_RESPONSE_BYTES = 10_000_000;
 
 // The log is for assertions on small commands; keep memory bounded when a long development session
 // or a test stores megabyte bodies.
@@ -206,7 +213,10 @@ function isRedisReplyError(error: unknown): boolean {
 }
 
 function send(res: ServerResponse, status: number, body: Json): void {
-  const text = JSON.stringify(body);
+  sendText(res, status, JSON.stringify(body));
+}
+
+function sendText(res: ServerResponse, status: number, text: string): void {
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(text),
@@ -456,7 +466,15 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
     if (fault === "drop") return void res.destroy();
     const answer = await run(commands);
     if (fault === "lose-reply") return void res.destroy();
-    send(res, 200, answer);
+    const text = JSON.stringify(answer);
+    if (Buffer.byteLength(text) > MAX_RESPONSE_BYTES) {
+      // The text is our guess: Upstash documents the limit, not the answer that enforces it. An
+      // HTTP 400 with an error is what it answers for every other refused request.
+      return send(res, 400, {
+        error: `ERR max response size exceeded. Limit: ${MAX_RESPONSE_BYTES} bytes, response: ${Buffer.byteLength(text)} bytes`,
+      });
+    }
+    sendText(res, 200, text);
   };
 
   const server = createServer((req, res) => {

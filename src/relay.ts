@@ -207,6 +207,7 @@ export class Relay {
     try {
       while (this.now() - started < this.config.runBudgetMs) {
         let claimed: ClaimedEntry[];
+        let more: boolean;
         try {
           const run = await this.store.claimRun(
             this.now(),
@@ -214,6 +215,9 @@ export class Relay {
             this.config.leaseMs,
           );
           claimed = run.entries;
+          // A short batch means the queue has nothing more due, unless the claim stopped at its
+          // byte budget (large messages): then more are due now.
+          more = claimed.length === this.config.batchSize || run.stoppedAtBudget;
           eventsDue = Math.max(eventsDue, run.eventsDue);
         } catch (err) {
           this.log.error("store.unavailable", { op: "claim", error: String(err) });
@@ -225,7 +229,7 @@ export class Relay {
           report,
           await deliverClaimed(claimed, this.#deliveryContext(transport)),
         );
-        if (claimed.length < this.config.batchSize) break;
+        if (!more) break;
       }
     } finally {
       await transport.close();

@@ -10,6 +10,17 @@ import type { ClaimedEntry } from "../store/types.ts";
 import { deliveryEvents, type EventDraft } from "../webhooks/events.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
 
+/**
+ * A write-back that failed (the store unreachable for a moment) is tried again while the lease
+ * has more than this left: a commit must land before another run can claim the message, or that
+ * run sends it a second time. It covers one commit with the store client's own retries (three
+ * attempts, 100 and 200 ms apart) and the network time of each.
+ */
+export const WRITE_BACK_LEASE_MARGIN_MS = 2_000;
+/** The first pause before a write-back is tried again; it doubles up to the ceiling. */
+const WRITE_BACK_FIRST_PAUSE_MS = 250;
+const WRITE_BACK_MAX_PAUSE_MS = 4_000;
+
 export interface DeliveryContext {
   store: RelayStore;
   transport: SmtpTransport;
@@ -167,6 +178,12 @@ function keepLease(entry: ClaimedEntry, ctx: DeliveryContext): () => void {
   };
 }
 
+/**
+ * Writes an attempt's outcome back. The server has answered, so an outcome that is not written
+ * means the message comes back after its lease and is sent again: a failed commit is retried with
+ * a short backoff while the lease has room (WRITE_BACK_LEASE_MARGIN_MS). A commit that failed may
+ * still have been applied (its reply lost); the store answers "ok" to a repeat of it.
+ */
 async function writeBack(
   entry: ClaimedEntry,
   state: ClaimedEntry["state"],
@@ -176,14 +193,39 @@ async function writeBack(
   report: DeliveryReport,
 ): Promise<void> {
   const { message } = entry;
-  try {
-    const result = await ctx.store.commit(message.id, { token: entry.token }, state, next, events);
-    if (result !== "ok") {
-      report.unrecorded++;
-      ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
+  let pause = WRITE_BACK_FIRST_PAUSE_MS;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const result = await ctx.store.commit(
+        message.id,
+        { token: entry.token },
+        state,
+        next,
+        events,
+      );
+      if (result !== "ok") {
+        report.unrecorded++;
+        ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
+      }
+      return;
+    } catch (err) {
+      const until = entry.leasedUntil;
+      if (until === null || ctx.now() + pause + WRITE_BACK_LEASE_MARGIN_MS > until) {
+        report.unrecorded++;
+        ctx.log.error("delivery.commit_failed", {
+          email_id: message.id,
+          attempts: attempt,
+          error: String(err),
+        });
+        return;
+      }
+      ctx.log.warn("delivery.commit_retry", {
+        email_id: message.id,
+        attempt,
+        error: String(err),
+      });
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(2 * pause, WRITE_BACK_MAX_PAUSE_MS);
     }
-  } catch (err) {
-    report.unrecorded++;
-    ctx.log.error("delivery.commit_failed", { email_id: message.id, error: String(err) });
   }
 }

@@ -41,7 +41,10 @@ export function applyOutcomes(
   next: NextStep;
   counts: { delivered: number; failed: number; deferred: number };
 } {
-  const expired = now - message.createdAt >= policy.maxQueueAgeMs;
+  // Queue age counts from when the message became due: a message scheduled days ahead has not
+  // been waiting for delivery all that time.
+  const dueSince = Math.max(message.createdAt, state.scheduledAt ?? message.createdAt);
+  const expired = now - dueSince >= policy.maxQueueAgeMs;
   const byAddress = new Map(outcomes.map((o) => [o.address.toLowerCase(), o]));
   let delivered = 0;
   let failed = 0;

@@ -22,7 +22,7 @@ import type {
   RelayStore,
   WriteGuard,
 } from "./store.ts";
-import { newLeaseToken } from "./store.ts";
+import { CLAIM_BUDGET_BYTES, claimEntryBytes, newLeaseToken } from "./store.ts";
 import type { ApiKeyRecord, ClaimedEntry, DeliveryState, StoredEntry } from "./types.ts";
 
 interface Slot {
@@ -30,6 +30,8 @@ interface Slot {
   /** Score in the queue: due time, or lease end while leased. Null once finished. */
   dueAt: number | null;
   token: string;
+  /** The token of the last token-guarded commit applied, so a repeat of it is known. */
+  committedToken: string;
   expiresAt: number | null;
 }
 
@@ -54,6 +56,26 @@ const EVENT_LOG_MAX = 1000;
 /** Values are copied in and out, as a network store would: callers never share state with it. */
 const copy = <T>(value: T): T => structuredClone(value);
 
+/** Bytes of a string's UTF-8 form: what Redis stores, and what HSTRLEN counts, for it. */
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // A surrogate pair (two code units) is one 4-byte character.
+    n += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+  }
+  return n;
+}
+
+/** What a claim's answer would carry for this entry, as the Upstash driver counts it. */
+function entryBytes(entry: StoredEntry): number {
+  return claimEntryBytes(
+    utf8Length(JSON.stringify(entry.message)),
+    utf8Length(entry.raw),
+    utf8Length(JSON.stringify(entry.state)),
+  );
+}
+
 export class MemoryStore implements RelayStore {
   readonly #slots = new Map<string, Slot>();
   readonly #keys = new Map<string, ApiKeyRecord>();
@@ -65,6 +87,7 @@ export class MemoryStore implements RelayStore {
   readonly #counters = new Map<string, Record<string, number>>();
   readonly #seen = new Map<string, number>();
   readonly #now: () => number;
+  readonly #claimBudgetBytes: number;
   /** Enabled endpoint id -> the event types it wants. */
   readonly #subs = new Map<string, string[]>();
   readonly #failing = new Map<string, number>();
@@ -75,8 +98,9 @@ export class MemoryStore implements RelayStore {
   readonly #eventLogs = new Map<string, { id: string; createdAt: number }[]>();
   #eventsQueued = 0;
 
-  constructor(options: { now?: () => number } = {}) {
+  constructor(options: { now?: () => number; claimBudgetBytes?: number } = {}) {
     this.#now = options.now ?? Date.now;
+    this.#claimBudgetBytes = options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES;
   }
 
   async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
@@ -129,6 +153,9 @@ export class MemoryStore implements RelayStore {
   }
 
   async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+    // The same entries again: stored already (as the Upstash script tells a repeat).
+    const first = entries[0];
+    if (first && this.#slots.has(first.message.id)) return;
     if (idempotency) {
       this.#idempotency.set(idempotency.key, {
         state: { kind: "done", hash: idempotency.hash, response: copy(idempotency.response) },
@@ -146,6 +173,7 @@ export class MemoryStore implements RelayStore {
         },
         dueAt: e.lease ? e.lease.until : e.dueAt,
         token: e.lease?.token ?? "",
+        committedToken: "",
         expiresAt: null,
       });
     }
@@ -156,25 +184,42 @@ export class MemoryStore implements RelayStore {
     now: number,
     limit: number,
     leaseMs: number,
-  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }> {
-    const entries = await this.claim(now, limit, leaseMs);
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number; stoppedAtBudget: boolean }> {
+    const claimed = this.#claim(now, limit, leaseMs);
     const eventsDue = [...this.#eventQueue.values()].filter((at) => at <= now).length;
-    return { entries, eventsDue };
+    return { ...claimed, eventsDue };
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]> {
+    return this.#claim(now, limit, leaseMs).entries;
+  }
+
+  #claim(
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): { entries: ClaimedEntry[]; stoppedAtBudget: boolean } {
     this.#purge();
     const due = [...this.#slots.values()]
       .filter((s): s is Slot & { dueAt: number } => s.dueAt !== null && s.dueAt <= now)
       .sort((a, b) => a.dueAt - b.dueAt)
       .slice(0, limit);
     const token = newLeaseToken();
-    return due.map((slot) => {
+    const entries: ClaimedEntry[] = [];
+    let used = 0;
+    for (const slot of due) {
+      // Within the byte budget, but the first is taken however large (see the Upstash CLAIM).
+      const size = entryBytes(slot.entry);
+      if (entries.length > 0 && used + size > this.#claimBudgetBytes) {
+        return { entries, stoppedAtBudget: true };
+      }
+      used += size;
       slot.dueAt = now + leaseMs;
       slot.token = token;
       slot.entry.leasedUntil = now + leaseMs;
-      return { ...copy(slot.entry), token };
-    });
+      entries.push({ ...copy(slot.entry), token });
+    }
+    return { entries, stoppedAtBudget: false };
   }
 
   async commit(
@@ -188,7 +233,10 @@ export class MemoryStore implements RelayStore {
     const slot = this.#slots.get(id);
     if (!slot) return "missing";
     if ("token" in guard) {
-      if (slot.token !== guard.token) return "conflict";
+      // A repeat of the commit last applied: done already, nothing to write or queue again.
+      if (slot.token !== guard.token) {
+        return slot.committedToken === guard.token ? "ok" : "conflict";
+      }
     } else {
       const leased = slot.token !== "" && (slot.entry.leasedUntil ?? 0) > guard.now;
       if (leased || slot.entry.version !== guard.version) return "conflict";
@@ -197,6 +245,7 @@ export class MemoryStore implements RelayStore {
     slot.entry.version += 1;
     slot.entry.leasedUntil = null;
     slot.token = "";
+    slot.committedToken = "token" in guard ? guard.token : "";
     if (next.kind === "due") {
       slot.dueAt = next.at;
     } else {

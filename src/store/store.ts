@@ -63,27 +63,35 @@ export interface IdempotencyRecord {
 export interface RelayStore {
   /**
    * Stores new messages atomically: all of them or none, together with the request's idempotency
-   * record when there is one. Throws if the store is unreachable.
+   * record when there is one. Throws if the store is unreachable. Idempotent: the same entries
+   * again (a retry after a lost reply) store and queue nothing more.
    */
   enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void>;
   /** Claims an idempotency key for a request in flight (one command), or reports what it holds. */
   beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState>;
   /** Releases a claimed key whose request failed, so the client may retry with the same key. */
   abandonIdempotent(key: string): Promise<void>;
-  /** Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first. */
+  /**
+   * Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first, and no more
+   * than fit in the claim's byte budget (`CLAIM_BUDGET_BYTES`); the first due message is taken
+   * even when it alone is over the budget. Messages left out stay due and unleased.
+   */
   claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]>;
   /**
    * `claim`, also telling how many webhook event chains are due (in the same command, so an idle
-   * scheduled run stays at one command).
+   * scheduled run stays at one command), and whether the claim stopped at its byte budget (see
+   * `CLAIM_BUDGET_BYTES`) with due messages left unclaimed: then the caller claims again.
    */
   claimRun(
     now: number,
     limit: number,
     leaseMs: number,
-  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }>;
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number; stoppedAtBudget: boolean }>;
   /**
    * Writes a new state and releases the lease, if `guard` still holds; `events` are queued for
    * the subscribed webhook endpoints in the same atomic step, and only if the write succeeds.
+   * A token-guarded commit is idempotent: repeated with the token of the commit last applied to
+   * the message (a retry after a lost reply), it answers "ok" and changes nothing.
    */
   commit(
     id: string,
@@ -215,6 +223,36 @@ export type EventCommitResult =
 
 /** The kinds of record `putRecord` and friends keep. */
 export type RecordKind = "form" | "hook" | "webhook";
+
+/**
+ * Upstash's size limit for one response, as for one request: "max request size which is 10MB"
+ * (docs: https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded), read as
+ * 10,000,000 bytes, the stricter reading. A claim whose answer is larger fails after it has set
+ * its leases.
+ */
+export const UPSTASH_MAX_RESPONSE_BYTES = 10_000_000;
+
+/**
+ * The largest answer one claim may make, as estimated by `claimEntryBytes`: what bounds a batch
+ * is its REST response (under UPSTASH_MAX_RESPONSE_BYTES, with 1 MB to spare for what the
+ * estimate leaves out) and the Worker's 128 MB, which holds the batch's raw messages as strings
+ * and each one again as bytes while it is sent.
+ */
+export const CLAIM_BUDGET_BYTES = UPSTASH_MAX_RESPONSE_BYTES - 1_000_000;
+
+/** Per message in a claim's answer: its id, version, lease end and the JSON around them. */
+export const CLAIM_ENTRY_OVERHEAD = 256;
+
+/**
+ * What one claimed message adds to the claim's answer, from the stored sizes (UTF-8 bytes) of its
+ * metadata, raw and state: @upstash/redis asks for `Upstash-Encoding: base64`, so each string
+ * travels as base64, 4 characters per 3 bytes. The raw is stored as the UTF-8 of a latin1 string,
+ * so each byte >= 0x80 takes two. The Upstash script computes the same from HSTRLEN.
+ */
+export function claimEntryBytes(metaBytes: number, rawBytes: number, stateBytes: number): number {
+  const b64 = (n: number) => 4 * Math.ceil(n / 3);
+  return b64(metaBytes) + b64(rawBytes) + b64(stateBytes) + CLAIM_ENTRY_OVERHEAD;
+}
 
 /** A fresh, unguessable lease token. */
 export function newLeaseToken(): string {

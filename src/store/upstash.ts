@@ -4,7 +4,8 @@
  * Layout (all under the configured prefix, default "relay:"):
  *   q        sorted set: message id -> when it is next due (ms), or when its lease ends
  *   m:<id>   hash: m = metadata JSON, r = raw message, s = state JSON, v = version,
- *            l = lease token ("" when free), lu = lease end (ms)
+ *            l = lease token ("" when free), lu = lease end (ms), ct = token of the last
+ *            token-guarded commit (so a repeat of it is known)
  *   keys     hash: key id -> key record JSON (for listing)
  *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
  *   idem:<key id>:<Idempotency-Key>  string: {hash, state, response} JSON, expiring after 24 h
@@ -46,7 +47,7 @@ import type {
   RelayStore,
   WriteGuard,
 } from "./store.ts";
-import { newLeaseToken } from "./store.ts";
+import { CLAIM_BUDGET_BYTES, CLAIM_ENTRY_OVERHEAD, newLeaseToken } from "./store.ts";
 import type {
   ApiKeyRecord,
   ClaimedEntry,
@@ -94,9 +95,13 @@ end
 // ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), now, then per
 // message: id, meta, raw, state, score, leaseToken, leaseUntil; then the events (see FANOUT).
 // Returns the number of event deliveries queued.
+// @upstash/redis re-sends a request after a network error, so this can run twice with the same
+// arguments. Message ids are new for every accept, so an existing first message means this
+// script ran already: the repeat writes nothing and queues no event a second time.
 const ENQUEUE = `${FANOUT}
 local prefix = ARGV[1]
 local n = tonumber(ARGV[2])
+if n > 0 and redis.call('EXISTS', prefix .. 'm:' .. ARGV[7]) == 1 then return 0 end
 if ARGV[3] ~= '' then
   redis.call('SET', prefix .. 'idem:' .. ARGV[3], ARGV[4], 'PX', ARGV[5])
 end
@@ -110,45 +115,70 @@ end
 return fanout(prefix, 7 + n * 7, ARGV[6])
 `;
 
-// ARGV: prefix, now, limit, leaseMs, token. Returns {{id, meta, raw, state, version, leaseUntil}...,
-// due event chains}: the count rides along so an idle run needs no second command.
+// ARGV: prefix, now, limit, leaseMs, token, byte budget. Returns {{id, meta, raw, state, version,
+// leaseUntil}..., due event chains, 1 when it stopped at the budget (else 0)}: the count rides
+// along so an idle run needs no second command.
+// The answer must stay within Upstash's response limit: sizes are read first (HSTRLEN, O(1)) and
+// a message is taken only while the estimated answer (claimEntryBytes) fits the budget, except
+// the first, which is taken alone however large, so no message is ever passed over. Those left
+// out are not leased: they stay due for the next claim.
 const CLAIM = `
+local function entryBytes(m, r, s)
+  local function b64(n) return 4 * math.ceil(n / 3) end
+  return b64(m) + b64(r) + b64(s) + ${CLAIM_ENTRY_OVERHEAD}
+end
 local prefix = ARGV[1]
 local now = tonumber(ARGV[2])
 local untilMs = now + tonumber(ARGV[4])
+local budget = tonumber(ARGV[6])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
+local used = 0
+local stopped = 0
 for _, id in ipairs(ids) do
   local k = prefix .. 'm:' .. id
-  local v = redis.call('HMGET', k, 'm', 'r', 's', 'v')
-  if v[1] then
+  local m = redis.call('HSTRLEN', k, 'm')
+  if m == 0 then
+    -- The record expired or was removed: drop the orphaned queue entry.
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local size = entryBytes(m, redis.call('HSTRLEN', k, 'r'), redis.call('HSTRLEN', k, 's'))
+    if #out > 0 and used + size > budget then
+      stopped = 1
+      break
+    end
+    used = used + size
+    local v = redis.call('HMGET', k, 'm', 'r', 's', 'v')
     redis.call('ZADD', KEYS[1], untilMs, id)
     redis.call('HSET', k, 'l', ARGV[5], 'lu', untilMs)
     out[#out + 1] = {id, v[1], v[2], v[3], v[4], tostring(untilMs)}
-  else
-    -- The record expired or was removed: drop the orphaned queue entry.
-    redis.call('ZREM', KEYS[1], id)
   end
 end
-return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now)}
+return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now), stopped}
 `;
 
 // KEYS: queue, message. ARGV: id, token ("" for a version guard), version, now, state,
 // next ("due" | "done"), dueAt or retainMs, prefix, now (for events), then the events (see
 // FANOUT).
 // Returns {1, deliveries queued} ok, 0 conflict, -1 missing.
+// A token-guarded commit may run twice (a lost reply, re-sent by @upstash/redis or by the
+// delivery's own retry): the token it applied is kept in ct, and a repeat with it answers ok
+// without writing or queueing its events again.
 const COMMIT = `${FANOUT}
 local k = KEYS[2]
-local h = redis.call('HMGET', k, 'v', 'l', 'lu')
+local h = redis.call('HMGET', k, 'v', 'l', 'lu', 'ct')
 if not h[1] then return -1 end
 if ARGV[2] ~= '' then
-  if h[2] ~= ARGV[2] then return 0 end
+  if h[2] ~= ARGV[2] then
+    if h[4] == ARGV[2] then return {1, 0} end
+    return 0
+  end
 else
   if (h[2] and h[2] ~= '' and tonumber(h[3] or '0') > tonumber(ARGV[4])) or h[1] ~= ARGV[3] then
     return 0
   end
 end
-redis.call('HSET', k, 's', ARGV[5], 'v', tonumber(h[1]) + 1, 'l', '', 'lu', 0)
+redis.call('HSET', k, 's', ARGV[5], 'v', tonumber(h[1]) + 1, 'l', '', 'lu', 0, 'ct', ARGV[2])
 if ARGV[6] == 'due' then
   redis.call('ZADD', KEYS[1], ARGV[7], ARGV[1])
 else
@@ -341,6 +371,8 @@ export interface UpstashStoreOptions {
   prefix: string;
   /** Network retries inside @upstash/redis before a call fails (and the API answers 503). */
   retries?: number;
+  /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
+  claimBudgetBytes?: number;
 }
 
 export class UpstashStore implements RelayStore {
@@ -372,7 +404,7 @@ export class UpstashStore implements RelayStore {
     this.#prefix = options.prefix;
     this.#options = options;
     this.#enqueue = this.#redis.createScript<number>(ENQUEUE);
-    this.#claim = this.#redis.createScript<[string[][], number]>(CLAIM);
+    this.#claim = this.#redis.createScript<[string[][], number, number]>(CLAIM);
     this.#commit = this.#redis.createScript<number | [number, number]>(COMMIT);
     this.#touch = this.#redis.createScript<number>(TOUCH_KEY);
     this.#renew = this.#redis.createScript<number>(RENEW);
@@ -454,11 +486,18 @@ export class UpstashStore implements RelayStore {
     now: number,
     limit: number,
     leaseMs: number,
-  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number }> {
+  ): Promise<{ entries: ClaimedEntry[]; eventsDue: number; stoppedAtBudget: boolean }> {
     const token = newLeaseToken();
-    const [rows, eventsDue] = await this.#claim.exec(
+    const [rows, eventsDue, stopped] = await this.#claim.exec(
       [`${this.#prefix}q`],
-      [this.#prefix, String(now), String(limit), String(leaseMs), token],
+      [
+        this.#prefix,
+        String(now),
+        String(limit),
+        String(leaseMs),
+        token,
+        String(this.#options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES),
+      ],
     );
     const entries = rows.map(([, meta, raw, state, version, until]) => ({
       message: JSON.parse(String(meta)) as QueuedMessage,
@@ -468,7 +507,7 @@ export class UpstashStore implements RelayStore {
       leasedUntil: Number(until),
       token,
     }));
-    return { entries, eventsDue: Number(eventsDue) };
+    return { entries, eventsDue: Number(eventsDue), stoppedAtBudget: Number(stopped) === 1 };
   }
 
   async commit(

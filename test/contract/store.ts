@@ -11,8 +11,8 @@ import type { EventDraft, EventType } from "../../src/webhooks/events.ts";
 
 export interface StoreFactory {
   name: string;
-  /** A fresh, empty store (e.g. a new key prefix). */
-  make: () => RelayStore;
+  /** A fresh, empty store (e.g. a new key prefix), with a small claim budget when asked. */
+  make: (options?: { claimBudgetBytes?: number }) => RelayStore;
   skip?: string | false;
 }
 
@@ -158,13 +158,14 @@ export function describeStoreContract(factory: StoreFactory): void {
             at: 90_000,
           }),
         ).toBe("ok");
-        // The lease is released and the token spent.
+        // The lease is released; the same commit again (a retry after a lost reply) is known as
+        // done and changes nothing.
         expect(
           await store.commit(e.message.id, { token: claimed.token }, state, {
             kind: "due",
-            at: 90_000,
+            at: 10,
           }),
-        ).toBe("conflict");
+        ).toBe("ok");
         const got = await store.get(e.message.id);
         expect(got?.state.attempts).toBe(1);
         expect(got?.version).toBe(2);
@@ -290,6 +291,134 @@ export function describeStoreContract(factory: StoreFactory): void {
         expect((await store.claim(95_000, 10, 30_000)).map((c) => c.message.id)).toEqual([
           e.message.id,
         ]);
+      });
+
+      it("claims within its byte budget, leaving the rest due and unleased, and says it stopped", async () => {
+        // About 9.3 kB of answer each (8 kB of base64 raw): two fit in 20 kB, three do not.
+        const store = factory.make({ claimBudgetBytes: 20_000 });
+        const body = (n: number) => `Subject: big\r\n\r\n${"a".repeat(n)}\r\n`;
+        const [a, b, c] = [1_000, 2_000, 3_000].map((dueAt) =>
+          newEntry({ dueAt, raw: body(6_000) }),
+        );
+        if (!a || !b || !c) throw new Error("no entries");
+        for (const e of [c, a, b]) await store.enqueue([e]);
+        const first = await store.claimRun(10_000, 10, 30_000);
+        expect(first.entries.map((x) => x.message.id)).toEqual([a.message.id, b.message.id]);
+        expect(first.stoppedAtBudget).toBe(true);
+        expect(first.entries[1]?.raw).toBe(b.raw);
+        expect((await store.get(c.message.id))?.leasedUntil).toBeNull();
+        const second = await store.claimRun(10_000, 10, 30_000);
+        expect(second.entries.map((x) => x.message.id)).toEqual([c.message.id]);
+        expect(second.stoppedAtBudget).toBe(false);
+        // The limit still ends a claim before the budget does, and then it did not stop at it.
+        const small = [newEntry({ dueAt: 4_000 }), newEntry({ dueAt: 5_000 })];
+        await store.enqueue(small);
+        const limited = await store.claimRun(10_000, 1, 30_000);
+        expect(limited.entries.map((x) => x.message.id)).toEqual([small[0]?.message.id]);
+        expect(limited.stoppedAtBudget).toBe(false);
+      });
+
+      it("claims a message over the byte budget alone rather than passing it over", async () => {
+        const store = factory.make({ claimBudgetBytes: 20_000 });
+        const huge = newEntry({ dueAt: 1_000, raw: `Subject: huge\r\n\r\n${"h".repeat(40_000)}` });
+        const next = newEntry({ dueAt: 2_000 });
+        await store.enqueue([huge]);
+        await store.enqueue([next]);
+        const first = await store.claimRun(10_000, 10, 30_000);
+        expect(first.entries.map((x) => x.message.id)).toEqual([huge.message.id]);
+        expect(first.entries[0]?.raw).toBe(huge.raw);
+        expect(first.stoppedAtBudget).toBe(true);
+        const second = await store.claimRun(10_000, 10, 30_000);
+        expect(second.entries.map((x) => x.message.id)).toEqual([next.message.id]);
+      });
+
+      it("counts a raw byte over 0x7f as the two bytes it is stored as", async () => {
+        // 4,000 bytes of é: 8,000 stored bytes, 10.7 kB of base64 each, so one per 20 kB claim;
+        // as many ASCII bytes would fit two.
+        const store = factory.make({ claimBudgetBytes: 20_000 });
+        const eight = [1_000, 2_000].map((dueAt) =>
+          newEntry({ dueAt, raw: `Subject: 8bit\r\n\r\n${"\u00e9".repeat(4_000)}` }),
+        );
+        await store.enqueue(eight);
+        const first = await store.claimRun(10_000, 10, 30_000);
+        expect(first.entries.map((x) => x.message.id)).toEqual([eight[0]?.message.id]);
+        expect(first.stoppedAtBudget).toBe(true);
+        const ascii = [3_000, 4_000].map((dueAt) =>
+          newEntry({ dueAt, raw: `Subject: 7bit\r\n\r\n${"e".repeat(4_000)}` }),
+        );
+        await store.enqueue(ascii);
+        const rest = await store.claimRun(10_000, 10, 30_000);
+        expect(rest.entries.map((x) => x.message.id)).toEqual([
+          eight[1]?.message.id,
+          ascii[0]?.message.id,
+        ]);
+      });
+
+      it("stores and queues nothing more when the same enqueue runs again (a retried request)", async () => {
+        const store = factory.make();
+        const [ep1, ep2] = [crypto.randomUUID(), crypto.randomUUID()];
+        await store.putWebhook(ep1, endpoint(ep1), ["email.sent"]);
+        await store.putWebhook(ep2, endpoint(ep2), ["email.sent"]);
+        const e = newEntry({ dueAt: 1_000 });
+        const entries = [{ ...e, events: [eventDraft("email.sent", e.message.id)] }];
+        await store.enqueue(entries);
+        // Claimed between the two runs: the repeat must not release the lease either.
+        const [claimed] = await store.claim(2_000, 10, 30_000);
+        expect(claimed?.message.id).toBe(e.message.id);
+        await store.enqueue(entries);
+        expect(await store.claim(3_000, 10, 30_000)).toEqual([]);
+        expect((await store.get(e.message.id))?.version).toBe(1);
+        // One event per endpoint; once each is sent, nothing is left to send.
+        const events = await claimOne(store);
+        expect(events.map((x) => x.endpointId).sort()).toEqual([ep1, ep2].sort());
+        for (const ev of events) {
+          await store.commitEvent(ev, { kind: "success", attempts: [], now: 1, retainMs: 60_000 });
+        }
+        expect(await claimOne(store, Date.now() + 60_000)).toEqual([]);
+      });
+
+      it("answers ok to a repeat of the commit last applied, without writing or queueing its events again", async () => {
+        const store = factory.make();
+        const ep = crypto.randomUUID();
+        await store.putWebhook(ep, endpoint(ep), ["email.delivered"]);
+        const e = newEntry({ dueAt: 1_000 });
+        await store.enqueue([e]);
+        const [claimed] = await store.claim(2_000, 1, 30_000);
+        if (!claimed) throw new Error("nothing claimed");
+        const done = { ...claimed.state, attempts: 1 };
+        const delivered = eventDraft("email.delivered", e.message.id);
+        const commit = () =>
+          store.commit(
+            e.message.id,
+            { token: claimed.token },
+            done,
+            { kind: "done", retainMs: 60_000 },
+            [delivered],
+          );
+        expect(await commit()).toBe("ok");
+        const queued = store.eventsQueued;
+        expect(await commit()).toBe("ok");
+        expect(store.eventsQueued).toBe(queued);
+        const got = await store.get(e.message.id);
+        expect(got?.version).toBe(2);
+        expect(got?.state.attempts).toBe(1);
+        const [event, ...more] = await claimOne(store);
+        expect(more).toEqual([]);
+        expect(event?.id).toBe(delivered.id);
+        await store.commitEvent(event as ClaimedEvent, {
+          kind: "success",
+          attempts: [],
+          now: 1,
+          retainMs: 60_000,
+        });
+        expect(await claimOne(store, Date.now() + 60_000)).toEqual([]);
+        // Another token is still refused.
+        expect(
+          await store.commit(e.message.id, { token: "not-the-token" }, done, {
+            kind: "due",
+            at: 1,
+          }),
+        ).toBe("conflict");
       });
 
       it("reports a commit for an unknown message as missing", async () => {

@@ -9,6 +9,7 @@ import { Redis as IORedis } from "ioredis";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import {
   MAX_REQUEST_BYTES,
+  MAX_RESPONSE_BYTES,
   startUpstashGateway,
   type UpstashGateway,
 } from "../../dev/upstash-gateway.ts";
@@ -222,6 +223,34 @@ describe.skipIf(redisRequired.skip)(`Upstash gateway${redisRequired.label}`, () 
     // Just under the limit is fine.
     const ok = await post("/", ["SET", key("big"), "x".repeat(MAX_REQUEST_BYTES - 1024)]);
     expect(ok.status).toBe(200);
+  });
+
+  it("takes 10 MB as 10,000,000 bytes for a request", async () => {
+    // Between 10,000,000 and 10 MiB: over the limit as Upstash may count it.
+    const res = await post("/", ["SET", key("mib"), "x".repeat(10 * 1024 * 1024 - 1024)]);
+    expect(res.status).toBe(413);
+    expect(MAX_REQUEST_BYTES).toBe(10_000_000);
+  });
+
+  it("answers 400 with an error instead of a response over 10 MB, after running the command", async () => {
+    // Base64 makes 8,000,000 stored bytes a 10,666,668-character result: over the limit.
+    await direct.set(key("wide"), "y".repeat(8_000_000));
+    const res = await post("/", ["GET", key("wide")], { "upstash-encoding": "base64" });
+    expect(res.status).toBe(400);
+    const { error } = (await res.json()) as { error: string };
+    expect(error).toMatch(/^ERR max response size exceeded/);
+    expect(error).toContain(String(MAX_RESPONSE_BYTES));
+    // The client sees an error, not a value; the same bytes unencoded fit.
+    await expect(client().get(key("wide"))).rejects.toThrow(/max response size/);
+    const plain = await post("/", ["GET", key("wide")]);
+    expect(plain.status).toBe(200);
+    // A write whose answer is too large has still happened (Redis ran it before the answer).
+    const script = `redis.call('SET', KEYS[1], 'ran'); return redis.call('GET', KEYS[2])`;
+    const wrote = await post("/", ["EVAL", script, "2", key("ran"), key("wide")], {
+      "upstash-encoding": "base64",
+    });
+    expect(wrote.status).toBe(400);
+    expect(await direct.get(key("ran"))).toBe("ran");
   });
 
   it("counts billed commands as Upstash does: each one in a pipeline or transaction, a script as one", async () => {

@@ -115,6 +115,20 @@ describe("applying outcomes", () => {
     expect(r.next.kind).toBe("done");
   });
 
+  it("counts queue age from the scheduled time, so a message sent days after it was accepted is deferred, not failed", () => {
+    const week = 7 * 24 * 3_600_000;
+    const scheduled = initialState(["a@x.test"], week);
+    const first = applyOutcomes(message, scheduled, [temp("a@x.test")], week + 1, policy, half);
+    expect(first.state.recipients[0]?.status).toBe("pending");
+    expect(first.next).toEqual({ kind: "due", at: week + 1 + 60_000 });
+    // Still given up once it has waited the maximum age since it became due.
+    const late = week + policy.maxQueueAgeMs;
+    const last = applyOutcomes(message, first.state, [temp("a@x.test")], late, policy, half);
+    expect(last.state.recipients[0]?.status).toBe("failed");
+    expect(last.state.recipients[0]?.reply?.text).toMatch(/gave up/);
+    expect(last.next.kind).toBe("done");
+  });
+
   it("reports scheduled, queued and delivered as Resend does", () => {
     expect(lastEvent(initialState(["a@x.test"], 5_000), 1_000)).toBe("scheduled");
     expect(lastEvent(initialState(["a@x.test"], null), 1_000)).toBe("queued");

@@ -5,13 +5,18 @@ import { UpstashStore } from "../../src/store/upstash.ts";
 import { describeStoreContract } from "../contract/store.ts";
 import { redisSkipReason, services, uniquePrefix } from "../support/services.ts";
 
-describeStoreContract({ name: "memory", make: () => new MemoryStore() });
+describeStoreContract({ name: "memory", make: (options) => new MemoryStore(options) });
 
 describeStoreContract({
   name: "upstash",
   skip: redisSkipReason(),
-  make: () => {
+  make: (options) => {
     const { upstash } = services();
-    return new UpstashStore({ url: upstash.url, token: upstash.token, prefix: uniquePrefix() });
+    return new UpstashStore({
+      url: upstash.url,
+      token: upstash.token,
+      prefix: uniquePrefix(),
+      ...options,
+    });
   },
 });

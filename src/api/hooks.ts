@@ -51,6 +51,7 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
+import { KeyClaim, retryAfterSeconds } from "./idempotency.ts";
 import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
@@ -321,24 +322,22 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
 
   // Standard Webhooks: the webhook-id is claimed with the idempotency machinery, and the claim
   // becomes "done" in the same store write that queues the message. A replay answers 200 without
-  // queueing; a failed queueing frees the id, so the sender's retry is not taken for a replay.
+  // queueing. A write whose outcome is unknown keeps the id claimed (see KeyClaim): the sender's
+  // retry then finds the message queued (200, duplicate) or, once the claim lapsed, queues it.
   const key = `hook:${id}:${verdict.webhookId}`;
-  const hash = await sha256Hex(body);
-  const held = await stored(relay, "hook.replay_guard", () =>
-    relay.store.beginIdempotent(key, hash, WEBHOOK_ID_TTL_MS),
-  );
-  if (held.kind === "in_flight") throw new HookInFlightError();
+  const claim = new KeyClaim(relay, key, await sha256Hex(body), WEBHOOK_ID_TTL_MS);
+  const held = await claim.begin("hook.replay_guard");
+  if (held.kind === "in_flight")
+    throw new HookInFlightError(retryAfterSeconds(held.until, relay.now()));
   if (held.kind === "done") {
     reject("duplicate");
     return c.json({ ...(held.response.body as object), duplicate: true }, 200);
   }
   try {
-    await queueMessages(c, [item], { key, hash, response, ttlMs: WEBHOOK_ID_TTL_MS });
+    await queueMessages(c, [item], claim.seal(response));
   } catch (err) {
-    await relay.store
-      .abandonIdempotent(key)
-      .catch((e) => relay.log.warn("hook.replay_guard_release_failed", { error: String(e) }));
-    throw err;
+    // Stored after all (the reply was lost): the answer this request would have given.
+    return c.json((await claim.failed(err)).body as object, 202);
   }
   return c.json(response.body, 202);
 }

@@ -59,7 +59,7 @@ export class MemoryStore implements RelayStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
   readonly #idempotency = new Map<
     string,
-    { state: Exclude<IdempotencyState, { kind: "new" }>; expiresAt: number }
+    { state: Exclude<IdempotencyState, { kind: "new" }>; token?: string; expiresAt: number }
   >();
   readonly #records = new Map<string, string>();
   readonly #counters = new Map<string, Record<string, number>>();
@@ -79,16 +79,34 @@ export class MemoryStore implements RelayStore {
     this.#now = options.now ?? Date.now;
   }
 
-  async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
-    const now = this.#now();
-    const held = this.#idempotency.get(key);
-    if (held && held.expiresAt > now) return copy(held.state);
-    this.#idempotency.set(key, { state: { kind: "in_flight", hash }, expiresAt: now + ttlMs });
+  async beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState> {
+    const held = await this.peekIdempotent(key);
+    if (held.kind !== "new") return held;
+    const until = this.#now() + ttlMs;
+    this.#idempotency.set(key, {
+      state: { kind: "in_flight", hash, until },
+      token,
+      expiresAt: until,
+    });
     return { kind: "new" };
   }
 
-  async abandonIdempotent(key: string): Promise<void> {
+  async peekIdempotent(key: string): Promise<IdempotencyState> {
+    const held = this.#idempotency.get(key);
+    return held && held.expiresAt > this.#now() ? copy(held.state) : { kind: "new" };
+  }
+
+  async abandonIdempotent(key: string, token: string): Promise<boolean> {
+    const held = this.#idempotency.get(key);
+    if (held?.state.kind !== "in_flight" || held.token !== token || held.expiresAt <= this.#now())
+      return false;
     this.#idempotency.delete(key);
+    return true;
   }
 
   get eventsQueued(): number {

@@ -44,6 +44,7 @@ import { RecordCache } from "../store/record-cache.ts";
 import { checkTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
+import { KeyClaim, retryAfterSeconds } from "./idempotency.ts";
 import {
   registerRecordRoutes,
   requestOrigin,
@@ -51,7 +52,6 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
-import { KeyClaim, retryAfterSeconds } from "./idempotency.ts";
 import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 

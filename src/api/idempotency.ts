@@ -92,7 +92,8 @@ export class KeyClaim {
 
   /** The record the store writes with the messages; call it right before that write. */
   seal(response: StoredResponse): IdempotencyRecord {
-    if (this.#relay.now() - this.#claimedAt > SEAL_DEADLINE_MS) throw new IdempotencyDeadlineError();
+    if (this.#relay.now() - this.#claimedAt > SEAL_DEADLINE_MS)
+      throw new IdempotencyDeadlineError();
     this.#asked = true;
     return { key: this.#key, hash: this.#hash, response, ttlMs: this.#doneTtlMs };
   }

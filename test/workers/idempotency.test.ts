@@ -10,15 +10,7 @@ import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/relay.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
-import {
-  ADMIN,
-  call,
-  email,
-  type TestEnv,
-  testEnv,
-  tick,
-  upstashEnv,
-} from "../support/worker.ts";
+import { ADMIN, call, email, type TestEnv, testEnv, tick, upstashEnv } from "../support/worker.ts";
 
 const sink = sinkApi("plain");
 
@@ -144,97 +136,99 @@ async function redisCommand(...command: (string | number)[]): Promise<unknown> {
   return ((await res.json()) as { result: unknown }).result;
 }
 
-describe.skipIf(Boolean(redisSkipReason()))("Idempotency-Key when the store's reply is lost", () => {
-  const gateway = gatewayApi();
-  let env: TestEnv;
-  let tag: string;
-  let header: string;
-  let rcpt: string;
-  beforeEach(async () => {
-    // No immediate attempt: a tick sends whatever was stored, so copies can be counted at once.
-    env = upstashEnv({ IMMEDIATE_DELIVERY: "false" });
-    tag = crypto.randomUUID().slice(0, 8);
-    header = `lost-${tag}`;
-    rcpt = `lost-${tag}@example.com`;
-    // Load the scripts, so a struck EVALSHA is the enqueue itself and not a NOSCRIPT round.
-    expect((await call(env, "POST", "/emails", { json: email() })).status).toBe(200);
-  });
-  afterEach(async () => {
-    await gateway.clearFaults();
-  });
-
-  const send = () =>
-    call(env, "POST", "/emails", {
-      json: email({ to: [rcpt] }),
-      headers: { "idempotency-key": header },
+describe.skipIf(Boolean(redisSkipReason()))(
+  "Idempotency-Key when the store's reply is lost",
+  () => {
+    const gateway = gatewayApi();
+    let env: TestEnv;
+    let tag: string;
+    let header: string;
+    let rcpt: string;
+    beforeEach(async () => {
+      // No immediate attempt: a tick sends whatever was stored, so copies can be counted at once.
+      env = upstashEnv({ IMMEDIATE_DELIVERY: "false" });
+      tag = crypto.randomUUID().slice(0, 8);
+      header = `lost-${tag}`;
+      rcpt = `lost-${tag}@example.com`;
+      // Load the scripts, so a struck EVALSHA is the enqueue itself and not a NOSCRIPT round.
+      expect((await call(env, "POST", "/emails", { json: email() })).status).toBe(200);
     });
-  // The enqueue script's arguments name the Idempotency-Key (scoped to the admin key here).
-  const enqueueFault = (mode: "drop" | "lose-reply") =>
-    gateway.addFault({ contains: `admin:${header}`, command: "EVALSHA", mode, times: 10 });
-  const markerKey = () => `${env.REDIS_KEY_PREFIX}idem:admin:${header}`;
-  const copies = async () => {
-    await tick(env);
-    await new Promise((r) => setTimeout(r, 200));
-    return (await sink.messages({ to: rcpt })).length;
-  };
+    afterEach(async () => {
+      await gateway.clearFaults();
+    });
 
-  it("answers the stored response when the enqueue ran but every reply was lost, and sends once", async () => {
-    await enqueueFault("lose-reply");
-    const first = await send();
-    const [struck] = await gateway.clearFaults();
-    // The store's own retries all failed: the relay's call really failed.
-    expect(struck?.struck).toBe(3);
-    expect(first.status).toBe(200);
-    const retry = await send();
-    expect(retry.status).toBe(200);
-    expect(retry.body.id).toBe(first.body.id);
-    expect(await copies()).toBe(1);
-  });
+    const send = () =>
+      call(env, "POST", "/emails", {
+        json: email({ to: [rcpt] }),
+        headers: { "idempotency-key": header },
+      });
+    // The enqueue script's arguments name the Idempotency-Key (scoped to the admin key here).
+    const enqueueFault = (mode: "drop" | "lose-reply") =>
+      gateway.addFault({ contains: `admin:${header}`, command: "EVALSHA", mode, times: 10 });
+    const markerKey = () => `${env.REDIS_KEY_PREFIX}idem:admin:${header}`;
+    const copies = async () => {
+      await tick(env);
+      await new Promise((r) => setTimeout(r, 200));
+      return (await sink.messages({ to: rcpt })).length;
+    };
 
-  it("keeps the key after a 503 whose outcome is unknown: the retry gets the first id and one copy is sent", async () => {
-    await enqueueFault("lose-reply");
-    // The relay's check of what the store holds fails too (the same outage).
-    await gateway.addFault({ contains: markerKey(), command: "GET", mode: "drop", times: 10 });
-    const first = await send();
-    await gateway.clearFaults();
-    expect(first.status).toBe(503);
-    expect(first.body.name).toBe("application_error");
-    // Retry-After covers the in-flight marker's whole remaining life.
-    const retryAfter = Number(first.headers.get("retry-after"));
-    expect(retryAfter).toBeGreaterThanOrEqual(IN_FLIGHT_TTL_MS / 1000 - 5);
-    expect(retryAfter).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS / 1000);
-    const retry = await send();
-    expect(retry.status).toBe(200);
-    const stored = await call(env, "GET", `/emails/${retry.body.id}`);
-    expect(stored.status).toBe(200);
-    expect(await copies()).toBe(1);
-  });
+    it("answers the stored response when the enqueue ran but every reply was lost, and sends once", async () => {
+      await enqueueFault("lose-reply");
+      const first = await send();
+      const [struck] = await gateway.clearFaults();
+      // The store's own retries all failed: the relay's call really failed.
+      expect(struck?.struck).toBe(3);
+      expect(first.status).toBe(200);
+      const retry = await send();
+      expect(retry.status).toBe(200);
+      expect(retry.body.id).toBe(first.body.id);
+      expect(await copies()).toBe(1);
+    });
 
-  it("holds the key only for the marker's short life when nothing was stored, then accepts the retry as new", async () => {
-    await enqueueFault("drop");
-    const first = await send();
-    await gateway.clearFaults();
-    expect(first.status).toBe(503);
-    const pttl = Number(await redisCommand("PTTL", markerKey()));
-    expect(pttl).toBeGreaterThan(0);
-    expect(pttl).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS);
-    expect(Number(first.headers.get("retry-after"))).toBeGreaterThanOrEqual(
-      Math.floor(pttl / 1000),
-    );
-    // Before the marker lapses the key is taken: the first request may still be on its way.
-    const early = await send();
-    expect(early.status).toBe(409);
-    expect(early.body.name).toBe("concurrent_idempotent_requests");
-    expect(Number(early.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
-    expect(Number(early.headers.get("retry-after"))).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS / 1000);
-    // The marker's life ends (Redis expires it; here at once instead of in a minute).
-    await redisCommand("PEXPIRE", markerKey(), 1);
-    await new Promise((r) => setTimeout(r, 20));
-    const later = await send();
-    expect(later.status).toBe(200);
-    expect(await copies()).toBe(1);
-  });
-});
+    it("keeps the key after a 503 whose outcome is unknown: the retry gets the first id and one copy is sent", async () => {
+      await enqueueFault("lose-reply");
+      // The relay's check of what the store holds fails too (the same outage).
+      await gateway.addFault({ contains: markerKey(), command: "GET", mode: "drop", times: 10 });
+      const first = await send();
+      await gateway.clearFaults();
+      expect(first.status).toBe(503);
+      expect(first.body.name).toBe("application_error");
+      const retry = await send();
+      expect(retry.status).toBe(200);
+      expect((await call(env, "GET", `/emails/${retry.body.id}`)).status).toBe(200);
+      expect(await copies()).toBe(1);
+      // Retry-After covers the in-flight marker's whole remaining life.
+      const retryAfter = Number(first.headers.get("retry-after"));
+      expect(retryAfter).toBeGreaterThanOrEqual(IN_FLIGHT_TTL_MS / 1000 - 5);
+      expect(retryAfter).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS / 1000);
+    });
+
+    it("holds the key only for the marker's short life when nothing was stored, then accepts the retry as new", async () => {
+      await enqueueFault("drop");
+      const first = await send();
+      await gateway.clearFaults();
+      expect(first.status).toBe(503);
+      const pttl = Number(await redisCommand("PTTL", markerKey()));
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS);
+      expect(Number(first.headers.get("retry-after"))).toBeGreaterThanOrEqual(
+        Math.floor(pttl / 1000),
+      );
+      // Before the marker lapses the key is taken: the first request may still be on its way.
+      const early = await send();
+      expect(early.status).toBe(409);
+      expect(early.body.name).toBe("concurrent_idempotent_requests");
+      expect(Number(early.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(Number(early.headers.get("retry-after"))).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS / 1000);
+      // The marker's life ends (Redis expires it; here at once instead of in a minute).
+      await redisCommand("PEXPIRE", markerKey(), 1);
+      await new Promise((r) => setTimeout(r, 20));
+      const later = await send();
+      expect(later.status).toBe(200);
+      expect(await copies()).toBe(1);
+    });
+  },
+);
 
 describe("Idempotency-Key deadline", () => {
   /** A store whose claim takes longer than a request may: the clock jumps while it runs. */

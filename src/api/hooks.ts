@@ -10,6 +10,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
+import { failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
 import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
@@ -233,8 +234,11 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
 async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Promise<Response> {
   const relay = c.get("relay");
   const id = resourceId(c, "Hook");
+  // Unknown ids and refusals before the proof are charged to the client's failure limit: past
+  // it, such requests are answered 429 without a lookup or a counter (no command).
+  const guard = failureGuard(relay.store, c.get("clientIp"), relay.now());
   const hook = await stored(relay, "hook.get", () =>
-    hooks.load(relay.store, id, relay.now(), relay.config.keyCacheMs),
+    hooks.load(relay.store, id, relay.now(), relay.config.keyCacheMs, guard),
   );
   if (!hook) throw new NotFoundError("Hook");
 
@@ -243,20 +247,6 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   if (hook.allowed_ips?.length && !ipAllowed(c.get("clientIp"), hook.allowed_ips)) {
     relay.log.warn("hook.rejected", { hook_id: id, reason: "client_address" });
     throw new HookUnauthorizedError();
-  }
-
-  // Before the body is read: a flood costs one rate-limit check per request, nothing more.
-  const limit =
-    (hook.rate_limit && parseRateLimit(hook.rate_limit)) || relay.config.hooks.rateLimit;
-  const limited = await stored(relay, "hook.rate_limit", () =>
-    relay.limiter.check(`hook:${id}`, limit),
-  );
-  if (!limited.allowed) {
-    const headers = rateLimitHeaders(limited, relay.now());
-    throw new HookRateLimitError(limited.limit, {
-      ...headers,
-      "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
-    });
   }
 
   const reject = (reason: RejectionReason | "duplicate") => {
@@ -270,26 +260,34 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
         .catch((err) => relay.log.warn("hook.count_failed", { error: String(err) })),
     );
   };
-  const counted = async <T>(run: () => Promise<T>): Promise<T> => {
+  /** A refusal of a request not (yet) proven to come from the sender. */
+  const rejectUnproven = (reason: RejectionReason) => {
+    guard.check();
+    guard.fail();
+    reject(reason);
+  };
+  const counted = async <T>(run: () => Promise<T>, proven: boolean): Promise<T> => {
     try {
       return await run();
     } catch (err) {
       if (err instanceof RelayError && err.status < 500 && err.status !== 409) {
-        reject(
+        const reason =
           err.status === 413
             ? "too_large"
             : err instanceof MalformedBodyError
               ? "invalid_body"
-              : "invalid_message",
-        );
+              : "invalid_message";
+        if (proven) reject(reason);
+        else rejectUnproven(reason);
       }
       throw err;
     }
   };
 
   // readBodyBytes always returns a fresh ArrayBuffer-backed array, as WebCrypto wants.
-  const body = (await counted(() =>
-    readBodyBytes(c, relay.config.hooks.maxBodyBytes),
+  const body = (await counted(
+    () => readBodyBytes(c, relay.config.hooks.maxBodyBytes),
+    false,
   )) as Uint8Array<ArrayBuffer>;
   const verdict = await verifyHookRequest(hook, {
     body,
@@ -297,8 +295,23 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     pathSecret,
   });
   if (!verdict.ok) {
-    reject(verdict.reason);
+    rejectUnproven(verdict.reason);
     throw new HookUnauthorizedError();
+  }
+
+  // After the proof: only the sender, who holds the secret, spends the hook's allowance, so a
+  // flood without it cannot make the sender's own requests see 429s.
+  const limit =
+    (hook.rate_limit && parseRateLimit(hook.rate_limit)) || relay.config.hooks.rateLimit;
+  const limited = await stored(relay, "hook.rate_limit", () =>
+    relay.limiter.check(`hook:${id}`, limit),
+  );
+  if (!limited.allowed) {
+    const headers = rateLimitHeaders(limited, relay.now());
+    throw new HookRateLimitError(limited.limit, {
+      ...headers,
+      "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+    });
   }
 
   const composed = await counted(async () => {
@@ -311,7 +324,7 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     });
     checkMessage(hook.policy ?? undefined, message);
     return message;
-  });
+  }, true);
   const item = { composed, scheduledAt: null };
   const response = { status: 202, body: { id: composed.message.id } };
 

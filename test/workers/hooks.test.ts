@@ -10,6 +10,7 @@ import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { IN_FLIGHT_TTL_MS } from "../../src/api/idempotency.ts";
 import { createApp } from "../../src/app.ts";
+import { FAILURE_LIMIT } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -759,6 +760,35 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
     expect((await deliver(pathC, "{}")).status).toBe(202);
     expect((await deliver(pathC, "{}")).status).toBe(429);
     expect(await countReceived()).toBe(4);
+  });
+
+  it("spends a hook's rate allowance only on requests whose proof passes", async () => {
+    env = upstashEnv({ HOOK_RATE_LIMIT: "2/1h" });
+    const hook = (await createHook({ type: "hmac_sha256" })).body;
+    const body = JSON.stringify(PUSH);
+    const path = `/hooks/${hook.id}`;
+    // Someone who knows the URL but not the secret floods it.
+    const flood: number[] = [];
+    for (let i = 0; i < FAILURE_LIMIT + 10; i++)
+      flood.push(
+        (
+          await deliver(path, body, {
+            "cf-connecting-ip": "203.0.113.66",
+            "x-hub-signature-256": githubSignature("not-the-secret", body),
+          })
+        ).status,
+      );
+    // Refused, then refused without a counter once over the network's failure limit.
+    expect(flood).toEqual([...Array(FAILURE_LIMIT).fill(401), ...Array(10).fill(429)]);
+    const signed = () =>
+      deliver(path, body, {
+        "cf-connecting-ip": "198.51.100.20",
+        "x-hub-signature-256": githubSignature(hook.secret, body),
+      });
+    expect((await signed()).status).toBe(202);
+    expect((await signed()).status).toBe(202);
+    expect((await signed()).status).toBe(429);
+    expect(await countReceived()).toBe(2);
   });
 
   it("ignores a replayed webhook-id across relay instances", async () => {

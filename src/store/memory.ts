@@ -86,6 +86,8 @@ export class MemoryStore implements RelayStore {
     ttlMs: number,
   ): Promise<IdempotencyState> {
     const held = await this.peekIdempotent(key);
+    if (held.kind === "in_flight" && this.#idempotency.get(key)?.token === token)
+      return { kind: "new" };
     if (held.kind !== "new") return held;
     const until = this.#now() + ttlMs;
     this.#idempotency.set(key, {

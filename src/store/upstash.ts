@@ -354,10 +354,12 @@ function inFlightMarker(token: string, hash?: string, until?: number): string {
   return hash === undefined ? head : `${head},"hash":${JSON.stringify(hash)},"until":${until}}`;
 }
 
-function idempotencyState(held: string | null | undefined): IdempotencyState {
+/** A stored idempotency value as a state; the marker of `own` (a token) counts as new. */
+function idempotencyState(held: string | null | undefined, own?: string): IdempotencyState {
   if (held === null || held === undefined) return { kind: "new" };
   const state = JSON.parse(String(held)) as IdempotencyState & { token?: string };
   if (state.kind !== "in_flight") return state;
+  if (own !== undefined && state.token === own) return { kind: "new" };
   return { kind: "in_flight", hash: state.hash, until: Number(state.until) || 0 };
 }
 
@@ -445,7 +447,8 @@ export class UpstashStore implements RelayStore {
       inFlightMarker(token, hash, Date.now() + ttlMs),
       { nx: true, px: ttlMs, get: true },
     );
-    return idempotencyState(held);
+    // The client's retry of a SET whose reply was lost finds this request's own marker.
+    return idempotencyState(held, token);
   }
 
   async peekIdempotent(key: string): Promise<IdempotencyState> {

@@ -322,6 +322,14 @@ export function describeStoreContract(factory: StoreFactory): void {
         expect(await store.beginIdempotent(key, "h2", "t2", 60_000)).toEqual({ kind: "new" });
       });
 
+      it("lets a claim retried with the same token find its own marker as new", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        expect(await store.beginIdempotent(key, "h", "t", 60_000)).toEqual({ kind: "new" });
+        expect(await store.beginIdempotent(key, "h", "t", 60_000)).toEqual({ kind: "new" });
+        expect((await store.beginIdempotent(key, "h", "other", 60_000)).kind).toBe("in_flight");
+      });
+
       it("releases an idempotency key only for the request whose in-flight marker it holds", async () => {
         const store = factory.make();
         const key = `k:${crypto.randomUUID()}`;

@@ -203,6 +203,21 @@ describe.skipIf(Boolean(redisSkipReason()))(
       expect(retryAfter).toBeLessThanOrEqual(IN_FLIGHT_TTL_MS / 1000);
     });
 
+    it("goes on when the claim's own reply was lost: the store's retry finds this request's marker", async () => {
+      await gateway.addFault({
+        contains: markerKey(),
+        command: "SET",
+        mode: "lose-reply",
+        times: 1,
+      });
+      const first = await send();
+      const [struck] = await gateway.clearFaults();
+      expect(struck?.struck).toBe(1);
+      expect(first.status).toBe(200);
+      expect((await send()).body.id).toBe(first.body.id);
+      expect(await copies()).toBe(1);
+    });
+
     it("holds the key only for the marker's short life when nothing was stored, then accepts the retry as new", async () => {
       await enqueueFault("drop");
       const first = await send();

@@ -118,15 +118,55 @@ export class IdempotentRequestMismatchError extends RelayError {
   }
 }
 
-/** The first request with this Idempotency-Key is still being processed. */
+/**
+ * The first request with this Idempotency-Key is still being processed, or failed in a way that
+ * left its outcome unknown; Retry-After says when its claim lapses at the latest.
+ */
 export class ConcurrentIdempotentRequestError extends RelayError {
-  constructor() {
+  constructor(retryAfterSeconds?: number) {
     super(
       409,
       "concurrent_idempotent_requests",
       "A request with this Idempotency-Key is still in progress; retry when it has finished",
+      retryAfterSeconds === undefined
+        ? undefined
+        : { headers: { "retry-after": String(retryAfterSeconds) } },
     );
     this.name = "ConcurrentIdempotentRequestError";
+  }
+}
+
+/**
+ * A keyed request (Idempotency-Key, webhook-id) whose store write failed without telling whether
+ * it happened. The key stays claimed, so the client's retry with the same key learns the outcome
+ * (the first response, or a fresh attempt once the claim lapsed, after Retry-After) instead of
+ * storing the messages twice.
+ */
+export class OutcomeUnknownError extends RelayError {
+  constructor(cause: unknown, retryAfterSeconds: number) {
+    super(
+      503,
+      "application_error",
+      "The message store did not confirm the request; it may have been stored. Retry with the same key after Retry-After: the retry answers what happened.",
+      { cause, headers: { "retry-after": String(retryAfterSeconds) } },
+    );
+    this.name = "OutcomeUnknownError";
+  }
+}
+
+/**
+ * A keyed request that reached the store call too late: its claim could lapse while the write is
+ * on its way, and a retry could then store the messages a second time. Nothing was stored.
+ */
+export class IdempotencyDeadlineError extends RelayError {
+  constructor() {
+    super(
+      503,
+      "application_error",
+      "The request took too long to be stored safely under its key; nothing was stored. Retry.",
+      { headers: { "retry-after": "1" } },
+    );
+    this.name = "IdempotencyDeadlineError";
   }
 }
 
@@ -254,11 +294,14 @@ export class HookRateLimitError extends RelayError {
 
 /** A Standard Webhooks message id whose first request is still being queued. */
 export class HookInFlightError extends RelayError {
-  constructor() {
+  constructor(retryAfterSeconds?: number) {
     super(
       409,
       "concurrent_idempotent_requests",
       "A request with this webhook-id is still in progress; retry when it has finished",
+      retryAfterSeconds === undefined
+        ? undefined
+        : { headers: { "retry-after": String(retryAfterSeconds) } },
     );
     this.name = "HookInFlightError";
   }

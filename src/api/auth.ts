@@ -1,10 +1,12 @@
 /**
  * Authentication middleware: resolves the bearer key to a principal, checks the client address
- * against the key's ranges and the key's rate limit, before a route runs. Every answer to an
+ * against the key's ranges and the key's rate limit, before a route runs. Invalid keys are
+ * limited per client network in the isolate (auth/abuse.ts), at no store cost. Every answer to an
  * authenticated request carries the rate limit headers, as Resend's do.
  */
 import type { MiddlewareHandler } from "hono";
 import type { AppEnv } from "../app.ts";
+import { failureGuard } from "../auth/abuse.ts";
 import { checkClient } from "../auth/policy.ts";
 import {
   parseRateLimit,
@@ -20,7 +22,10 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   const relay = c.get("relay");
   let limited: RateLimitResult;
   try {
-    const principal = await relay.keys.authenticate(c.req.header("authorization"));
+    const principal = await relay.keys.authenticate(
+      c.req.header("authorization"),
+      failureGuard(relay.store, c.get("clientIp"), relay.now()),
+    );
     checkClient(principal.policy, c.get("clientIp"));
     const own = principal.policy?.rate_limit ? parseRateLimit(principal.policy.rate_limit) : null;
     limited = await relay.limiter.check(principal.keyId, own ?? relay.config.rateLimit);

@@ -9,8 +9,8 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import ipaddr from "ipaddr.js";
 import type { AppEnv } from "../app.ts";
+import { clientBucket, failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { checkMessage } from "../auth/policy.ts";
 import { parseRateLimit, type RateLimit, rateLimitHeaders } from "../auth/rate-limit.ts";
@@ -232,8 +232,10 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
 async function publicForm(c: Context<AppEnv>): Promise<FormRecord> {
   const relay = c.get("relay");
   const id = resourceId(c, "Form");
+  // An unknown id is cached as missing and charged to the client's failure limit.
+  const guard = failureGuard(relay.store, c.get("clientIp"), relay.now());
   const form = await stored(relay, "form.get", () =>
-    forms.load(relay.store, id, relay.now(), relay.config.keyCacheMs),
+    forms.load(relay.store, id, relay.now(), relay.config.keyCacheMs, guard),
   );
   if (!form) throw new NotFoundError("Form");
   return form;
@@ -307,19 +309,8 @@ async function submit(c: Context<AppEnv>): Promise<Response> {
   }
 }
 
-/**
- * Whose allowance a submission uses: the IPv4 address, or the IPv6 /64 (one subscriber's network:
- * a client that owns a /64 could otherwise take a fresh address for every submission).
- */
-export function clientBucket(ip: string | undefined): string {
-  if (!ip || !ipaddr.isValid(ip)) return "unknown";
-  let addr = ipaddr.parse(ip);
-  if (addr.kind() === "ipv6" && (addr as ipaddr.IPv6).isIPv4MappedAddress())
-    addr = (addr as ipaddr.IPv6).toIPv4Address();
-  if (addr.kind() === "ipv4") return addr.toString();
-  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4).map((p) => p.toString(16));
-  return `${parts.join(":")}::/64`;
-}
+/** Whose allowance a submission uses (kept here for callers; it lives with the abuse limits). */
+export { clientBucket };
 
 /**
  * The submitted field that made the rendered subject unsafe (an encoded word hiding a line

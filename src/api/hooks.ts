@@ -10,6 +10,7 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { AppEnv } from "../app.ts";
+import { failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
 import { parseRateLimit, rateLimitField, rateLimitHeaders } from "../auth/rate-limit.ts";
@@ -44,6 +45,7 @@ import { RecordCache } from "../store/record-cache.ts";
 import { checkTemplate } from "../templates/render.ts";
 import { authenticate } from "./auth.ts";
 import { readBodyBytes, readJson, validate } from "./body.ts";
+import { KeyClaim, retryAfterSeconds } from "./idempotency.ts";
 import {
   registerRecordRoutes,
   requestOrigin,
@@ -232,8 +234,11 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
 async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Promise<Response> {
   const relay = c.get("relay");
   const id = resourceId(c, "Hook");
+  // Unknown ids and refusals before the proof are charged to the client's failure limit: past
+  // it, such requests are answered 429 without a lookup or a counter (no command).
+  const guard = failureGuard(relay.store, c.get("clientIp"), relay.now());
   const hook = await stored(relay, "hook.get", () =>
-    hooks.load(relay.store, id, relay.now(), relay.config.keyCacheMs),
+    hooks.load(relay.store, id, relay.now(), relay.config.keyCacheMs, guard),
   );
   if (!hook) throw new NotFoundError("Hook");
 
@@ -242,20 +247,6 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
   if (hook.allowed_ips?.length && !ipAllowed(c.get("clientIp"), hook.allowed_ips)) {
     relay.log.warn("hook.rejected", { hook_id: id, reason: "client_address" });
     throw new HookUnauthorizedError();
-  }
-
-  // Before the body is read: a flood costs one rate-limit check per request, nothing more.
-  const limit =
-    (hook.rate_limit && parseRateLimit(hook.rate_limit)) || relay.config.hooks.rateLimit;
-  const limited = await stored(relay, "hook.rate_limit", () =>
-    relay.limiter.check(`hook:${id}`, limit),
-  );
-  if (!limited.allowed) {
-    const headers = rateLimitHeaders(limited, relay.now());
-    throw new HookRateLimitError(limited.limit, {
-      ...headers,
-      "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
-    });
   }
 
   const reject = (reason: RejectionReason | "duplicate") => {
@@ -269,26 +260,34 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
         .catch((err) => relay.log.warn("hook.count_failed", { error: String(err) })),
     );
   };
-  const counted = async <T>(run: () => Promise<T>): Promise<T> => {
+  /** A refusal of a request not (yet) proven to come from the sender. */
+  const rejectUnproven = (reason: RejectionReason) => {
+    guard.check();
+    guard.fail();
+    reject(reason);
+  };
+  const counted = async <T>(run: () => Promise<T>, proven: boolean): Promise<T> => {
     try {
       return await run();
     } catch (err) {
       if (err instanceof RelayError && err.status < 500 && err.status !== 409) {
-        reject(
+        const reason =
           err.status === 413
             ? "too_large"
             : err instanceof MalformedBodyError
               ? "invalid_body"
-              : "invalid_message",
-        );
+              : "invalid_message";
+        if (proven) reject(reason);
+        else rejectUnproven(reason);
       }
       throw err;
     }
   };
 
   // readBodyBytes always returns a fresh ArrayBuffer-backed array, as WebCrypto wants.
-  const body = (await counted(() =>
-    readBodyBytes(c, relay.config.hooks.maxBodyBytes),
+  const body = (await counted(
+    () => readBodyBytes(c, relay.config.hooks.maxBodyBytes),
+    false,
   )) as Uint8Array<ArrayBuffer>;
   const verdict = await verifyHookRequest(hook, {
     body,
@@ -296,8 +295,23 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     pathSecret,
   });
   if (!verdict.ok) {
-    reject(verdict.reason);
+    rejectUnproven(verdict.reason);
     throw new HookUnauthorizedError();
+  }
+
+  // After the proof: only the sender, who holds the secret, spends the hook's allowance, so a
+  // flood without it cannot make the sender's own requests see 429s.
+  const limit =
+    (hook.rate_limit && parseRateLimit(hook.rate_limit)) || relay.config.hooks.rateLimit;
+  const limited = await stored(relay, "hook.rate_limit", () =>
+    relay.limiter.check(`hook:${id}`, limit),
+  );
+  if (!limited.allowed) {
+    const headers = rateLimitHeaders(limited, relay.now());
+    throw new HookRateLimitError(limited.limit, {
+      ...headers,
+      "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+    });
   }
 
   const composed = await counted(async () => {
@@ -310,7 +324,7 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     });
     checkMessage(hook.policy ?? undefined, message);
     return message;
-  });
+  }, true);
   const item = { composed, scheduledAt: null };
   const response = { status: 202, body: { id: composed.message.id } };
 
@@ -321,24 +335,22 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
 
   // Standard Webhooks: the webhook-id is claimed with the idempotency machinery, and the claim
   // becomes "done" in the same store write that queues the message. A replay answers 200 without
-  // queueing; a failed queueing frees the id, so the sender's retry is not taken for a replay.
+  // queueing. A write whose outcome is unknown keeps the id claimed (see KeyClaim): the sender's
+  // retry then finds the message queued (200, duplicate) or, once the claim lapsed, queues it.
   const key = `hook:${id}:${verdict.webhookId}`;
-  const hash = await sha256Hex(body);
-  const held = await stored(relay, "hook.replay_guard", () =>
-    relay.store.beginIdempotent(key, hash, WEBHOOK_ID_TTL_MS),
-  );
-  if (held.kind === "in_flight") throw new HookInFlightError();
+  const claim = new KeyClaim(relay, key, await sha256Hex(body), WEBHOOK_ID_TTL_MS);
+  const held = await claim.begin("hook.replay_guard");
+  if (held.kind === "in_flight")
+    throw new HookInFlightError(retryAfterSeconds(held.until, relay.now()));
   if (held.kind === "done") {
     reject("duplicate");
     return c.json({ ...(held.response.body as object), duplicate: true }, 200);
   }
   try {
-    await queueMessages(c, [item], { key, hash, response, ttlMs: WEBHOOK_ID_TTL_MS });
+    await queueMessages(c, [item], claim.seal(response));
   } catch (err) {
-    await relay.store
-      .abandonIdempotent(key)
-      .catch((e) => relay.log.warn("hook.replay_guard_release_failed", { error: String(e) }));
-    throw err;
+    // Stored after all (the reply was lost): the answer this request would have given.
+    return c.json((await claim.failed(err)).body as object, 202);
   }
   return c.json(response.body, 202);
 }

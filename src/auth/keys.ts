@@ -3,6 +3,8 @@
  * digest, so a leaked database does not leak working keys. Verified keys are cached in the isolate
  * for `KEY_CACHE_SECONDS`, so the accept path does not pay a Redis round trip per request; a
  * deleted key therefore keeps working for at most that long in isolates that had it cached.
+ * Digests found unknown are remembered for NEGATIVE_CACHE_MS (at most the key cache time), and a
+ * client over its failure limit gets no lookup at all (auth/abuse.ts): invalid keys cost nothing.
  */
 import {
   InvalidApiKeyError,
@@ -12,6 +14,7 @@ import {
 } from "../errors.ts";
 import type { RelayStore } from "../store/store.ts";
 import type { ApiKeyRecord, Permission } from "../store/types.ts";
+import { BoundedCache, type FailureGuard, NEGATIVE_CACHE_MS } from "./abuse.ts";
 import type { KeyPolicy } from "./policy.ts";
 
 export interface Principal {
@@ -76,6 +79,8 @@ export class ApiKeys {
   readonly #options: ApiKeysOptions;
   readonly #now: () => number;
   readonly #cache = new Map<string, CacheEntry>();
+  /** Digests no key has, by hex: answered without a lookup until they expire. */
+  readonly #unknown = new BoundedCache<true>();
   #adminDigest: Promise<Uint8Array> | undefined;
 
   constructor(store: RelayStore, options: ApiKeysOptions) {
@@ -85,8 +90,11 @@ export class ApiKeys {
     if (options.adminToken) this.#adminDigest = sha256(options.adminToken);
   }
 
-  /** Resolves the `Authorization` header to a principal, or throws the matching API error. */
-  async authenticate(header: string | undefined | null): Promise<Principal> {
+  /**
+   * Resolves the `Authorization` header to a principal, or throws the matching API error. `guard`
+   * is the client's failure limit: checked before a lookup, charged when the key is unknown.
+   */
+  async authenticate(header: string | undefined | null, guard?: FailureGuard): Promise<Principal> {
     const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header ?? "");
     if (!m?.[1]) throw new MissingApiKeyError();
     const token = m[1];
@@ -98,9 +106,14 @@ export class ApiKeys {
     const now = this.#now();
     const cached = this.#cache.get(hex);
     if (cached && cached.expires > now) return cached.principal;
+    if (this.#unknown.get(hex, now)) throw new InvalidApiKeyError();
+    guard?.check();
     const record = await this.#store.keyByDigest(hex);
     if (!record) {
       this.#cache.delete(hex);
+      const unknownMs = Math.min(NEGATIVE_CACHE_MS, this.#options.cacheMs);
+      if (unknownMs > 0) this.#unknown.set(hex, true, now + unknownMs);
+      guard?.fail();
       throw new InvalidApiKeyError();
     }
     const principal: Principal = {
@@ -133,6 +146,8 @@ export class ApiKeys {
       ...(policy ? { policy } : {}),
     };
     await this.#store.putKey(record);
+    // Works at once here even if its digest was just looked up in vain.
+    this.#unknown.delete(record.digest);
     return { id: record.id, token };
   }
 

@@ -81,7 +81,7 @@ export class MemoryStore implements RelayStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
   readonly #idempotency = new Map<
     string,
-    { state: Exclude<IdempotencyState, { kind: "new" }>; expiresAt: number }
+    { state: Exclude<IdempotencyState, { kind: "new" }>; token?: string; expiresAt: number }
   >();
   readonly #records = new Map<string, string>();
   readonly #counters = new Map<string, Record<string, number>>();
@@ -103,16 +103,36 @@ export class MemoryStore implements RelayStore {
     this.#claimBudgetBytes = options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES;
   }
 
-  async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
-    const now = this.#now();
-    const held = this.#idempotency.get(key);
-    if (held && held.expiresAt > now) return copy(held.state);
-    this.#idempotency.set(key, { state: { kind: "in_flight", hash }, expiresAt: now + ttlMs });
+  async beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState> {
+    const held = await this.peekIdempotent(key);
+    if (held.kind === "in_flight" && this.#idempotency.get(key)?.token === token)
+      return { kind: "new" };
+    if (held.kind !== "new") return held;
+    const until = this.#now() + ttlMs;
+    this.#idempotency.set(key, {
+      state: { kind: "in_flight", hash, until },
+      token,
+      expiresAt: until,
+    });
     return { kind: "new" };
   }
 
-  async abandonIdempotent(key: string): Promise<void> {
+  async peekIdempotent(key: string): Promise<IdempotencyState> {
+    const held = this.#idempotency.get(key);
+    return held && held.expiresAt > this.#now() ? copy(held.state) : { kind: "new" };
+  }
+
+  async abandonIdempotent(key: string, token: string): Promise<boolean> {
+    const held = this.#idempotency.get(key);
+    if (held?.state.kind !== "in_flight" || held.token !== token || held.expiresAt <= this.#now())
+      return false;
     this.#idempotency.delete(key);
+    return true;
   }
 
   get eventsQueued(): number {

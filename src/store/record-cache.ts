@@ -3,20 +3,23 @@
  * hook needs its record, and a busy form or a sender posting steadily should not cost a Redis
  * command each time. Changes made through this isolate apply at once; other isolates see them
  * within the cache lifetime (KEY_CACHE_SECONDS, the same delay a deleted API key has).
+ *
+ * Ids found missing are remembered too (for NEGATIVE_CACHE_MS, at most KEY_CACHE_SECONDS), and
+ * a lookup is refused to a client over its failure limit, so posts to unknown ids cost nothing
+ * (see auth/abuse.ts). The cache is bounded: the oldest entries go first.
  */
+import { BoundedCache, type FailureGuard, NEGATIVE_CACHE_MS } from "../auth/abuse.ts";
 import type { RecordKind, RelayStore } from "./store.ts";
 
-interface Cached {
-  record: unknown;
-  expires: number;
-}
+/** A record, or null for an id found missing. */
+type Cached = { record: unknown } | { record: null };
 
-const caches = new WeakMap<RelayStore, Map<string, Cached>>();
+const caches = new WeakMap<RelayStore, BoundedCache<Cached>>();
 
-function cacheOf(store: RelayStore): Map<string, Cached> {
+function cacheOf(store: RelayStore): BoundedCache<Cached> {
   let cache = caches.get(store);
   if (!cache) {
-    cache = new Map();
+    cache = new BoundedCache();
     caches.set(store, cache);
   }
   return cache;
@@ -29,15 +32,28 @@ export class RecordCache<T extends { id: string }> {
     this.#kind = kind;
   }
 
-  /** The record, from the cache when `cacheMs` allows it; null when there is none. */
-  async load(store: RelayStore, id: string, now: number, cacheMs: number): Promise<T | null> {
+  /**
+   * The record, from the cache when `cacheMs` allows it; null when there is none. `guard` is the
+   * client's failure limit: checked before a lookup, charged when the id is unknown.
+   */
+  async load(
+    store: RelayStore,
+    id: string,
+    now: number,
+    cacheMs: number,
+    guard?: FailureGuard,
+  ): Promise<T | null> {
     const cache = cacheOf(store);
     const key = `${this.#kind}:${id}`;
-    const hit = cache.get(key);
-    if (hit && hit.expires > now) return hit.record as T;
+    const hit = cache.get(key, now);
+    if (hit) return hit.record as T | null;
+    guard?.check();
     const record = await store.getRecord<T>(this.#kind, id);
-    if (record && cacheMs > 0) cache.set(key, { record, expires: now + cacheMs });
+    const missingMs = Math.min(NEGATIVE_CACHE_MS, cacheMs);
+    if (record && cacheMs > 0) cache.set(key, { record }, now + cacheMs);
+    else if (!record && missingMs > 0) cache.set(key, { record: null }, now + missingMs);
     else cache.delete(key);
+    if (!record) guard?.fail();
     return record;
   }
 

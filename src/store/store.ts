@@ -46,10 +46,13 @@ export interface StoredResponse {
   body: unknown;
 }
 
-/** What an idempotency key holds when a request claims it. */
+/**
+ * What an idempotency key holds when a request claims it. An in-flight marker says when it
+ * lapses (`until`, ms since epoch), so a caller can say when to retry.
+ */
 export type IdempotencyState =
   | { kind: "new" }
-  | { kind: "in_flight"; hash: string }
+  | { kind: "in_flight"; hash: string; until: number }
   | { kind: "done"; hash: string; response: StoredResponse };
 
 /** Written together with the messages a request accepts, so the replay record costs nothing. */
@@ -67,10 +70,24 @@ export interface RelayStore {
    * again (a retry after a lost reply) store and queue nothing more.
    */
   enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void>;
-  /** Claims an idempotency key for a request in flight (one command), or reports what it holds. */
-  beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState>;
-  /** Releases a claimed key whose request failed, so the client may retry with the same key. */
-  abandonIdempotent(key: string): Promise<void>;
+  /**
+   * Claims an idempotency key for a request in flight (one command): an in-flight marker that
+   * carries `token` and lapses after `ttlMs`. Reports what the key held instead when it held one.
+   */
+  beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState>;
+  /** What an idempotency key holds, changing nothing (one command). */
+  peekIdempotent(key: string): Promise<IdempotencyState>;
+  /**
+   * Releases a claimed key whose request stored nothing, so the client may retry with the same key
+   * at once: only while it still holds the in-flight marker with `token` (never a done record, nor
+   * another request's marker). True when it released it. One command.
+   */
+  abandonIdempotent(key: string, token: string): Promise<boolean>;
   /**
    * Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first, and no more
    * than fit in the claim's byte budget (`CLAIM_BUDGET_BYTES`); the first due message is taken

@@ -8,7 +8,8 @@
  *            token-guarded commit (so a repeat of it is known)
  *   keys     hash: key id -> key record JSON (for listing)
  *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
- *   idem:<key id>:<Idempotency-Key>  string: {hash, state, response} JSON, expiring after 24 h
+ *   idem:<key id>:<Idempotency-Key>  string JSON: an in-flight marker {kind, token, hash, until}
+ *            expiring after IN_FLIGHT_TTL_MS, or the done record {kind, hash, response}, 24 h
  *   rec:<kind>  hash: id -> record JSON (forms, hooks, webhook endpoints)
  *   cnt:<kind>:<id>  hash: counter name -> count, for that record
  *   seen:<key>  string "1", expiring: a replay guard (see `markSeen`)
@@ -338,6 +339,17 @@ end
 return out
 `;
 
+// KEYS: the idempotency key. ARGV: the start of this request's in-flight marker. Deletes the key
+// only while it holds that marker: never a done record (its messages are stored) nor the marker
+// of a request that claimed the key after this one's lapsed. Returns 1 when it deleted.
+const RELEASE_IDEMPOTENT = `
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, #ARGV[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+`;
+
 /** Every script's final text by name, so tools (bench/relay.ts) can tell them apart by SHA-1. */
 export const STORE_SCRIPTS: Record<string, string> = {
   ENQUEUE,
@@ -351,6 +363,7 @@ export const STORE_SCRIPTS: Record<string, string> = {
   PUT_WEBHOOK,
   DELETE_WEBHOOK,
   GET_WEBHOOKS,
+  RELEASE_IDEMPOTENT,
 };
 
 /** Lua-side subscription string: " type type ", matched with a plain find. */
@@ -363,6 +376,21 @@ function eventArgs(events: EventDraft[] | undefined): string[] {
   const args = [String(list.length)];
   for (const e of list) args.push(e.id, e.type, e.emailId, String(e.createdAt), e.payload);
   return args;
+}
+
+/** An in-flight marker's JSON; without hash and until, the prefix that identifies it. */
+function inFlightMarker(token: string, hash?: string, until?: number): string {
+  const head = `{"kind":"in_flight","token":${JSON.stringify(token)}`;
+  return hash === undefined ? head : `${head},"hash":${JSON.stringify(hash)},"until":${until}}`;
+}
+
+/** A stored idempotency value as a state; the marker of `own` (a token) counts as new. */
+function idempotencyState(held: string | null | undefined, own?: string): IdempotencyState {
+  if (held === null || held === undefined) return { kind: "new" };
+  const state = JSON.parse(String(held)) as IdempotencyState & { token?: string };
+  if (state.kind !== "in_flight") return state;
+  if (own !== undefined && state.token === own) return { kind: "new" };
+  return { kind: "in_flight", hash: state.hash, until: Number(state.until) || 0 };
 }
 
 export interface UpstashStoreOptions {
@@ -390,6 +418,7 @@ export class UpstashStore implements RelayStore {
   readonly #putWebhook;
   readonly #deleteWebhook;
   readonly #getWebhooks;
+  readonly #releaseIdempotent;
   #eventsQueued = 0;
 
   constructor(options: UpstashStoreOptions) {
@@ -414,6 +443,7 @@ export class UpstashStore implements RelayStore {
     this.#putWebhook = this.#redis.createScript<number>(PUT_WEBHOOK);
     this.#deleteWebhook = this.#redis.createScript<number>(DELETE_WEBHOOK);
     this.#getWebhooks = this.#redis.createScript<[string, number][]>(GET_WEBHOOKS);
+    this.#releaseIdempotent = this.#redis.createScript<number>(RELEASE_IDEMPOTENT);
   }
 
   get eventsQueued(): number {
@@ -436,19 +466,33 @@ export class UpstashStore implements RelayStore {
     return `${this.#prefix}m:${id}`;
   }
 
-  async beginIdempotent(key: string, hash: string, ttlMs: number): Promise<IdempotencyState> {
-    // SET NX GET claims the key and returns what it held, in one command.
+  async beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState> {
+    // SET NX GET claims the key and returns what it held, in one command. The token leads the
+    // marker so RELEASE_IDEMPOTENT can recognise its own marker by prefix.
     const held = await this.#redis.set<string>(
       `${this.#prefix}idem:${key}`,
-      JSON.stringify({ kind: "in_flight", hash }),
+      inFlightMarker(token, hash, Date.now() + ttlMs),
       { nx: true, px: ttlMs, get: true },
     );
-    if (held === null || held === undefined) return { kind: "new" };
-    return JSON.parse(String(held)) as IdempotencyState;
+    // The client's retry of a SET whose reply was lost finds this request's own marker.
+    return idempotencyState(held, token);
   }
 
-  async abandonIdempotent(key: string): Promise<void> {
-    await this.#redis.del(`${this.#prefix}idem:${key}`);
+  async peekIdempotent(key: string): Promise<IdempotencyState> {
+    return idempotencyState(await this.#redis.get<string>(`${this.#prefix}idem:${key}`));
+  }
+
+  async abandonIdempotent(key: string, token: string): Promise<boolean> {
+    const released = await this.#releaseIdempotent.exec(
+      [`${this.#prefix}idem:${key}`],
+      [inFlightMarker(token)],
+    );
+    return Number(released) === 1;
   }
 
   async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {

@@ -437,26 +437,51 @@ export function describeStoreContract(factory: StoreFactory): void {
         expect(claimed.map((c) => c.message.id)).toEqual(entries.map((e) => e.message.id));
       });
 
-      it("claims an idempotency key once and reports it in flight to the next caller", async () => {
+      it("claims an idempotency key once and reports it in flight, with when it lapses, to the next caller", async () => {
         const store = factory.make();
         const key = `k:${crypto.randomUUID()}`;
-        expect(await store.beginIdempotent(key, "h1", 60_000)).toEqual({ kind: "new" });
-        expect(await store.beginIdempotent(key, "h2", 60_000)).toEqual({
-          kind: "in_flight",
-          hash: "h1",
-        });
-        await store.abandonIdempotent(key);
-        expect(await store.beginIdempotent(key, "h2", 60_000)).toEqual({ kind: "new" });
+        const before = Date.now();
+        expect(await store.beginIdempotent(key, "h1", "t1", 60_000)).toEqual({ kind: "new" });
+        const held = await store.beginIdempotent(key, "h2", "t2", 60_000);
+        expect(held).toMatchObject({ kind: "in_flight", hash: "h1" });
+        expect(held.kind === "in_flight" && held.until).toBeGreaterThanOrEqual(before + 60_000);
+        expect(held.kind === "in_flight" && held.until).toBeLessThanOrEqual(Date.now() + 60_000);
+        expect(await store.peekIdempotent(key)).toEqual(held);
+        await store.abandonIdempotent(key, "t1");
+        expect(await store.beginIdempotent(key, "h2", "t2", 60_000)).toEqual({ kind: "new" });
+      });
+
+      it("lets a claim retried with the same token find its own marker as new", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        expect(await store.beginIdempotent(key, "h", "t", 60_000)).toEqual({ kind: "new" });
+        expect(await store.beginIdempotent(key, "h", "t", 60_000)).toEqual({ kind: "new" });
+        expect((await store.beginIdempotent(key, "h", "other", 60_000)).kind).toBe("in_flight");
+      });
+
+      it("releases an idempotency key only for the request whose in-flight marker it holds", async () => {
+        const store = factory.make();
+        const key = `k:${crypto.randomUUID()}`;
+        await store.beginIdempotent(key, "h", "mine", 60_000);
+        expect(await store.abandonIdempotent(key, "other")).toBe(false);
+        expect((await store.peekIdempotent(key)).kind).toBe("in_flight");
+        // A done record is never released: its messages are stored.
+        const e = newEntry();
+        const response = { status: 200, body: { id: e.message.id } };
+        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000 });
+        expect(await store.abandonIdempotent(key, "mine")).toBe(false);
+        expect(await store.peekIdempotent(key)).toEqual({ kind: "done", hash: "h", response });
+        expect(await store.abandonIdempotent(`k:${crypto.randomUUID()}`, "mine")).toBe(false);
       });
 
       it("stores the idempotent response with the messages, atomically", async () => {
         const store = factory.make();
         const key = `k:${crypto.randomUUID()}`;
-        await store.beginIdempotent(key, "h", 60_000);
+        await store.beginIdempotent(key, "h", "t", 60_000);
         const e = newEntry();
         const response = { status: 200, body: { id: e.message.id } };
         await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000 });
-        expect(await store.beginIdempotent(key, "h", 60_000)).toEqual({
+        expect(await store.beginIdempotent(key, "h", "t2", 60_000)).toEqual({
           kind: "done",
           hash: "h",
           response,
@@ -467,9 +492,10 @@ export function describeStoreContract(factory: StoreFactory): void {
       it("forgets an idempotency key after its time to live", async () => {
         const store = factory.make();
         const key = `k:${crypto.randomUUID()}`;
-        await store.beginIdempotent(key, "h", 300);
+        await store.beginIdempotent(key, "h", "t", 300);
         await new Promise((r) => setTimeout(r, 500));
-        expect(await store.beginIdempotent(key, "other", 300)).toEqual({ kind: "new" });
+        expect(await store.peekIdempotent(key)).toEqual({ kind: "new" });
+        expect(await store.beginIdempotent(key, "other", "t2", 300)).toEqual({ kind: "new" });
       });
 
       it("stores API keys by digest, lists them newest first, and deletes them", async () => {

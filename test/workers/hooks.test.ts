@@ -8,7 +8,9 @@ import { createHmac, randomBytes } from "node:crypto";
 import PostalMime from "postal-mime";
 import { Webhook } from "standardwebhooks";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { IN_FLIGHT_TTL_MS } from "../../src/api/idempotency.ts";
 import { createApp } from "../../src/app.ts";
+import { FAILURE_LIMIT } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
@@ -22,6 +24,7 @@ import {
   call,
   type TestEnv,
   testEnv,
+  tick,
   upstashEnv,
 } from "../support/worker.ts";
 
@@ -453,7 +456,7 @@ describe("more receiving rules", () => {
   });
 });
 
-describe("a failed queueing frees the webhook-id", () => {
+describe("a failed queueing keeps the webhook-id until its claim lapses", () => {
   /** The in-memory store, whose next `enqueue` fails as an unreachable Redis would. */
   class FailingOnceStore extends MemoryStore {
     failNext = false;
@@ -466,9 +469,14 @@ describe("a failed queueing frees the webhook-id", () => {
     }
   }
 
-  it("answers 503 when the message could not be stored, and takes the sender's retry", async () => {
-    const store = new FailingOnceStore();
-    const relay = createRelay(loadConfig({ ADMIN_TOKEN: ADMIN }), { store, log: silentLogger });
+  it("answers 503 with Retry-After when the outcome is unknown, 409 until the claim lapses, then takes the sender's retry", async () => {
+    const clock = { t: Date.now() };
+    const store = new FailingOnceStore({ now: () => clock.t });
+    const relay = createRelay(loadConfig({ ADMIN_TOKEN: ADMIN }), {
+      store,
+      log: silentLogger,
+      now: () => clock.t,
+    });
     const app = createApp({ relay: () => relay, background: () => {}, clientIp: () => undefined });
     const request = (path: string, init: RequestInit) =>
       app.request(`https://relay.test${path}`, init);
@@ -484,6 +492,12 @@ describe("a failed queueing frees the webhook-id", () => {
     store.failNext = true;
     const failed = await request(`/hooks/${id}`, { method: "POST", headers, body });
     expect(failed.status).toBe(503);
+    expect(Number(failed.headers.get("retry-after"))).toBe(IN_FLIGHT_TTL_MS / 1000);
+    // The store cannot say the write did not happen: the id stays claimed, not freed.
+    const early = await request(`/hooks/${id}`, { method: "POST", headers, body });
+    expect(early.status).toBe(409);
+    expect(Number(early.headers.get("retry-after"))).toBe(IN_FLIGHT_TTL_MS / 1000);
+    clock.t += IN_FLIGHT_TTL_MS;
     const retried = await request(`/hooks/${id}`, { method: "POST", headers, body });
     expect(retried.status).toBe(202);
     const { id: emailId } = (await retried.json()) as { id: string };
@@ -748,6 +762,35 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
     expect(await countReceived()).toBe(4);
   });
 
+  it("spends a hook's rate allowance only on requests whose proof passes", async () => {
+    env = upstashEnv({ HOOK_RATE_LIMIT: "2/1h" });
+    const hook = (await createHook({ type: "hmac_sha256" })).body;
+    const body = JSON.stringify(PUSH);
+    const path = `/hooks/${hook.id}`;
+    // Someone who knows the URL but not the secret floods it.
+    const flood: number[] = [];
+    for (let i = 0; i < FAILURE_LIMIT + 10; i++)
+      flood.push(
+        (
+          await deliver(path, body, {
+            "cf-connecting-ip": "203.0.113.66",
+            "x-hub-signature-256": githubSignature("not-the-secret", body),
+          })
+        ).status,
+      );
+    // Refused, then refused without a counter once over the network's failure limit.
+    expect(flood).toEqual([...Array(FAILURE_LIMIT).fill(401), ...Array(10).fill(429)]);
+    const signed = () =>
+      deliver(path, body, {
+        "cf-connecting-ip": "198.51.100.20",
+        "x-hub-signature-256": githubSignature(hook.secret, body),
+      });
+    expect((await signed()).status).toBe(202);
+    expect((await signed()).status).toBe(202);
+    expect((await signed()).status).toBe(429);
+    expect(await countReceived()).toBe(2);
+  });
+
   it("ignores a replayed webhook-id across relay instances", async () => {
     env = upstashEnv();
     const { id, secret } = (await createHook({ type: "standard_webhooks" })).body;
@@ -766,6 +809,43 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
     expect(replay.status).toBe(200);
     expect(replay.body).toEqual({ id: first.body.id, duplicate: true });
     expect(await countReceived()).toBe(1);
+  });
+
+  it("treats a sender's retry after a lost enqueue reply as the duplicate it is, and sends the message once", async () => {
+    env = upstashEnv({ IMMEDIATE_DELIVERY: "false" });
+    const gateway = gatewayApi();
+    const { id, secret } = (await createHook({ type: "standard_webhooks" })).body;
+    const body = JSON.stringify(PUSH);
+    // Load the scripts, so the struck EVALSHA is the enqueue itself.
+    expect((await deliver(`/hooks/${id}`, body, standardHeaders(secret, body))).status).toBe(202);
+    await tick(env);
+    await received(1);
+    const headers = standardHeaders(secret, body);
+    const guard = `hook:${id}:${headers["webhook-id"]}`;
+    try {
+      // The enqueue runs but its replies are lost, and the check of the guard fails too.
+      await gateway.addFault({
+        contains: guard,
+        command: "EVALSHA",
+        mode: "lose-reply",
+        times: 10,
+      });
+      await gateway.addFault({ contains: guard, command: "GET", mode: "drop", times: 10 });
+      const first = await deliver(`/hooks/${id}`, body, headers);
+      expect(first.status).toBe(503);
+    } finally {
+      await gateway.clearFaults();
+    }
+    const retry = await deliver(
+      `/hooks/${id}`,
+      body,
+      standardHeaders(secret, body, headers["webhook-id"]),
+    );
+    expect(retry.status).toBe(200);
+    expect(retry.body.duplicate).toBe(true);
+    await tick(env);
+    // The warm-up's message and this one's, once.
+    expect(await countReceived()).toBe(2);
   });
 
   it("costs few Upstash commands per accepted hook request", async () => {

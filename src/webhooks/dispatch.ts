@@ -48,19 +48,29 @@ export function eventLeaseMs(config: WebhookConfig): number {
   return Math.ceil(EVENT_BATCH / EVENT_CONCURRENCY + 1) * config.timeoutMs + 10_000;
 }
 
-/** The Standard Webhooks headers for one delivery of `payload`. */
+/**
+ * The Standard Webhooks headers for one delivery of `payload`, twice: `webhook-*` (the standard)
+ * and `svix-*` with the same values, because Resend signs through Svix and its docs tell
+ * receivers to read `svix-id`, `svix-timestamp` and `svix-signature`. The id is the event id, the
+ * same on every retry, so receivers deduplicate on it.
+ */
 export function signedHeaders(
   secret: string,
   eventId: string,
   payload: string,
   at: Date,
 ): Record<string, string> {
+  const timestamp = String(Math.floor(at.getTime() / 1000));
+  const signature = new Webhook(secret).sign(eventId, at, payload);
   return {
     "content-type": "application/json",
     "user-agent": USER_AGENT,
     "webhook-id": eventId,
-    "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
-    "webhook-signature": new Webhook(secret).sign(eventId, at, payload),
+    "webhook-timestamp": timestamp,
+    "webhook-signature": signature,
+    "svix-id": eventId,
+    "svix-timestamp": timestamp,
+    "svix-signature": signature,
   };
 }
 

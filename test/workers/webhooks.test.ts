@@ -5,11 +5,14 @@
  * API answers 404 to an unknown path), so attempts and retries are recorded.
  * The signed, recovering receiver runs in test/node/webhooks-e2e.test.ts.
  */
+
+import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { applyOutcomes, cancelState, initialState } from "../../src/delivery/state.ts";
 import type { RecipientOutcome } from "../../src/smtp/transport.ts";
 import type { QueuedMessage } from "../../src/store/types.ts";
+import { signedHeaders } from "../../src/webhooks/dispatch.ts";
 import { checkEndpointUrl, checkEvents } from "../../src/webhooks/endpoints.ts";
 import {
   acceptedEvents,
@@ -161,6 +164,105 @@ describe("which events a state change emits", () => {
     const s0 = cancelState(initialState(m.envelope.to, null), NOW);
     const { state } = applyOutcomes(m, s0, [], NOW, policy);
     expect(deliveryEvents(m, s0, state, NOW)).toEqual([]);
+  });
+});
+
+describe("event ids", () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  it("gives the same transition the same id, so a retried write cannot add a second event", () => {
+    const m = message(["ann@example.com"]);
+    const s0 = initialState(m.envelope.to, null);
+    const accepted = acceptedEvents(m, s0, NOW);
+    // Computed again later (a retried enqueue): same id, whatever the clock says.
+    expect(acceptedEvents(m, s0, NOW + 5_000).map((e) => e.id)).toEqual(accepted.map((e) => e.id));
+    expect(accepted[0]?.id).toMatch(UUID);
+    const { state } = applyOutcomes(m, s0, [ok("ann@example.com")], NOW, policy);
+    const once = deliveryEvents(m, s0, state, NOW);
+    const again = deliveryEvents(m, s0, state, NOW + 1_000);
+    expect(again.map((e) => e.id)).toEqual(once.map((e) => e.id));
+    expect(canceledEvents(m, NOW)[0]?.id).toBe(canceledEvents(m, NOW + 9)[0]?.id);
+  });
+
+  it("gives distinct transitions distinct ids: sent, delivered, bounces at different attempts, other emails", () => {
+    const m = message(["ann@example.com", "bob@example.com", "cy@example.com"]);
+    const s0 = initialState(m.envelope.to, null);
+    const s1 = applyOutcomes(
+      m,
+      s0,
+      [perm("ann@example.com"), temp("bob@example.com"), temp("cy@example.com")],
+      NOW,
+      policy,
+    ).state;
+    const s2 = applyOutcomes(
+      m,
+      s1,
+      [perm("bob@example.com"), ok("cy@example.com")],
+      NOW + 1000,
+      policy,
+    ).state;
+    const first = deliveryEvents(m, s0, s1, NOW);
+    const second = deliveryEvents(m, s1, s2, NOW + 1000);
+    expect(types(first)).toEqual(["email.bounced", "email.delivery_delayed"]);
+    expect(types(second)).toEqual(["email.bounced", "email.delivered"]);
+    const other = { ...m, id: "9b1e4f0a-2c3d-4e5f-8a9b-0c1d2e3f4a5b" };
+    const ids = [
+      ...acceptedEvents(m, s0, NOW),
+      ...acceptedEvents(other, s0, NOW),
+      ...first,
+      ...second,
+      ...canceledEvents(m, NOW),
+    ].map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(UUID);
+  });
+});
+
+describe("Bcc addresses in replies", () => {
+  const bounceOf = (m: QueuedMessage, rcpt: string, text: string) => {
+    const before = initialState(m.envelope.to, null);
+    const outcomes = m.envelope.to.map((a) => (a === rcpt ? perm(a, text) : ok(a)));
+    const { state } = applyOutcomes(m, before, outcomes, NOW, policy);
+    const bounced = deliveryEvents(m, before, state, NOW).find((e) => e.type === "email.bounced");
+    return payloadOf(bounced).data.bounce.message as string;
+  };
+
+  it("hides a Bcc address in any case, and its bare local part", () => {
+    const m = message(["ann@example.com"], ["audit@acme.test"]);
+    const text = bounceOf(
+      m,
+      "audit@acme.test",
+      "550 5.1.1 <Audit@Acme.test>: unknown user AUDIT; audit. (see AUDIT@ACME.TEST)",
+    );
+    expect(text).toBe(
+      "550 5.1.1 <[bcc recipient]>: unknown user [bcc recipient]; [bcc recipient]. (see [bcc recipient])",
+    );
+    expect(text.toLowerCase()).not.toContain("audit");
+  });
+
+  it("leaves To and Cc addresses, and words that only contain the local part", () => {
+    const m = message(["ann@audit.test"], ["audit@acme.test"]);
+    expect(
+      bounceOf(m, "ann@audit.test", "550 5.1.1 <Ann@Audit.test>: auditing says unknown user ann"),
+    ).toBe("550 5.1.1 <Ann@Audit.test>: auditing says unknown user ann");
+  });
+});
+
+describe("event headers", () => {
+  it("sends svix-* equal to webhook-*, and both verify as Standard Webhooks (Svix) signatures", () => {
+    const secret = `whsec_${btoa("0123456789abcdef0123456789abcdef")}`;
+    const body = JSON.stringify({ type: "email.sent", data: { email_id: "x" } });
+    const h = signedHeaders(secret, "evt-1", body, new Date());
+    expect(h["svix-id"]).toBe(h["webhook-id"]);
+    expect(h["svix-timestamp"]).toBe(h["webhook-timestamp"]);
+    expect(h["svix-signature"]).toBe(h["webhook-signature"]);
+    // Svix's verifier reads svix-*; it checks the same HMAC over "id.timestamp.body".
+    const asSvix = {
+      "webhook-id": h["svix-id"] as string,
+      "webhook-timestamp": h["svix-timestamp"] as string,
+      "webhook-signature": h["svix-signature"] as string,
+    };
+    expect(new Webhook(secret).verify(body, asSvix)).toEqual(JSON.parse(body));
   });
 });
 

@@ -11,7 +11,7 @@ export const BCC_PLACEHOLDER = "[bcc recipient]";
 const BEFORE = "(?<![A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|[A-Za-z0-9]\\.)";
 const AFTER = "(?![A-Za-z0-9!#$%&'*+/=?^_`{|}~-]|\\.[A-Za-z0-9])";
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");
 }
 
@@ -36,7 +36,7 @@ export function redactBcc(
   const full = new RegExp(
     [...hidden]
       .sort((a, b) => b.length - a.length)
-      .map(escape)
+      .map(escapeRegExp)
       .join("|"),
     "gi",
   );
@@ -46,13 +46,13 @@ export function redactBcc(
     .filter((l) => l !== "" && !shownLocal.has(l))
     .sort((a, b) => b.length - a.length);
   if (locals.length === 0) return out;
-  const bare = new RegExp(`${BEFORE}(?:${locals.map(escape).join("|")})${AFTER}`, "gi");
+  const bare = new RegExp(`${BEFORE}(?:${locals.map(escapeRegExp).join("|")})${AFTER}`, "gi");
   // Shown addresses and placeholders already written stay whole: split on them (the separators
   // land at the odd indexes) and redact only between them.
   const keep = new RegExp(
     `(${[BCC_PLACEHOLDER, ...shown]
       .sort((a, b) => b.length - a.length)
-      .map(escape)
+      .map(escapeRegExp)
       .join("|")})`,
     "i",
   );

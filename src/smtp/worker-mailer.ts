@@ -36,6 +36,7 @@ import {
   type Envelope,
   parseReply,
   type RecipientOutcome,
+  type ReplyStage,
   type SmtpTransport,
 } from "./transport.ts";
 import type { SmtpTarget } from "./url.ts";
@@ -320,8 +321,9 @@ function replyIn(message: string): Reply | undefined {
   return { code: Number(m[1]), text: `${m[1]}${m[2] ?? ""}`.trim() };
 }
 
-function outcome(address: string, reply: Reply): RecipientOutcome {
-  const status = reply.code >= 200 && reply.code < 300 ? "accepted" : classifyCode(reply.code);
+function outcome(address: string, reply: Reply, stage: ReplyStage = "other"): RecipientOutcome {
+  const status =
+    reply.code >= 200 && reply.code < 300 ? "accepted" : classifyCode(reply.code, stage);
   return { address, status, reply: parseReply(reply.text, reply.code) };
 }
 
@@ -499,7 +501,7 @@ export function createWorkerMailerTransport(options: WorkerMailerTransportOption
         const rcpt = await session.command(`RCPT TO:<${address}>`, stage);
         endsSession(rcpt);
         if (rcpt.code >= 200 && rcpt.code < 300) accepted.push(i);
-        else outcomes[i] = outcome(address, rcpt);
+        else outcomes[i] = outcome(address, rcpt, "rcpt");
         if (!session.usable) break;
       }
       if (accepted.length === 0 || !session.usable) {

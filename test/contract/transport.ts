@@ -180,6 +180,39 @@ export function describeTransportContract(factory: TransportFactory): void {
       expect(outcomes[1]?.reply).toMatchObject({ code: 451, enhanced: "4.7.1" });
     });
 
+    maybe("treats a 552 to RCPT TO as temporary (RFC 5321 4.5.3.1.10), not a bounce", async () => {
+      const sink = sinkApi("plain");
+      const a = unique("rcpt552-ok");
+      const b = unique("rcpt552-full");
+      await sink.rejectRecipient(b, 552, "5.2.2 Too many recipients or mailbox full");
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: [a, b] },
+        enc.encode(addressed(a, "552 at rcpt")),
+      );
+      expect(outcomes.map((o) => [o.address, o.status])).toEqual([
+        [a, "accepted"],
+        [b, "temporary"],
+      ]);
+      expect(outcomes[1]?.reply).toMatchObject({ code: 552, enhanced: "5.2.2" });
+      const [got] = await sink.waitFor(1, 10_000, { to: a });
+      expect(got?.rcptTo).toEqual([a]);
+    });
+
+    maybe("refuses an empty recipient for good and still sends to the others", async () => {
+      const sink = sinkApi("plain");
+      const to = unique("beside-empty");
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["", to] },
+        enc.encode(addressed(to, "empty recipient")),
+      );
+      expect(outcomes.map((o) => [o.address, o.status])).toEqual([
+        ["", "permanent"],
+        [to, "accepted"],
+      ]);
+      const [got] = await sink.waitFor(1, 10_000, { to });
+      expect(got?.rcptTo).toEqual([to]);
+    });
+
     maybe("reports every recipient rejected, each with its reply", async () => {
       const sink = sinkApi("plain");
       await sink.rejectRecipient("a@example.com", 550, "5.1.1 Unknown a");

@@ -308,6 +308,100 @@ describe("what an endpoint may be", () => {
     );
   });
 
+  it("refuses special-use names however they are spelt: trailing dot, case, IDN, nested", () => {
+    for (const url of [
+      "https://metadata.google.internal./computeMetadata/v1",
+      "https://printer.local./x",
+      "https://localhost./x",
+      "https://LOCALHOST/x",
+      "https://api.localhost/x",
+      "https://router.home.arpa/x",
+      "https://1.0.0.127.in-addr.arpa/x",
+      "https://abcdefghijklmnop.onion/x",
+      "https://app.test/x",
+      "https://app.invalid/x",
+      "https://app.example/x",
+      "https://box.alt/x",
+      "https://nas.lan/x",
+      "https://mail.corp/x",
+      "https://files.home/x",
+      "https://wiki.intranet/x",
+      "https://db.private/x",
+      "https://me.localdomain/x",
+      "https://xn--caf-dma.internal/x",
+      "https://café.internal/x",
+      "https://%6c%6fcalhost/x",
+      "https://intranet./x",
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).toThrow(/^endpoint: must be a public host/);
+    }
+  });
+
+  it("refuses every special-purpose address, including numeric spellings the URL parser rewrites", () => {
+    for (const url of [
+      "https://2130706433/x", // 127.0.0.1
+      "https://0x7f.1/x", // 127.0.0.1
+      "https://0177.0.0.1/x", // 127.0.0.1 (octal)
+      "https://127.1/x",
+      "https://127.0.0.1./x",
+      "https://0.0.0.0/x",
+      "https://10.0.0.1/x",
+      "https://198.18.0.1/x", // benchmarking
+      "https://198.19.255.254/x",
+      "https://192.0.0.8/x", // IETF protocol assignments
+      "https://192.0.2.1/x", // documentation
+      "https://198.51.100.7/x",
+      "https://203.0.113.9/x",
+      "https://192.88.99.1/x", // 6to4 relay anycast
+      "https://100.127.255.254/x", // CGNAT
+      "https://240.0.0.1/x", // reserved
+      "https://255.255.255.255/x",
+      "https://224.0.0.1/x", // multicast
+      "https://[::ffff:127.0.0.1]/x",
+      "https://[::ffff:8.8.8.8]/x", // IPv4-mapped, public or not
+      "https://[::127.0.0.1]/x", // IPv4-compatible (deprecated)
+      "https://[::]/x",
+      "https://[64:ff9b::10.0.0.1]/x", // NAT64 with a private IPv4
+      "https://[64:ff9b:1::a00:1]/x",
+      "https://[2002:a00:1::1]/x", // 6to4 embedding 10.0.0.1
+      "https://[2001:db8::1]/x", // documentation
+      "https://[3fff::1]/x",
+      "https://[2001::1]/x", // Teredo
+      "https://[2001:2::1]/x", // benchmarking
+      "https://[fc00::1]/x",
+      "https://[fec0::1]/x", // site-local
+      "https://[ff02::1]/x",
+      "https://[100::1]/x", // discard
+      "https://[5f00::1]/x", // SRv6
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).toThrow(/^endpoint: must be a public host/);
+    }
+    for (const url of [
+      "https://8.8.8.8/x",
+      "https://[2606:4700:4700::1111]/x",
+      "https://hooks.example.com./x",
+      "https://Hooks.Example.COM/x",
+      "https://bücher.example/x".replace(".example", ".example.org"),
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).not.toThrow();
+    }
+  });
+
+  it("keeps allowing loopback, and only loopback, with WEBHOOK_ALLOW_LOOPBACK", () => {
+    for (const url of [
+      "http://localhost./x",
+      "http://api.localhost:8080/x",
+      "http://2130706433:8080/x",
+      "http://[::1]:8080/x",
+      "https://127.0.0.2/x",
+    ]) {
+      expect(checkEndpointUrl(url, true), url).toMatch(/^https?:/);
+    }
+    for (const url of ["https://10.0.0.1/x", "https://198.18.0.1/x", "https://printer.local/x"]) {
+      expect(() => checkEndpointUrl(url, true), url).toThrow(/^endpoint: must be a public host/);
+    }
+  });
+
   it("takes only the events the relay emits, naming the bad element", () => {
     expect(checkEvents(["email.sent", "email.sent", "email.canceled"])).toEqual([
       "email.sent",
@@ -410,6 +504,22 @@ describe("the API on the in-memory store", () => {
     }
     const res = await call(env, "DELETE", `/webhooks/${missing}`);
     expect(res.status).toBe(404);
+  });
+
+  it("answers 422 naming endpoint for a trailing-dot internal name or a numeric loopback", async () => {
+    const strict = testEnv({});
+    for (const endpoint of [
+      "https://metadata.google.internal./computeMetadata/v1",
+      "https://2130706433/x",
+      "https://[::ffff:127.0.0.1]/x",
+      "https://198.18.0.1/x",
+    ]) {
+      const res = await call(strict, "POST", "/webhooks", {
+        json: { endpoint, events: ["email.sent"] },
+      });
+      expect(res.status, endpoint).toBe(422);
+      expect(res.body.message, endpoint).toMatch(/^endpoint: must be a public host/);
+    }
   });
 
   it("refuses a PATCH with a bad status or events, naming the field", async () => {

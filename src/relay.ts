@@ -357,6 +357,7 @@ export function createRelay(
           target: smtp,
           ehloName: config.ehloName,
           timeoutMs: config.smtpTimeoutMs,
+          dataTimeoutMs: config.smtpDataTimeoutMs,
           maxConnections: config.smtpMaxConnections,
         })
     : undefined;

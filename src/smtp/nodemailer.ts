@@ -7,6 +7,7 @@
 import { Buffer } from "node:buffer";
 import nodemailer from "nodemailer";
 import type { NodemailerError } from "nodemailer/lib/errors";
+import { DATA_TIMEOUT_OPTION, installDataTimeout } from "./nodemailer-data-timeout.ts";
 import {
   classifyCode,
   type Envelope,
@@ -20,6 +21,8 @@ export interface NodemailerOptions {
   target: SmtpTarget;
   ehloName: string;
   timeoutMs: number;
+  /** The wait for the reply to the final "." of DATA (at least timeoutMs; default timeoutMs). */
+  dataTimeoutMs?: number | undefined;
   maxConnections: number;
   /** Force an AUTH mechanism; by default the first the server offers that nodemailer knows. */
   authMethod?: "PLAIN" | "LOGIN" | undefined;
@@ -34,6 +37,8 @@ const UNSAFE_ADDRESS = /[\u0000-\u0020\u007f<>]/;
 
 export function createNodemailerTransport(options: NodemailerOptions): SmtpTransport {
   const { target } = options;
+  const dataTimeoutMs = Math.max(options.dataTimeoutMs ?? options.timeoutMs, options.timeoutMs);
+  installDataTimeout();
   const transporter = nodemailer.createTransport({
     pool: true,
     maxConnections: options.maxConnections,
@@ -51,6 +56,9 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     connectionTimeout: Math.min(options.timeoutMs / 2, 15_000),
     greetingTimeout: Math.min(options.timeoutMs / 2, 15_000),
     socketTimeout: options.timeoutMs,
+    // Only the reply to the final dot waits this long (see nodemailer-data-timeout.ts); not a
+    // nodemailer option, so it is typed out of its way.
+    ...({ [DATA_TIMEOUT_OPTION]: dataTimeoutMs } as object),
     // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
     disableFileAccess: true,
     disableUrlAccess: true,

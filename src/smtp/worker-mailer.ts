@@ -49,6 +49,8 @@ export interface WorkerMailerTransportOptions {
   ehloName: string;
   /** Longest silence waited for: a reply, a write, or the whole session setup. */
   timeoutMs: number;
+  /** The wait for the reply to the final "." of DATA (at least timeoutMs; default timeoutMs). */
+  dataTimeoutMs?: number | undefined;
   /** Sessions open at once; sends beyond that wait for one to come free. */
   maxConnections: number;
   /**
@@ -179,14 +181,14 @@ class Session {
     }
   }
 
-  /** Reads one reply (all lines of a multi-line one). */
-  async reply(what: string): Promise<Reply> {
-    return this.#guard(this.#readReply(), `to ${what}`);
+  /** Reads one reply (all lines of a multi-line one), waiting `timeoutMs` (default the session's). */
+  async reply(what: string, timeoutMs = this.#timeoutMs): Promise<Reply> {
+    return this.#guard(this.#readReply(), `to ${what}`, timeoutMs);
   }
 
-  async #guard<T>(work: Promise<T>, what: string): Promise<T> {
+  async #guard<T>(work: Promise<T>, what: string, timeoutMs = this.#timeoutMs): Promise<T> {
     try {
-      const result = await within(work, this.#timeoutMs, what, () => this.abort());
+      const result = await within(work, timeoutMs, what, () => this.abort());
       return result;
     } catch (err) {
       this.usable = false;
@@ -333,6 +335,9 @@ function noReply(address: string, text: string): RecipientOutcome {
 
 export function createWorkerMailerTransport(options: WorkerMailerTransportOptions): SmtpTransport {
   const { target, timeoutMs } = options;
+  // RFC 5321 section 4.5.3.2.6: the server may take 10 minutes to answer the final dot, and
+  // giving up sooner means sending the message again.
+  const dataTimeoutMs = Math.max(options.dataTimeoutMs ?? timeoutMs, timeoutMs);
   // worker-mailer times each setup step with socketTimeoutMs (it ignores responseTimeoutMs);
   // the setup as a whole is bounded by timeoutMs below.
   const stepTimeoutMs = Math.min(timeoutMs, 15_000);
@@ -526,7 +531,7 @@ export function createWorkerMailerTransport(options: WorkerMailerTransportOption
       stage = "the message";
       await session.write(data, stage);
       stage = "the end of the message";
-      const done = await session.reply(stage);
+      const done = await session.reply(stage, dataTimeoutMs);
       endsSession(done);
       return { stale: false, outcomes: finish((a) => outcome(a, done)) };
     } catch (err) {

@@ -17,6 +17,7 @@ describeTransportContract({
       target,
       ehloName: EHLO_NAME,
       timeoutMs: options?.timeoutMs ?? 10_000,
+      dataTimeoutMs: options?.dataTimeoutMs,
       maxConnections: 1,
       authMethod: options?.authMethod,
     }),
@@ -30,6 +31,7 @@ describeTransportContract({
       target,
       ehloName: EHLO_NAME,
       timeoutMs: options?.timeoutMs ?? 10_000,
+      dataTimeoutMs: options?.dataTimeoutMs,
       maxConnections: 1,
       ...(options?.authMethod
         ? { authMethods: [options.authMethod === "PLAIN" ? "plain" : "login"] }

@@ -315,6 +315,9 @@ export async function runFaultScenario(options: FaultRunOptions): Promise<FaultR
               RETRY_MAX_SECONDS: String(TIMINGS.retryMaxSeconds),
               DELIVERY_LEASE_SECONDS: String(TIMINGS.leaseSeconds),
               SMTP_TIMEOUT_SECONDS: String(TIMINGS.smtpTimeoutSeconds),
+              // The stalls after DATA are meant to outlast the client's wait for the final reply
+              // (default 600 s): give it the short timeout too.
+              SMTP_DATA_TIMEOUT_SECONDS: String(TIMINGS.smtpTimeoutSeconds),
               SMTP_MAX_CONNECTIONS: String(TIMINGS.connections),
               DELIVERY_BATCH_SIZE: String(TIMINGS.batchSize),
               // Tells this instance's deliveries apart at the server.

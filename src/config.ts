@@ -34,6 +34,8 @@ export interface Config {
   ehloName: string;
   /** Socket timeouts for SMTP (connect, greeting, idle). */
   smtpTimeoutMs: number;
+  /** The wait for the server's reply to the final "." of DATA (at least smtpTimeoutMs). */
+  smtpDataTimeoutMs: number;
   /** Parallel SMTP connections per delivery run; Workers allow 6 opening at once. */
   smtpMaxConnections: number;
   /** Messages claimed per store round trip. */
@@ -228,6 +230,17 @@ export function loadConfig(env: Env): Config {
   }
 
   const smtpTimeoutMs = int(env, "SMTP_TIMEOUT_SECONDS", 30, 1, 600) * SECOND;
+  // RFC 5321 section 4.5.3.2.6 suggests 10 minutes for the reply to the final dot (the server may
+  // be scanning the message); a client that gives up sooner retries and delivers it twice. At most
+  // 14 minutes: a scheduled Worker invocation has 15 minutes of wall time. A longer wait is covered
+  // by lease renewals (src/delivery/deliver.ts keepLease), so the lease needs no minimum for it.
+  const smtpDataTimeoutMs = int(env, "SMTP_DATA_TIMEOUT_SECONDS", 600, 1, 840) * SECOND;
+  if (smtpDataTimeoutMs < smtpTimeoutMs) {
+    throw new ConfigError(
+      "SMTP_DATA_TIMEOUT_SECONDS",
+      `must be at least SMTP_TIMEOUT_SECONDS (${smtpTimeoutMs / SECOND} here), got ${smtpDataTimeoutMs / SECOND}`,
+    );
+  }
   const leaseMs = int(env, "DELIVERY_LEASE_SECONDS", 300, 5, 3600) * SECOND;
   // A run sends a claimed message only while its lease has room for one whole SMTP transaction
   // (see sendWindowMs); a lease shorter than a few transactions would let it send nothing.
@@ -246,6 +259,7 @@ export function loadConfig(env: Env): Config {
     smtpClient,
     ehloName,
     smtpTimeoutMs,
+    smtpDataTimeoutMs,
     smtpMaxConnections: int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6),
     batchSize: int(env, "DELIVERY_BATCH_SIZE", 25, 1, 500),
     leaseMs,

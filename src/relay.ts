@@ -361,6 +361,7 @@ export function createRelay(
           target: smtp,
           ehloName: config.ehloName,
           timeoutMs: config.smtpTimeoutMs,
+          dataTimeoutMs: config.smtpDataTimeoutMs,
           maxConnections: config.smtpMaxConnections,
         })
     : undefined;

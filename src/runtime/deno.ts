@@ -10,7 +10,13 @@ import { createApp } from "../app.ts";
 import type { Env } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import type { Relay } from "../relay.ts";
+import { setEndpointFetch } from "../webhooks/dispatch.ts";
+import { pinnedFetch } from "../webhooks/pinned-fetch.ts";
 import { logConfigError, relayFor } from "./isolate.ts";
+
+// Unlike a Worker, this process can reach its own network: webhook POSTs resolve the endpoint's
+// name themselves and connect only to public addresses (DNS rebinding included).
+setEndpointFetch((url, init, allowLoopback) => pinnedFetch(url, init, allowLoopback));
 
 // The environment of a process cannot change under it, so it is read and checked once, at start.
 // A wrong value stops the process (naming the variable) instead of answering 500 to every request

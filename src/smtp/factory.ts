@@ -18,7 +18,10 @@ export const SMTP_CLIENTS: readonly SmtpClientName[] = ["nodemailer", "worker-ma
 export interface TransportOptions {
   target: SmtpTarget;
   ehloName: string;
+  /** Connect + greeting, then the longest silence for any other reply. */
   timeoutMs: number;
+  /** The wait for the reply to the final "." of DATA (RFC 5321 4.5.3.2.6 suggests 10 min). */
+  dataTimeoutMs?: number | undefined;
   maxConnections: number;
   /** Force an AUTH mechanism (tests; smart hosts that mis-advertise one). */
   authMethod?: "PLAIN" | "LOGIN" | undefined;

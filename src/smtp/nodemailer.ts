@@ -7,6 +7,7 @@
 import { Buffer } from "node:buffer";
 import nodemailer from "nodemailer";
 import type { NodemailerError } from "nodemailer/lib/errors";
+import { DATA_TIMEOUT_OPTION, installDataTimeout } from "./nodemailer-data-timeout.ts";
 import {
   classifyCode,
   type Envelope,
@@ -20,6 +21,8 @@ export interface NodemailerOptions {
   target: SmtpTarget;
   ehloName: string;
   timeoutMs: number;
+  /** The wait for the reply to the final "." of DATA (at least timeoutMs; default timeoutMs). */
+  dataTimeoutMs?: number | undefined;
   maxConnections: number;
   /** Force an AUTH mechanism; by default the first the server offers that nodemailer knows. */
   authMethod?: "PLAIN" | "LOGIN" | undefined;
@@ -34,6 +37,8 @@ const UNSAFE_ADDRESS = /[\u0000-\u0020\u007f<>]/;
 
 export function createNodemailerTransport(options: NodemailerOptions): SmtpTransport {
   const { target } = options;
+  const dataTimeoutMs = Math.max(options.dataTimeoutMs ?? options.timeoutMs, options.timeoutMs);
+  installDataTimeout();
   const transporter = nodemailer.createTransport({
     pool: true,
     maxConnections: options.maxConnections,
@@ -51,6 +56,9 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     connectionTimeout: Math.min(options.timeoutMs / 2, 15_000),
     greetingTimeout: Math.min(options.timeoutMs / 2, 15_000),
     socketTimeout: options.timeoutMs,
+    // Only the reply to the final dot waits this long (see nodemailer-data-timeout.ts); not a
+    // nodemailer option, so it is typed out of its way.
+    ...({ [DATA_TIMEOUT_OPTION]: dataTimeoutMs } as object),
     // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
     disableFileAccess: true,
     disableUrlAccess: true,
@@ -67,7 +75,8 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
         },
       });
       if (UNSAFE_ADDRESS.test(original.from)) return original.to.map(refused);
-      const safe = original.to.filter((a) => !UNSAFE_ADDRESS.test(a));
+      // An empty recipient would fail the whole send (nodemailer's EENVELOPE), the others too.
+      const safe = original.to.filter((a) => a !== "" && !UNSAFE_ADDRESS.test(a));
       if (safe.length < original.to.length) {
         const sent = safe.length ? await this.send({ from: original.from, to: safe }, raw) : [];
         return original.to.map((a) => sent.find((o) => o.address === a) ?? refused(a));
@@ -120,11 +129,36 @@ const SESSION_ERRORS = new Set([
   "EPROTOCOL",
 ]);
 
+/**
+ * nodemailer 10's error codes that come without a server reply (lib/errors, lib/smtp-connection,
+ * lib/smtp-pool, lib/mailer) and can never succeed for the same message, so they are permanent
+ * instead of being retried for MAX_QUEUE_AGE_HOURS:
+ * - EENVELOPE without a reply: "No recipients defined", "Invalid sender", "Invalid recipient",
+ *   "Invalid DSN", found before anything is sent (with a reply it is a MAIL/RCPT/DATA refusal,
+ *   classified by its code);
+ * - EMESSAGE without a reply: "Empty message", or larger than the SIZE the server announced;
+ * - EMAXRECIPIENTS: more recipients than the transport's maxRecipients;
+ * - EFILEACCESS, EURLACCESS: the message refers to a file or URL (disabled here).
+ * Every other code without a reply is temporary: the session or the configuration (ECONNECTION,
+ * ESOCKET, ETIMEDOUT, EDNS, ETLS, EREQUIRETLS, EPROTOCOL, EAUTH, ENOAUTH, EOAUTH2, EPROXY,
+ * ECONFIG), nodemailer's own pool (EMAXLIMIT) or stream (ESTREAM), or a send the relay aborted
+ * (EABORT); fixing the smart host or the settings then delivers the backlog. ESENDMAIL, ESES,
+ * EFETCH and EOTP belong to parts the relay does not use.
+ */
+const HOPELESS_WITHOUT_REPLY = new Set([
+  "EENVELOPE",
+  "EMESSAGE",
+  "EMAXRECIPIENTS",
+  "EFILEACCESS",
+  "EURLACCESS",
+]);
+
 function sameAddress(a: string | undefined, b: string): boolean {
   return a !== undefined && a.toLowerCase() === b.toLowerCase();
 }
 
-function errorOutcome(address: string, err: NodemailerError): RecipientOutcome {
+/** The outcome for `address` of a nodemailer error (exported for the classification tests). */
+export function errorOutcome(address: string, err: NodemailerError): RecipientOutcome {
   const code = typeof err.responseCode === "number" ? err.responseCode : null;
   const reply =
     code === null
@@ -133,7 +167,11 @@ function errorOutcome(address: string, err: NodemailerError): RecipientOutcome {
   // A refused login or a smart host without the TLS we require is the operator's configuration,
   // not a verdict on the message: keep it queued, as Postfix does (smtp_sasl_auth_soft_bounce, and
   // deferring when TLS is required but not offered), so fixing the setting delivers the backlog.
-  const status = SESSION_ERRORS.has(err.code ?? "") ? "temporary" : classifyCode(code);
+  const status = SESSION_ERRORS.has(err.code ?? "")
+    ? "temporary"
+    : code === null && HOPELESS_WITHOUT_REPLY.has(err.code ?? "")
+      ? "permanent"
+      : classifyCode(code, err.command === "RCPT TO" ? "rcpt" : "other");
   return { address, status, reply };
 }
 

@@ -33,11 +33,20 @@ export function parseReply(response: string | undefined, code: number | null): S
   return reply;
 }
 
+/** Where in the transaction a reply came: only RCPT TO changes how a code is read. */
+export type ReplyStage = "rcpt" | "other";
+
 /**
  * RFC 5321: 5yz is permanent and 4yz transient. 503 (bad sequence) is a session problem, not a
  * verdict on the message, so it is retried. No reply at all (network, TLS, timeout) is transient.
  */
-export function classifyCode(code: number | null): "temporary" | "permanent" {
+export function classifyCode(
+  code: number | null,
+  stage: ReplyStage = "other",
+): "temporary" | "permanent" {
   if (code === null) return "temporary";
+  // RFC 5321 section 4.5.3.1.10: a 552 to RCPT TO (too many recipients, or out of storage) must
+  // be treated as a temporary failure, as if it were 452; Postfix's smtp client does the same.
+  if (stage === "rcpt" && code === 552) return "temporary";
   return code >= 500 && code !== 503 ? "permanent" : "temporary";
 }

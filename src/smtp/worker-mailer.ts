@@ -36,6 +36,7 @@ import {
   type Envelope,
   parseReply,
   type RecipientOutcome,
+  type ReplyStage,
   type SmtpTransport,
 } from "./transport.ts";
 import type { SmtpTarget } from "./url.ts";
@@ -48,6 +49,8 @@ export interface WorkerMailerTransportOptions {
   ehloName: string;
   /** Longest silence waited for: a reply, a write, or the whole session setup. */
   timeoutMs: number;
+  /** The wait for the reply to the final "." of DATA (at least timeoutMs; default timeoutMs). */
+  dataTimeoutMs?: number | undefined;
   /** Sessions open at once; sends beyond that wait for one to come free. */
   maxConnections: number;
   /**
@@ -178,14 +181,14 @@ class Session {
     }
   }
 
-  /** Reads one reply (all lines of a multi-line one). */
-  async reply(what: string): Promise<Reply> {
-    return this.#guard(this.#readReply(), `to ${what}`);
+  /** Reads one reply (all lines of a multi-line one), waiting `timeoutMs` (default the session's). */
+  async reply(what: string, timeoutMs = this.#timeoutMs): Promise<Reply> {
+    return this.#guard(this.#readReply(), `to ${what}`, timeoutMs);
   }
 
-  async #guard<T>(work: Promise<T>, what: string): Promise<T> {
+  async #guard<T>(work: Promise<T>, what: string, timeoutMs = this.#timeoutMs): Promise<T> {
     try {
-      const result = await within(work, this.#timeoutMs, what, () => this.abort());
+      const result = await within(work, timeoutMs, what, () => this.abort());
       return result;
     } catch (err) {
       this.usable = false;
@@ -320,8 +323,9 @@ function replyIn(message: string): Reply | undefined {
   return { code: Number(m[1]), text: `${m[1]}${m[2] ?? ""}`.trim() };
 }
 
-function outcome(address: string, reply: Reply): RecipientOutcome {
-  const status = reply.code >= 200 && reply.code < 300 ? "accepted" : classifyCode(reply.code);
+function outcome(address: string, reply: Reply, stage: ReplyStage = "other"): RecipientOutcome {
+  const status =
+    reply.code >= 200 && reply.code < 300 ? "accepted" : classifyCode(reply.code, stage);
   return { address, status, reply: parseReply(reply.text, reply.code) };
 }
 
@@ -331,6 +335,9 @@ function noReply(address: string, text: string): RecipientOutcome {
 
 export function createWorkerMailerTransport(options: WorkerMailerTransportOptions): SmtpTransport {
   const { target, timeoutMs } = options;
+  // RFC 5321 section 4.5.3.2.6: the server may take 10 minutes to answer the final dot, and
+  // giving up sooner means sending the message again.
+  const dataTimeoutMs = Math.max(options.dataTimeoutMs ?? timeoutMs, timeoutMs);
   // worker-mailer times each setup step with socketTimeoutMs (it ignores responseTimeoutMs);
   // the setup as a whole is bounded by timeoutMs below.
   const stepTimeoutMs = Math.min(timeoutMs, 15_000);
@@ -499,7 +506,7 @@ export function createWorkerMailerTransport(options: WorkerMailerTransportOption
         const rcpt = await session.command(`RCPT TO:<${address}>`, stage);
         endsSession(rcpt);
         if (rcpt.code >= 200 && rcpt.code < 300) accepted.push(i);
-        else outcomes[i] = outcome(address, rcpt);
+        else outcomes[i] = outcome(address, rcpt, "rcpt");
         if (!session.usable) break;
       }
       if (accepted.length === 0 || !session.usable) {
@@ -524,7 +531,7 @@ export function createWorkerMailerTransport(options: WorkerMailerTransportOption
       stage = "the message";
       await session.write(data, stage);
       stage = "the end of the message";
-      const done = await session.reply(stage);
+      const done = await session.reply(stage, dataTimeoutMs);
       endsSession(done);
       return { stale: false, outcomes: finish((a) => outcome(a, done)) };
     } catch (err) {

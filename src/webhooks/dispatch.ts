@@ -43,24 +43,55 @@ export interface DispatchReport {
   unrecorded: number;
 }
 
+/** One POST to an endpoint; the runtime entry may replace the plain fetch (setEndpointFetch). */
+export type EndpointFetch = (
+  url: string,
+  init: { method: string; headers: Record<string, string>; body: string; signal: AbortSignal },
+  allowLoopback: boolean,
+) => Promise<Response>;
+
+// Workers: the runtime's fetch, which goes out through Cloudflare's network (see
+// checkEndpointUrl). A redirect is a failed attempt: the signature was made for this URL's owner.
+const plainFetch: EndpointFetch = (url, init) => fetch(url, { ...init, redirect: "manual" });
+let endpointFetch: EndpointFetch = plainFetch;
+
+/**
+ * Replaces how events are POSTed, for every relay in this process: the Deno entry installs
+ * pinnedFetch (resolve, check every address, connect only to those). Without an argument, back to
+ * the plain fetch.
+ */
+export function setEndpointFetch(f: EndpointFetch = plainFetch): void {
+  endpointFetch = f;
+}
+
 /** A lease long enough for a batch's POSTs to run `EVENT_CONCURRENCY` at a time. */
 export function eventLeaseMs(config: WebhookConfig): number {
   return Math.ceil(EVENT_BATCH / EVENT_CONCURRENCY + 1) * config.timeoutMs + 10_000;
 }
 
-/** The Standard Webhooks headers for one delivery of `payload`. */
+/**
+ * The Standard Webhooks headers for one delivery of `payload`, twice: `webhook-*` (the standard)
+ * and `svix-*` with the same values, because Resend signs through Svix and its docs tell
+ * receivers to read `svix-id`, `svix-timestamp` and `svix-signature`. The id is the event id, the
+ * same on every retry, so receivers deduplicate on it.
+ */
 export function signedHeaders(
   secret: string,
   eventId: string,
   payload: string,
   at: Date,
 ): Record<string, string> {
+  const timestamp = String(Math.floor(at.getTime() / 1000));
+  const signature = new Webhook(secret).sign(eventId, at, payload);
   return {
     "content-type": "application/json",
     "user-agent": USER_AGENT,
     "webhook-id": eventId,
-    "webhook-timestamp": String(Math.floor(at.getTime() / 1000)),
-    "webhook-signature": new Webhook(secret).sign(eventId, at, payload),
+    "webhook-timestamp": timestamp,
+    "webhook-signature": signature,
+    "svix-id": eventId,
+    "svix-timestamp": timestamp,
+    "svix-signature": signature,
   };
 }
 
@@ -179,14 +210,16 @@ async function post(
   const started = ctx.now();
   const signal = AbortSignal.timeout(ctx.config.timeoutMs);
   try {
-    const res = await fetch(record.endpoint, {
-      method: "POST",
-      headers: signedHeaders(record.secret, event.id, event.payload, new Date(started)),
-      body: event.payload,
-      // A redirect is a failed attempt: the signature was made for this URL's owner.
-      redirect: "manual",
-      signal,
-    });
+    const res = await endpointFetch(
+      record.endpoint,
+      {
+        method: "POST",
+        headers: signedHeaders(record.secret, event.id, event.payload, new Date(started)),
+        body: event.payload,
+        signal,
+      },
+      ctx.config.allowLoopback,
+    );
     let response = "";
     try {
       response = (await res.text()).slice(0, RESPONSE_KEPT);

@@ -4,6 +4,7 @@
  */
 import { ValidationError } from "../errors.ts";
 import { EVENT_TYPES, type EventType } from "./events.ts";
+import { checkHost, isLoopbackHost } from "./hosts.ts";
 
 export interface WebhookRecord {
   id: string;
@@ -24,34 +25,22 @@ export function newSigningSecret(): string {
 
 const LONGEST_URL = 2048;
 
-/** IPv4 literals no public endpoint has: private, loopback, link-local, CGNAT, "this network". */
-function internalIpv4(host: string): boolean {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(host);
-  if (!m) return false;
-  const [a, b] = [Number(m[1]), Number(m[2])];
-  return (
-    a === 0 ||
-    a === 10 ||
-    a === 127 ||
-    (a === 100 && b >= 64 && b <= 127) ||
-    (a === 169 && b === 254) ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    a >= 224
-  );
-}
-
-function loopback(host: string): boolean {
-  return (
-    host === "localhost" || host.endsWith(".localhost") || /^127\./.test(host) || host === "[::1]"
-  );
-}
-
 /**
- * Checks an endpoint URL. It must be https on a public host name or address: names such as
- * `localhost`, `*.internal` or `*.local` and private, loopback or link-local address literals are
- * refused, so the relay cannot be pointed at its own network. A name that resolves to a private
- * address is not caught here (the runtime's fetch decides; Workers cannot reach private ranges).
+ * Checks an endpoint URL. It must be https on a public host name or address: special-use names
+ * (`localhost`, `*.local`, `*.internal`, ... see hosts.ts), single-label names and every
+ * special-purpose address (private, loopback, link-local, CGNAT, benchmarking, documentation,
+ * IPv4 embedded in IPv6, ...) are refused, so the relay cannot be pointed at its own network.
+ * The host is checked as the URL parser normalises it: lower case, numeric spellings such as
+ * 2130706433 or 0x7f.1 as dotted quads, IDNs as A-labels, and without one trailing dot.
+ *
+ * A public name that resolves to a private address is not caught here. On Deno the relay resolves
+ * the name itself before each POST and connects only to checked addresses (pinned-fetch.ts). On
+ * Workers, fetch() leaves from Cloudflare's network, not the operator's: subrequests resolve names
+ * with Cloudflare's DNS and cannot be made to IP addresses at all
+ * (developers.cloudflare.com/workers/platform/known-issues, "Fetch to IP addresses"), and
+ * sockets cannot reach private or loopback ranges (.../runtime-apis/tcp-sockets). Cloudflare
+ * documents no rule for a name that resolves to a private address; such a request cannot reach
+ * the operator's own network from there.
  * With `allowLoopback` (development and tests), http and https to loopback are allowed too.
  */
 export function checkEndpointUrl(raw: unknown, allowLoopback: boolean, field = "endpoint"): string {
@@ -69,21 +58,15 @@ export function checkEndpointUrl(raw: unknown, allowLoopback: boolean, field = "
   }
   if (url.username || url.password)
     throw new ValidationError("must not carry credentials; the relay signs each request", field);
-  const host = url.hostname.toLowerCase();
-  if (allowLoopback && loopback(host) && (url.protocol === "http:" || url.protocol === "https:")) {
-    return url.toString();
-  }
+  const web = url.protocol === "http:" || url.protocol === "https:";
+  if (allowLoopback && web && isLoopbackHost(url.hostname)) return url.toString();
   if (url.protocol !== "https:") throw new ValidationError("must be an https URL", field);
-  if (
-    loopback(host) ||
-    host.endsWith(".local") ||
-    host.endsWith(".internal") ||
-    host.endsWith(".localdomain") ||
-    !host.includes(".") ||
-    internalIpv4(host) ||
-    (host.startsWith("[") && /^\[(::|f[cd]|fe[89ab]|::ffff:)/i.test(host))
-  ) {
-    throw new ValidationError("must be a public host, not a local or private address", field);
+  const verdict = checkHost(url.hostname);
+  if ("refused" in verdict) {
+    throw new ValidationError(
+      `must be a public host, not a local or private address: ${verdict.refused}`,
+      field,
+    );
   }
   return url.toString();
 }

@@ -5,9 +5,18 @@
  * one atomic step (a crash can neither lose an event nor invent one).
  *
  * Nothing in a payload names a Bcc recipient: `to` is the message's To list, and an SMTP reply
- * that echoes a Bcc address has it replaced.
+ * that echoes a Bcc address (or its bare local part) has it replaced.
+ *
+ * An event's id is derived from what makes it unique (email id, type, attempt number), never
+ * random: a state change that is written twice (a retried store command, a recomputed commit)
+ * carries the same ids, so the store can skip what it already has and receivers can deduplicate
+ * on `webhook-id`.
  */
+// Synchronous SHA-256: drafts are made inside state transitions, which stay synchronous and pure
+// (WebCrypto's digest is async). Workers give node:crypto under nodejs_compat; Deno has it too.
+import { createHash } from "node:crypto";
 import type { DeliveryState, QueuedMessage, RecipientState } from "../store/types.ts";
+import { redactBcc } from "./redact.ts";
 
 /** The events the relay emits, by Resend's names (`email.canceled` is the relay's own). */
 export const EVENT_TYPES = [
@@ -36,13 +45,30 @@ export function isScheduled(message: QueuedMessage, state: DeliveryState): boole
   return state.scheduledAt !== null && state.scheduledAt > message.createdAt;
 }
 
+/**
+ * A UUID-shaped id (RFC 9562 version 8: custom) made of the SHA-256 of
+ * "<email id>:<type>:<attempt>", so the same transition always gets the same id.
+ */
+export function eventId(emailId: string, type: EventType, attempt: number | string): string {
+  const b = createHash("sha256").update(`${emailId}:${type}:${attempt}`).digest();
+  b[6] = ((b[6] as number) & 0x0f) | 0x80;
+  b[8] = ((b[8] as number) & 0x3f) | 0x80;
+  const hex = b.subarray(0, 16).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/**
+ * `attempt` is the attempt count the transition produced (0 when accepting): each event type is
+ * emitted at most once per transition, so email id, type and attempt identify it.
+ */
 function draft(
   message: QueuedMessage,
   type: EventType,
+  attempt: number | string,
   now: number,
   extra: Record<string, unknown> = {},
 ): EventDraft {
-  const id = crypto.randomUUID();
+  const id = eventId(message.id, type, attempt);
   const { view } = message;
   const payload = {
     type,
@@ -69,12 +95,13 @@ export function acceptedEvents(
   state: DeliveryState,
   now: number,
 ): EventDraft[] {
-  return [draft(message, isScheduled(message, state) ? "email.scheduled" : "email.sent", now)];
+  const type = isScheduled(message, state) ? "email.scheduled" : "email.sent";
+  return [draft(message, type, state.attempts, now)];
 }
 
-/** What canceling emits. */
+/** What canceling emits (a message is canceled at most once, so no attempt number is needed). */
 export function canceledEvents(message: QueuedMessage, now: number): EventDraft[] {
-  return [draft(message, "email.canceled", now)];
+  return [draft(message, "email.canceled", "cancel", now)];
 }
 
 /** The recipients a payload may name: To and Cc, never Bcc. */
@@ -87,22 +114,18 @@ function bareAddress(entry: string): string {
   return (m?.[1] ?? entry).trim().toLowerCase();
 }
 
-/** An SMTP reply as text, with any Bcc address it echoes replaced. */
+/** An SMTP reply as text, with any Bcc address (or its local part) it echoes replaced. */
 function replyText(message: QueuedMessage, r: RecipientState): string {
   const reply = r.reply;
   // Transports keep the server's whole line ("550 5.1.1 ..."); a reply without one names its code.
-  let text = !reply
+  const text = !reply
     ? ""
     : reply.code !== null && !reply.text.startsWith(String(reply.code))
       ? `${reply.code} ${reply.text}`.trim()
       : reply.text;
   const shown = visible(message);
-  for (const rcpt of message.envelope.to) {
-    if (shown.has(rcpt.toLowerCase())) continue;
-    text = text.split(rcpt).join("[bcc recipient]");
-    text = text.split(rcpt.toLowerCase()).join("[bcc recipient]");
-  }
-  return text;
+  const hidden = message.envelope.to.filter((rcpt) => !shown.has(rcpt.toLowerCase()));
+  return redactBcc(text, hidden, [...shown]);
 }
 
 /** Resend's (SES's) bounce sub-types, from the RFC 3463 enhanced code where it says. */
@@ -133,7 +156,7 @@ export function deliveryEvents(
 ): EventDraft[] {
   const out: EventDraft[] = [];
   if (before.attempts === 0 && after.attempts > 0 && isScheduled(message, before)) {
-    out.push(draft(message, "email.sent", now));
+    out.push(draft(message, "email.sent", after.attempts, now));
   }
   const wasPending = new Set(
     before.recipients.filter((r) => r.status === "pending").map((r) => r.address),
@@ -147,7 +170,7 @@ export function deliveryEvents(
   const first = bounced[0];
   if (first) {
     out.push(
-      draft(message, "email.bounced", now, {
+      draft(message, "email.bounced", after.attempts, now, {
         bounce: {
           type: "Permanent",
           subType: bounceSubType(first),
@@ -159,7 +182,11 @@ export function deliveryEvents(
   }
   const lost = gaveUp[0];
   if (lost) {
-    out.push(draft(message, "email.failed", now, { failed: { reason: replyText(message, lost) } }));
+    out.push(
+      draft(message, "email.failed", after.attempts, now, {
+        failed: { reason: replyText(message, lost) },
+      }),
+    );
   }
   const last = after.history.at(-1);
   if (
@@ -168,7 +195,7 @@ export function deliveryEvents(
     last.deferred > 0 &&
     !before.history.some((h) => h.deferred > 0)
   ) {
-    out.push(draft(message, "email.delivery_delayed", now));
+    out.push(draft(message, "email.delivery_delayed", after.attempts, now));
   }
   const finished = !after.recipients.some((r) => r.status === "pending");
   if (
@@ -177,7 +204,7 @@ export function deliveryEvents(
     after.canceledAt === null &&
     after.recipients.some((r) => r.status === "delivered")
   ) {
-    out.push(draft(message, "email.delivered", now));
+    out.push(draft(message, "email.delivered", after.attempts, now));
   }
   return out;
 }

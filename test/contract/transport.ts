@@ -13,6 +13,8 @@ import { type SinkName, services, sinkApi } from "../support/services.ts";
 export interface MakeOptions {
   /** Overrides the factory's timeout (the stall cases use a short one). */
   timeoutMs?: number;
+  /** The wait for the reply to the final dot (the data-timeout cases). */
+  dataTimeoutMs?: number;
   /** The SASL mechanism to use, for the cases that check each one. */
   authMethod?: "PLAIN" | "LOGIN";
 }
@@ -178,6 +180,39 @@ export function describeTransportContract(factory: TransportFactory): void {
       );
       expect(outcomes.map((o) => o.status)).toEqual(["accepted", "temporary"]);
       expect(outcomes[1]?.reply).toMatchObject({ code: 451, enhanced: "4.7.1" });
+    });
+
+    maybe("treats a 552 to RCPT TO as temporary (RFC 5321 4.5.3.1.10), not a bounce", async () => {
+      const sink = sinkApi("plain");
+      const a = unique("rcpt552-ok");
+      const b = unique("rcpt552-full");
+      await sink.rejectRecipient(b, 552, "5.2.2 Too many recipients or mailbox full");
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: [a, b] },
+        enc.encode(addressed(a, "552 at rcpt")),
+      );
+      expect(outcomes.map((o) => [o.address, o.status])).toEqual([
+        [a, "accepted"],
+        [b, "temporary"],
+      ]);
+      expect(outcomes[1]?.reply).toMatchObject({ code: 552, enhanced: "5.2.2" });
+      const [got] = await sink.waitFor(1, 10_000, { to: a });
+      expect(got?.rcptTo).toEqual([a]);
+    });
+
+    maybe("refuses an empty recipient for good and still sends to the others", async () => {
+      const sink = sinkApi("plain");
+      const to = unique("beside-empty");
+      const outcomes = await make(target("plain")).send(
+        { from: "sender@example.com", to: ["", to] },
+        enc.encode(addressed(to, "empty recipient")),
+      );
+      expect(outcomes.map((o) => [o.address, o.status])).toEqual([
+        ["", "permanent"],
+        [to, "accepted"],
+      ]);
+      const [got] = await sink.waitFor(1, 10_000, { to });
+      expect(got?.rcptTo).toEqual([to]);
     });
 
     maybe("reports every recipient rejected, each with its reply", async () => {
@@ -379,6 +414,51 @@ export function describeTransportContract(factory: TransportFactory): void {
       );
       expect(outcomes[0]?.status).toBe("accepted");
     });
+
+    maybe(
+      "waits past the timeout for the reply to the final dot, within the data timeout",
+      async () => {
+        // The sink records the message, then answers the final dot 2 s later: longer than the 1 s
+        // timeout, within the 4 s data timeout. Giving up would send the message a second time.
+        const sink = sinkApi("plain");
+        await sink.setFaults({ rules: [], latencyMs: 2_000 });
+        const to = unique("slow-dot");
+        const outcomes = await make(target("plain"), {
+          timeoutMs: 1_000,
+          dataTimeoutMs: 4_000,
+        }).send(
+          { from: "sender@example.com", to: [to] },
+          enc.encode(addressed(to, "slow final dot")),
+        );
+        expect(outcomes[0]).toMatchObject({ status: "accepted", reply: { code: 250 } });
+        const got = await sink.messages({ to });
+        expect(got).toHaveLength(1);
+        // The client was still there for the 250.
+        expect(got[0]?.unanswered).toBeUndefined();
+      },
+    );
+
+    maybe(
+      "gives up on the reply to the final dot after the data timeout, as temporary",
+      async () => {
+        const sink = sinkApi("plain");
+        await sink.setFaults({ rules: [], latencyMs: 5_000 });
+        const to = unique("silent-dot");
+        const started = Date.now();
+        const outcomes = await make(target("plain"), {
+          timeoutMs: 1_000,
+          dataTimeoutMs: 2_000,
+        }).send(
+          { from: "sender@example.com", to: [to] },
+          enc.encode(addressed(to, "no answer to the final dot")),
+        );
+        const waited = Date.now() - started;
+        expect(outcomes[0]).toMatchObject({ status: "temporary", reply: { code: null } });
+        // It waited the data timeout, not the 1 s timeout, and not the server's 5 s.
+        expect(waited).toBeGreaterThanOrEqual(1_900);
+        expect(waited).toBeLessThan(4_500);
+      },
+    );
 
     for (const stage of ["mail", "data"] as const) {
       maybe(

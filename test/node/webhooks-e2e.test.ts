@@ -386,6 +386,21 @@ describe.skipIf(Boolean(skip))(
       expect(all.every((r) => r.verified)).toBe(true);
       expect(all.every((r) => r.headers["content-type"] === "application/json")).toBe(true);
       expect(all.every((r) => /edge-smtp-relay/.test(r.headers["user-agent"] ?? ""))).toBe(true);
+      // Resend's receivers read svix-*: the same values, and they verify as Svix's library would
+      // (it checks the same HMAC over "id.timestamp.body" under those names).
+      for (const r of all) {
+        expect(r.headers["svix-id"]).toBe(r.headers["webhook-id"]);
+        expect(r.headers["svix-timestamp"]).toBe(r.headers["webhook-timestamp"]);
+        expect(r.headers["svix-signature"]).toBe(r.headers["webhook-signature"]);
+        const svix = {
+          "webhook-id": r.headers["svix-id"] as string,
+          "webhook-timestamp": r.headers["svix-timestamp"] as string,
+          "webhook-signature": r.headers["svix-signature"] as string,
+        };
+        expect(new Webhook(receiver.secrets.get(path) as string).verify(r.body, svix)).toEqual(
+          r.payload,
+        );
+      }
       // The failures really happened: four 500s and one timeout before the first success.
       expect(all.slice(0, 5).map((r) => r.answered)).toEqual([500, 500, 500, 500, "hang"]);
 

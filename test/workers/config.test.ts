@@ -23,6 +23,31 @@ describe("loadConfig", () => {
     expect(c.retry).toEqual({ firstMs: 60_000, maxMs: 4 * 3_600_000 });
     expect(c.maxQueueAgeMs).toBe(96 * 3_600_000);
     expect(c.immediateDelivery).toBe(true);
+    expect(c.smtpTimeoutMs).toBe(30_000);
+    // RFC 5321 4.5.3.2.6: ten minutes for the reply to the final dot.
+    expect(c.smtpDataTimeoutMs).toBe(600_000);
+  });
+
+  it("reads SMTP_DATA_TIMEOUT_SECONDS, at least SMTP_TIMEOUT_SECONDS and at most 840", () => {
+    expect(loadConfig({ SMTP_DATA_TIMEOUT_SECONDS: "120" }).smtpDataTimeoutMs).toBe(120_000);
+    expect(
+      loadConfig({
+        SMTP_TIMEOUT_SECONDS: "45",
+        SMTP_DATA_TIMEOUT_SECONDS: "45",
+        DELIVERY_LEASE_SECONDS: "300",
+      }).smtpDataTimeoutMs,
+    ).toBe(45_000);
+    const below = configError({ SMTP_TIMEOUT_SECONDS: "30", SMTP_DATA_TIMEOUT_SECONDS: "20" });
+    expect(below.variable).toBe("SMTP_DATA_TIMEOUT_SECONDS");
+    expect(below.message).toMatch(
+      /^SMTP_DATA_TIMEOUT_SECONDS: must be at least SMTP_TIMEOUT_SECONDS \(30 here\)/,
+    );
+    expect(configError({ SMTP_DATA_TIMEOUT_SECONDS: "900" }).variable).toBe(
+      "SMTP_DATA_TIMEOUT_SECONDS",
+    );
+    expect(configError({ SMTP_DATA_TIMEOUT_SECONDS: "10m" }).message).toMatch(
+      /^SMTP_DATA_TIMEOUT_SECONDS: must be a whole number/,
+    );
   });
 
   const bad: [string, Record<string, string>][] = [

@@ -1,7 +1,9 @@
 /** The SMTP transport contract for each client, running inside workerd against real SMTP servers
  * over plain TCP, STARTTLS and implicit TLS (trusting the test CA through NODE_EXTRA_CA_CERTS, as
  * the vitest config sets): nodemailer under nodejs_compat, worker-mailer on cloudflare:sockets. */
-import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
+import type { NodemailerError } from "nodemailer/lib/errors";
+import { describe, expect, it } from "vitest";
+import { createNodemailerTransport, errorOutcome } from "../../src/smtp/nodemailer.ts";
 import { createWorkerMailerTransport } from "../../src/smtp/worker-mailer.ts";
 import { describeTransportContract } from "../contract/transport.ts";
 
@@ -15,6 +17,7 @@ describeTransportContract({
       target,
       ehloName: EHLO_NAME,
       timeoutMs: options?.timeoutMs ?? 10_000,
+      dataTimeoutMs: options?.dataTimeoutMs,
       maxConnections: 1,
       authMethod: options?.authMethod,
     }),
@@ -28,6 +31,7 @@ describeTransportContract({
       target,
       ehloName: EHLO_NAME,
       timeoutMs: options?.timeoutMs ?? 10_000,
+      dataTimeoutMs: options?.dataTimeoutMs,
       maxConnections: 1,
       ...(options?.authMethod
         ? { authMethods: [options.authMethod === "PLAIN" ? "plain" : "login"] }
@@ -49,4 +53,75 @@ describeTransportContract({
       tests: ["gives up on a server that stalls before its greeting, as temporary"],
     },
   ],
+});
+
+describe("nodemailer errors without a server reply", () => {
+  // Shaped as nodemailer 10 builds them (smtp-connection _formatError: code, command, and
+  // response/responseCode only when the server answered).
+  const error = (code: string, message: string, response?: string, command = "API") => {
+    const err = new Error(message) as NodemailerError;
+    err.code = code;
+    err.command = command;
+    if (response) {
+      err.response = response;
+      err.responseCode = Number(response.slice(0, 3));
+    }
+    return err;
+  };
+
+  it("fails for good what can never be sent: an invalid envelope or message, too many recipients", () => {
+    for (const [code, message] of [
+      ["EENVELOPE", "No recipients defined"],
+      ["EENVELOPE", 'Invalid recipient ""'],
+      ["EENVELOPE", "Invalid DSN ret"],
+      ["EMESSAGE", "Message size larger than allowed 1000"],
+      ["EMESSAGE", "Empty message"],
+      ["EMAXRECIPIENTS", "Message has 3 recipients, which is over the 2 allowed"],
+      ["EFILEACCESS", "File access rejected"],
+      ["EURLACCESS", "Url access rejected"],
+    ] as const) {
+      const o = errorOutcome("a@example.com", error(code, message));
+      expect([code, message, o.status]).toEqual([code, message, "permanent"]);
+      expect(o.reply).toMatchObject({ code: null });
+      expect(o.reply.text).toContain(code);
+    }
+  });
+
+  it("keeps queued what a session or setting can fix, and reads codes by their reply", () => {
+    for (const code of [
+      "ECONNECTION",
+      "ESOCKET",
+      "ETIMEDOUT",
+      "EDNS",
+      "ETLS",
+      "EREQUIRETLS",
+      "EPROTOCOL",
+      "EAUTH",
+      "ENOAUTH",
+      "EOAUTH2",
+      "EPROXY",
+      "ECONFIG",
+      "EMAXLIMIT",
+      "ESTREAM",
+      "EABORT",
+    ]) {
+      expect([code, errorOutcome("a@example.com", error(code, "x")).status]).toEqual([
+        code,
+        "temporary",
+      ]);
+    }
+    const rcpt = (reply: string) =>
+      errorOutcome(
+        "a@example.com",
+        error("EENVELOPE", "Recipient command failed", reply, "RCPT TO"),
+      );
+    expect(rcpt("550 5.1.1 No such user").status).toBe("permanent");
+    expect(rcpt("552 5.2.2 Mailbox full").status).toBe("temporary");
+    expect(rcpt("452 4.5.3 Too many recipients").status).toBe("temporary");
+    const data = errorOutcome(
+      "a@example.com",
+      error("EMESSAGE", "Message failed", "552 5.3.4 Too big", "DATA"),
+    );
+    expect(data.status).toBe("permanent");
+  });
 });

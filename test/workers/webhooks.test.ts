@@ -5,11 +5,14 @@
  * API answers 404 to an unknown path), so attempts and retries are recorded.
  * The signed, recovering receiver runs in test/node/webhooks-e2e.test.ts.
  */
+
+import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { applyOutcomes, cancelState, initialState } from "../../src/delivery/state.ts";
 import type { RecipientOutcome } from "../../src/smtp/transport.ts";
 import type { QueuedMessage } from "../../src/store/types.ts";
+import { signedHeaders } from "../../src/webhooks/dispatch.ts";
 import { checkEndpointUrl, checkEvents } from "../../src/webhooks/endpoints.ts";
 import {
   acceptedEvents,
@@ -164,6 +167,105 @@ describe("which events a state change emits", () => {
   });
 });
 
+describe("event ids", () => {
+  const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+  it("gives the same transition the same id, so a retried write cannot add a second event", () => {
+    const m = message(["ann@example.com"]);
+    const s0 = initialState(m.envelope.to, null);
+    const accepted = acceptedEvents(m, s0, NOW);
+    // Computed again later (a retried enqueue): same id, whatever the clock says.
+    expect(acceptedEvents(m, s0, NOW + 5_000).map((e) => e.id)).toEqual(accepted.map((e) => e.id));
+    expect(accepted[0]?.id).toMatch(UUID);
+    const { state } = applyOutcomes(m, s0, [ok("ann@example.com")], NOW, policy);
+    const once = deliveryEvents(m, s0, state, NOW);
+    const again = deliveryEvents(m, s0, state, NOW + 1_000);
+    expect(again.map((e) => e.id)).toEqual(once.map((e) => e.id));
+    expect(canceledEvents(m, NOW)[0]?.id).toBe(canceledEvents(m, NOW + 9)[0]?.id);
+  });
+
+  it("gives distinct transitions distinct ids: sent, delivered, bounces at different attempts, other emails", () => {
+    const m = message(["ann@example.com", "bob@example.com", "cy@example.com"]);
+    const s0 = initialState(m.envelope.to, null);
+    const s1 = applyOutcomes(
+      m,
+      s0,
+      [perm("ann@example.com"), temp("bob@example.com"), temp("cy@example.com")],
+      NOW,
+      policy,
+    ).state;
+    const s2 = applyOutcomes(
+      m,
+      s1,
+      [perm("bob@example.com"), ok("cy@example.com")],
+      NOW + 1000,
+      policy,
+    ).state;
+    const first = deliveryEvents(m, s0, s1, NOW);
+    const second = deliveryEvents(m, s1, s2, NOW + 1000);
+    expect(types(first)).toEqual(["email.bounced", "email.delivery_delayed"]);
+    expect(types(second)).toEqual(["email.bounced", "email.delivered"]);
+    const other = { ...m, id: "9b1e4f0a-2c3d-4e5f-8a9b-0c1d2e3f4a5b" };
+    const ids = [
+      ...acceptedEvents(m, s0, NOW),
+      ...acceptedEvents(other, s0, NOW),
+      ...first,
+      ...second,
+      ...canceledEvents(m, NOW),
+    ].map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const id of ids) expect(id).toMatch(UUID);
+  });
+});
+
+describe("Bcc addresses in replies", () => {
+  const bounceOf = (m: QueuedMessage, rcpt: string, text: string) => {
+    const before = initialState(m.envelope.to, null);
+    const outcomes = m.envelope.to.map((a) => (a === rcpt ? perm(a, text) : ok(a)));
+    const { state } = applyOutcomes(m, before, outcomes, NOW, policy);
+    const bounced = deliveryEvents(m, before, state, NOW).find((e) => e.type === "email.bounced");
+    return payloadOf(bounced).data.bounce.message as string;
+  };
+
+  it("hides a Bcc address in any case, and its bare local part", () => {
+    const m = message(["ann@example.com"], ["audit@acme.test"]);
+    const text = bounceOf(
+      m,
+      "audit@acme.test",
+      "550 5.1.1 <Audit@Acme.test>: unknown user AUDIT; audit. (see AUDIT@ACME.TEST)",
+    );
+    expect(text).toBe(
+      "550 5.1.1 <[bcc recipient]>: unknown user [bcc recipient]; [bcc recipient]. (see [bcc recipient])",
+    );
+    expect(text.toLowerCase()).not.toContain("audit");
+  });
+
+  it("leaves To and Cc addresses, and words that only contain the local part", () => {
+    const m = message(["ann@audit.test"], ["audit@acme.test"]);
+    expect(
+      bounceOf(m, "ann@audit.test", "550 5.1.1 <Ann@Audit.test>: auditing says unknown user ann"),
+    ).toBe("550 5.1.1 <Ann@Audit.test>: auditing says unknown user ann");
+  });
+});
+
+describe("event headers", () => {
+  it("sends svix-* equal to webhook-*, and both verify as Standard Webhooks (Svix) signatures", () => {
+    const secret = `whsec_${btoa("0123456789abcdef0123456789abcdef")}`;
+    const body = JSON.stringify({ type: "email.sent", data: { email_id: "x" } });
+    const h = signedHeaders(secret, "evt-1", body, new Date());
+    expect(h["svix-id"]).toBe(h["webhook-id"]);
+    expect(h["svix-timestamp"]).toBe(h["webhook-timestamp"]);
+    expect(h["svix-signature"]).toBe(h["webhook-signature"]);
+    // Svix's verifier reads svix-*; it checks the same HMAC over "id.timestamp.body".
+    const asSvix = {
+      "webhook-id": h["svix-id"] as string,
+      "webhook-timestamp": h["svix-timestamp"] as string,
+      "webhook-signature": h["svix-signature"] as string,
+    };
+    expect(new Webhook(secret).verify(body, asSvix)).toEqual(JSON.parse(body));
+  });
+});
+
 describe("what an endpoint may be", () => {
   it("takes https on a public host, and http only on loopback when allowed", () => {
     expect(checkEndpointUrl("https://app.example.com/hook", false)).toBe(
@@ -204,6 +306,100 @@ describe("what an endpoint may be", () => {
     expect(() => checkEndpointUrl("https://u:p@app.example.com/x", false)).toThrow(
       "endpoint: must not carry credentials",
     );
+  });
+
+  it("refuses special-use names however they are spelt: trailing dot, case, IDN, nested", () => {
+    for (const url of [
+      "https://metadata.google.internal./computeMetadata/v1",
+      "https://printer.local./x",
+      "https://localhost./x",
+      "https://LOCALHOST/x",
+      "https://api.localhost/x",
+      "https://router.home.arpa/x",
+      "https://1.0.0.127.in-addr.arpa/x",
+      "https://abcdefghijklmnop.onion/x",
+      "https://app.test/x",
+      "https://app.invalid/x",
+      "https://app.example/x",
+      "https://box.alt/x",
+      "https://nas.lan/x",
+      "https://mail.corp/x",
+      "https://files.home/x",
+      "https://wiki.intranet/x",
+      "https://db.private/x",
+      "https://me.localdomain/x",
+      "https://xn--caf-dma.internal/x",
+      "https://café.internal/x",
+      "https://%6c%6fcalhost/x",
+      "https://intranet./x",
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).toThrow(/^endpoint: must be a public host/);
+    }
+  });
+
+  it("refuses every special-purpose address, including numeric spellings the URL parser rewrites", () => {
+    for (const url of [
+      "https://2130706433/x", // 127.0.0.1
+      "https://0x7f.1/x", // 127.0.0.1
+      "https://0177.0.0.1/x", // 127.0.0.1 (octal)
+      "https://127.1/x",
+      "https://127.0.0.1./x",
+      "https://0.0.0.0/x",
+      "https://10.0.0.1/x",
+      "https://198.18.0.1/x", // benchmarking
+      "https://198.19.255.254/x",
+      "https://192.0.0.8/x", // IETF protocol assignments
+      "https://192.0.2.1/x", // documentation
+      "https://198.51.100.7/x",
+      "https://203.0.113.9/x",
+      "https://192.88.99.1/x", // 6to4 relay anycast
+      "https://100.127.255.254/x", // CGNAT
+      "https://240.0.0.1/x", // reserved
+      "https://255.255.255.255/x",
+      "https://224.0.0.1/x", // multicast
+      "https://[::ffff:127.0.0.1]/x",
+      "https://[::ffff:8.8.8.8]/x", // IPv4-mapped, public or not
+      "https://[::127.0.0.1]/x", // IPv4-compatible (deprecated)
+      "https://[::]/x",
+      "https://[64:ff9b::10.0.0.1]/x", // NAT64 with a private IPv4
+      "https://[64:ff9b:1::a00:1]/x",
+      "https://[2002:a00:1::1]/x", // 6to4 embedding 10.0.0.1
+      "https://[2001:db8::1]/x", // documentation
+      "https://[3fff::1]/x",
+      "https://[2001::1]/x", // Teredo
+      "https://[2001:2::1]/x", // benchmarking
+      "https://[fc00::1]/x",
+      "https://[fec0::1]/x", // site-local
+      "https://[ff02::1]/x",
+      "https://[100::1]/x", // discard
+      "https://[5f00::1]/x", // SRv6
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).toThrow(/^endpoint: must be a public host/);
+    }
+    for (const url of [
+      "https://8.8.8.8/x",
+      "https://[2606:4700:4700::1111]/x",
+      "https://hooks.example.com./x",
+      "https://Hooks.Example.COM/x",
+      "https://bücher.example/x".replace(".example", ".example.org"),
+    ]) {
+      expect(() => checkEndpointUrl(url, false), url).not.toThrow();
+    }
+  });
+
+  it("keeps allowing loopback, and only loopback, with WEBHOOK_ALLOW_LOOPBACK", () => {
+    for (const url of [
+      "http://localhost./x",
+      "http://api.localhost:8080/x",
+      "http://2130706433:8080/x",
+      "http://[::1]:8080/x",
+      "https://127.0.0.2/x",
+    ]) {
+      expect(checkEndpointUrl(url, true), url).toMatch(/^https?:/);
+    }
+    for (const url of ["https://10.0.0.1/x", "https://198.18.0.1/x", "https://printer.local/x"]) {
+      expect(() => checkEndpointUrl(url, true), url).toThrow(/^endpoint: must be a public host/);
+    }
   });
 
   it("takes only the events the relay emits, naming the bad element", () => {
@@ -308,6 +504,22 @@ describe("the API on the in-memory store", () => {
     }
     const res = await call(env, "DELETE", `/webhooks/${missing}`);
     expect(res.status).toBe(404);
+  });
+
+  it("answers 422 naming endpoint for a trailing-dot internal name or a numeric loopback", async () => {
+    const strict = testEnv({});
+    for (const endpoint of [
+      "https://metadata.google.internal./computeMetadata/v1",
+      "https://2130706433/x",
+      "https://[::ffff:127.0.0.1]/x",
+      "https://198.18.0.1/x",
+    ]) {
+      const res = await call(strict, "POST", "/webhooks", {
+        json: { endpoint, events: ["email.sent"] },
+      });
+      expect(res.status, endpoint).toBe(422);
+      expect(res.body.message, endpoint).toMatch(/^endpoint: must be a public host/);
+    }
   });
 
   it("refuses a PATCH with a bad status or events, naming the field", async () => {

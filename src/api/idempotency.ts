@@ -40,9 +40,10 @@ export const SEAL_DEADLINE_MS = 30_000;
 
 /**
  * How long an in-flight marker lives: as long as a request can hold it. The write starts within
- * SEAL_DEADLINE_MS; the store makes at most three attempts with 300 ms of backoff between them,
- * each answered in milliseconds or failed by the network, which leaves it the other 30 s. Past
- * that the request is gone, and its key must not stay blocked (it was 24 h).
+ * SEAL_DEADLINE_MS and the store gives up on a call after STORE_REQUEST_TIMEOUT_MS (20 s, all
+ * attempts), which leaves it inside the other 30 s. Past that the request is gone, and its key
+ * must not stay blocked (it was 24 h). A write that still reaches Redis after the marker lapsed
+ * stores nothing: the enqueue script checks that the key holds this request's marker.
  */
 export const IN_FLIGHT_TTL_MS = 60_000;
 
@@ -95,7 +96,13 @@ export class KeyClaim {
     if (this.#relay.now() - this.#claimedAt > SEAL_DEADLINE_MS)
       throw new IdempotencyDeadlineError();
     this.#asked = true;
-    return { key: this.#key, hash: this.#hash, response, ttlMs: this.#doneTtlMs };
+    return {
+      key: this.#key,
+      hash: this.#hash,
+      response,
+      ttlMs: this.#doneTtlMs,
+      token: this.#token,
+    };
   }
 
   /**

@@ -22,7 +22,12 @@ import type {
   RelayStore,
   WriteGuard,
 } from "./store.ts";
-import { CLAIM_BUDGET_BYTES, claimEntryBytes, newLeaseToken } from "./store.ts";
+import {
+  CLAIM_BUDGET_BYTES,
+  claimEntryBytes,
+  IdempotencyClaimLapsedError,
+  newLeaseToken,
+} from "./store.ts";
 import type { ApiKeyRecord, ClaimedEntry, DeliveryState, StoredEntry } from "./types.ts";
 
 interface Slot {
@@ -177,6 +182,14 @@ export class MemoryStore implements RelayStore {
     const first = entries[0];
     if (first && this.#slots.has(first.message.id)) return;
     if (idempotency) {
+      // Only while the key still holds this request's marker, as the Upstash script checks.
+      const held = this.#idempotency.get(idempotency.key);
+      if (
+        held?.state.kind !== "in_flight" ||
+        held.token !== idempotency.token ||
+        held.expiresAt <= this.#now()
+      )
+        throw new IdempotencyClaimLapsedError();
       this.#idempotency.set(idempotency.key, {
         state: { kind: "done", hash: idempotency.hash, response: copy(idempotency.response) },
         expiresAt: this.#now() + idempotency.ttlMs,

@@ -61,6 +61,19 @@ export interface IdempotencyRecord {
   hash: string;
   response: StoredResponse;
   ttlMs: number;
+  /** The token of the in-flight marker the request set: the write stores only while it holds. */
+  token: string;
+}
+
+/**
+ * An enqueue found its idempotency key no longer holding the request's in-flight marker (it
+ * lapsed, and perhaps another request took the key): nothing was stored.
+ */
+export class IdempotencyClaimLapsedError extends Error {
+  constructor() {
+    super("the idempotency claim lapsed before the write reached the store; nothing was stored");
+    this.name = "IdempotencyClaimLapsedError";
+  }
 }
 
 export interface RelayStore {

@@ -48,7 +48,12 @@ import type {
   RelayStore,
   WriteGuard,
 } from "./store.ts";
-import { CLAIM_BUDGET_BYTES, CLAIM_ENTRY_OVERHEAD, newLeaseToken } from "./store.ts";
+import {
+  CLAIM_BUDGET_BYTES,
+  CLAIM_ENTRY_OVERHEAD,
+  IdempotencyClaimLapsedError,
+  newLeaseToken,
+} from "./store.ts";
 import type {
   ApiKeyRecord,
   ClaimedEntry,
@@ -93,27 +98,33 @@ local function fanout(prefix, base, now)
 end
 `;
 
-// ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), now, then per
-// message: id, meta, raw, state, score, leaseToken, leaseUntil; then the events (see FANOUT).
-// Returns the number of event deliveries queued.
+// ARGV: prefix, count, idempotency key ("" for none), its record, its ttl (ms), now, the start of
+// the request's in-flight marker, then per message: id, meta, raw, state, score, leaseToken,
+// leaseUntil; then the events (see FANOUT).
+// Returns the number of event deliveries queued, or -1 when the idempotency key no longer holds
+// this request's marker: then nothing is stored. A write that reaches Redis late (after the
+// marker lapsed, perhaps after another request took the key) must not store a second copy.
 // @upstash/redis re-sends a request after a network error, so this can run twice with the same
 // arguments. Message ids are new for every accept, so an existing first message means this
 // script ran already: the repeat writes nothing and queues no event a second time.
 const ENQUEUE = `${FANOUT}
 local prefix = ARGV[1]
 local n = tonumber(ARGV[2])
-if n > 0 and redis.call('EXISTS', prefix .. 'm:' .. ARGV[7]) == 1 then return 0 end
+if n > 0 and redis.call('EXISTS', prefix .. 'm:' .. ARGV[8]) == 1 then return 0 end
 if ARGV[3] ~= '' then
-  redis.call('SET', prefix .. 'idem:' .. ARGV[3], ARGV[4], 'PX', ARGV[5])
+  local idem = prefix .. 'idem:' .. ARGV[3]
+  local held = redis.call('GET', idem)
+  if not held or string.sub(held, 1, #ARGV[7]) ~= ARGV[7] then return -1 end
+  redis.call('SET', idem, ARGV[4], 'PX', ARGV[5])
 end
 for i = 0, n - 1 do
-  local b = 7 + i * 7
+  local b = 8 + i * 7
   local id = ARGV[b]
   redis.call('HSET', prefix .. 'm:' .. id, 'm', ARGV[b + 1], 'r', ARGV[b + 2], 's', ARGV[b + 3],
     'v', 1, 'l', ARGV[b + 5], 'lu', ARGV[b + 6])
   redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
 end
-return fanout(prefix, 7 + n * 7, ARGV[6])
+return fanout(prefix, 8 + n * 7, ARGV[6])
 `;
 
 // ARGV: prefix, now, limit, leaseMs, token, byte budget. Returns {{id, meta, raw, state, version,
@@ -393,6 +404,13 @@ function idempotencyState(held: string | null | undefined, own?: string): Idempo
   return { kind: "in_flight", hash: state.hash, until: Number(state.until) || 0 };
 }
 
+/**
+ * How long one store call (with its retries) may take. It bounds how long an idempotency claim's
+ * write can be outstanding (src/api/idempotency.ts SEAL_DEADLINE_MS plus this stays within the
+ * in-flight marker's life), and a claim of a full budget (9 MB) still has ample time.
+ */
+export const STORE_REQUEST_TIMEOUT_MS = 20_000;
+
 export interface UpstashStoreOptions {
   url: string;
   token: string;
@@ -429,6 +447,10 @@ export class UpstashStore implements RelayStore {
       automaticDeserialization: false,
       enableTelemetry: false,
       retry: { retries: options.retries ?? 2, backoff: (n) => 100 * 2 ** n },
+      // fetch has no timeout of its own: a request that hangs would hold a delivery run or an
+      // accept for ever. A function gives each call (all its attempts) a fresh signal, and makes
+      // the client throw on abort instead of answering a made-up "Aborted" result.
+      signal: () => AbortSignal.timeout(STORE_REQUEST_TIMEOUT_MS),
     });
     this.#prefix = options.prefix;
     this.#options = options;
@@ -506,6 +528,7 @@ export class UpstashStore implements RelayStore {
         : "",
       String(idempotency?.ttlMs ?? 0),
       String(Date.now()),
+      idempotency ? inFlightMarker(idempotency.token) : "",
     ];
     for (const e of entries) {
       args.push(
@@ -519,7 +542,9 @@ export class UpstashStore implements RelayStore {
       );
     }
     args.push(...eventArgs(entries.flatMap((e) => e.events ?? [])));
-    this.#eventsQueued += Number(await this.#enqueue.exec([`${this.#prefix}q`], args)) || 0;
+    const queued = Number(await this.#enqueue.exec([`${this.#prefix}q`], args));
+    if (queued < 0) throw new IdempotencyClaimLapsedError();
+    this.#eventsQueued += queued || 0;
   }
 
   async claim(now: number, limit: number, leaseMs: number): Promise<ClaimedEntry[]> {

@@ -5,7 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { initialState } from "../../src/delivery/state.ts";
-import type { ClaimedEvent, NewEntry, RelayStore } from "../../src/store/store.ts";
+import {
+  type ClaimedEvent,
+  IdempotencyClaimLapsedError,
+  type NewEntry,
+  type RelayStore,
+} from "../../src/store/store.ts";
 import type { ApiKeyRecord } from "../../src/store/types.ts";
 import type { EventDraft, EventType } from "../../src/webhooks/events.ts";
 
@@ -468,7 +473,7 @@ export function describeStoreContract(factory: StoreFactory): void {
         // A done record is never released: its messages are stored.
         const e = newEntry();
         const response = { status: 200, body: { id: e.message.id } };
-        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000 });
+        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000, token: "mine" });
         expect(await store.abandonIdempotent(key, "mine")).toBe(false);
         expect(await store.peekIdempotent(key)).toEqual({ kind: "done", hash: "h", response });
         expect(await store.abandonIdempotent(`k:${crypto.randomUUID()}`, "mine")).toBe(false);
@@ -480,13 +485,42 @@ export function describeStoreContract(factory: StoreFactory): void {
         await store.beginIdempotent(key, "h", "t", 60_000);
         const e = newEntry();
         const response = { status: 200, body: { id: e.message.id } };
-        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000 });
+        await store.enqueue([e], { key, hash: "h", response, ttlMs: 60_000, token: "t" });
         expect(await store.beginIdempotent(key, "h", "t2", 60_000)).toEqual({
           kind: "done",
           hash: "h",
           response,
         });
         expect(await store.get(e.message.id)).not.toBeNull();
+      });
+
+      it("stores nothing when the idempotency key no longer holds the request's marker (a late write)", async () => {
+        const store = factory.make();
+        const response = (e: NewEntry) => ({ status: 200, body: { id: e.message.id } });
+        // The marker lapsed and another request took the key: the late write must not land.
+        const taken = `k:${crypto.randomUUID()}`;
+        await store.beginIdempotent(taken, "h", "other", 60_000);
+        const late = newEntry();
+        const record = { key: taken, hash: "h", response: response(late), ttlMs: 60_000 };
+        await expect(store.enqueue([late], { ...record, token: "mine" })).rejects.toThrow(
+          IdempotencyClaimLapsedError,
+        );
+        expect(await store.get(late.message.id)).toBeNull();
+        expect((await store.peekIdempotent(taken)).kind).toBe("in_flight");
+        // The marker lapsed and nobody holds the key: still nothing, so a free key means that.
+        const lapsed = `k:${crypto.randomUUID()}`;
+        const alone = newEntry();
+        await expect(
+          store.enqueue([alone], {
+            key: lapsed,
+            hash: "h",
+            response: response(alone),
+            ttlMs: 60_000,
+            token: "mine",
+          }),
+        ).rejects.toThrow(IdempotencyClaimLapsedError);
+        expect(await store.get(alone.message.id)).toBeNull();
+        expect(await store.peekIdempotent(lapsed)).toEqual({ kind: "new" });
       });
 
       it("forgets an idempotency key after its time to live", async () => {

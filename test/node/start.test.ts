@@ -7,11 +7,12 @@
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
+import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 
-const root = fileURLToPath(new URL("../../", import.meta.url));
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const sh = promisify(execFile);
 
 /** A port nothing listens on (bound to 0, read, released). */
@@ -89,7 +90,7 @@ afterEach(async () => {
 });
 
 // A developer's own settings would change what it does (its SMTP_URL, say).
-describe.skipIf(existsSync(`${root}.dev.vars`))("npm start", () => {
+describe.skipIf(existsSync(resolve(root, ".dev.vars")))("npm start", () => {
   it("takes --port 0 as any free port, puts the inbox on free ports, and the banner's curl command sends there", async () => {
     const s = start(["--port", "0", "--inbox-port", "0", "--inbox-smtp-port=0"]);
     const { relay, inbox, token } = await banner(s);
@@ -105,9 +106,11 @@ describe.skipIf(existsSync(`${root}.dev.vars`))("npm start", () => {
     expect(curl).toContain(`${relay}/emails`);
     const sent = JSON.parse((await sh("sh", ["-c", `${curl} -s`])).stdout);
     expect(sent.id).toMatch(/^[0-9a-f-]{36}$/);
-    const messages = await (await fetch(`${inbox}/api/messages?wait=1&timeout=10000`)).json();
+    const messages = (await (await fetch(`${inbox}/api/messages?wait=1&timeout=10000`)).json()) as {
+      raw: string;
+    }[];
     expect(messages).toHaveLength(1);
-    expect(messages[0].raw).toContain(`Message-ID: <${sent.id}@`);
+    expect(messages[0]?.raw).toContain(`Message-ID: <${sent.id}@`);
     expect(token).toMatch(/^dev_/);
   }, 90_000);
 

@@ -51,7 +51,10 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     connectionTimeout: Math.min(options.timeoutMs / 2, 15_000),
     greetingTimeout: Math.min(options.timeoutMs / 2, 15_000),
     socketTimeout: options.timeoutMs,
-    // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
+    // A sandbox for message content, not for connecting: given a part as `{ path }` nodemailer
+    // reads that file, and as `{ href }` (or an http(s) path) it fetches that URL. The relay hands
+    // over raw bytes only, so neither may ever happen. Set on the transport, not per message, they
+    // bind every message, and no message data can switch them off again.
     disableFileAccess: true,
     disableUrlAccess: true,
   });

@@ -10,8 +10,10 @@
  *
  * Settings come from the environment or `.dev.vars` (dotenv syntax; the environment wins), as with
  * `npm start`. It is read here rather than with `--env-file`, which warns when the file is absent.
+ * Ports as with `npm start` (dev/start-options.ts): `deno task start --port 8788`, `PORT=0`.
  */
 import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+import { portInUse, START_USAGE, StartUsageError, startPorts } from "./start-options.ts";
 
 try {
   for (const line of (await Deno.readTextFile(".dev.vars")).split(/\r?\n/)) {
@@ -23,23 +25,55 @@ try {
   if (!(err instanceof Deno.errors.NotFound)) throw err;
 }
 
-const inboxSmtpPort = Number(Deno.env.get("INBOX_SMTP_PORT") ?? 2525);
-const inboxHttpPort = Number(Deno.env.get("INBOX_HTTP_PORT") ?? 8025);
+function usageExit(err: unknown): never {
+  if (!(err instanceof StartUsageError)) throw err;
+  console.error(err.message);
+  Deno.exit(2);
+}
+
+let parsed: ReturnType<typeof startPorts>;
+try {
+  parsed = startPorts(Deno.args, (name) => Deno.env.get(name));
+} catch (err) {
+  usageExit(err);
+}
+if (parsed.help) {
+  console.log(
+    `deno task start [options]: the relay on Deno with a development inbox\n${START_USAGE}`,
+  );
+  Deno.exit(0);
+}
+const { ports } = parsed;
 
 let inboxUrl: string | undefined;
 if (!Deno.env.get("SMTP_URL")) {
   const sink = await startSmtpSink({
-    port: inboxSmtpPort,
+    port: ports.inboxSmtp,
     tls: "none",
     name: "dev-inbox.localhost",
     log: (line) => console.log(`[inbox] ${line}`),
-  });
+  }).catch((err) =>
+    usageExit(portInUse(err, "The inbox's SMTP server", "--inbox-smtp-port", ports.inboxSmtp)),
+  );
   const web = await startSinkHttp(sink, {
-    port: inboxHttpPort,
+    port: ports.inboxHttp,
     title: "edge-smtp-relay development inbox",
-  });
+  }).catch((err) =>
+    usageExit(portInUse(err, "The inbox's web page", "--inbox-port", ports.inboxHttp)),
+  );
   Deno.env.set("SMTP_URL", `smtp+insecure://127.0.0.1:${sink.port}`);
   inboxUrl = web.url;
+}
+
+// The entry reads PORT itself. For 0 a free port is picked here, so the banner can name it.
+if (ports.relay !== undefined) {
+  let port = ports.relay;
+  if (port === 0) {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+  }
+  Deno.env.set("PORT", String(port));
 }
 
 if (!Deno.env.get("ADMIN_TOKEN")) {

@@ -8,7 +8,8 @@
  * - Without ADMIN_TOKEN, makes one up for this run.
  * - Fires the cron trigger every minute (wrangler dev never does), so retries happen as deployed.
  *
- * Settings come from the environment or `.dev.vars`, as with wrangler.
+ * Settings come from the environment or `.dev.vars`, as with wrangler; ports from flags or the
+ * environment (dev/start-options.ts: `npm start -- --port 8788`, `PORT=0 npm start`).
  */
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -16,10 +17,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+import { portInUse, START_USAGE, StartUsageError, startPorts } from "./start-options.ts";
 
-const RELAY_PORT = Number(process.env.RELAY_PORT ?? 8787);
-const INBOX_SMTP_PORT = Number(process.env.INBOX_SMTP_PORT ?? 2525);
-const INBOX_HTTP_PORT = Number(process.env.INBOX_HTTP_PORT ?? 8025);
 const CRON_MS = 60_000;
 
 /** .dev.vars uses dotenv syntax: KEY=value, optional quotes, # comments. */
@@ -39,25 +38,35 @@ const setting = (name: string): string | undefined =>
   process.env[name] || fileVars[name] || undefined;
 
 async function main(): Promise<void> {
+  const { ports, help } = startPorts(process.argv.slice(2), (name) => process.env[name]);
+  if (help) {
+    console.log(
+      `npm start -- [options]: the relay in wrangler dev with a development inbox\n${START_USAGE}`,
+    );
+    return;
+  }
   const vars: Record<string, string> = {};
   const cleanups: (() => Promise<void>)[] = [];
   let inboxUrl: string | undefined;
 
   if (!setting("SMTP_URL")) {
     const sink = await startSmtpSink({
-      port: INBOX_SMTP_PORT,
+      port: ports.inboxSmtp,
       tls: "none",
       name: "dev-inbox.localhost",
       log: (line) => console.log(`[inbox] ${line}`),
+    }).catch((err) => {
+      throw portInUse(err, "The inbox's SMTP server", "--inbox-smtp-port", ports.inboxSmtp);
     });
+    cleanups.push(() => sink.close());
     const web = await startSinkHttp(sink, {
-      port: INBOX_HTTP_PORT,
+      port: ports.inboxHttp,
       title: "edge-smtp-relay development inbox",
+    }).catch(async (err) => {
+      await sink.close();
+      throw portInUse(err, "The inbox's web page", "--inbox-port", ports.inboxHttp);
     });
-    cleanups.push(
-      () => web.close(),
-      () => sink.close(),
-    );
+    cleanups.unshift(() => web.close());
     vars.SMTP_URL = `smtp+insecure://127.0.0.1:${sink.port}`;
     inboxUrl = web.url;
   }
@@ -78,24 +87,27 @@ async function main(): Promise<void> {
   const require = createRequire(import.meta.url);
   // wrangler's package exports hide bin/, so resolve it next to its package.json.
   const wranglerBin = join(dirname(require.resolve("wrangler/package.json")), "bin", "wrangler.js");
-  const args = [
-    wranglerBin,
-    "dev",
-    "--ip",
-    "127.0.0.1",
-    "--port",
-    String(RELAY_PORT),
-    "--show-interactive-dev-session=false",
-  ];
+  // Without a port wrangler dev takes 8787 or the next free one; with 0, any free one.
+  const args = [wranglerBin, "dev", "--ip", "127.0.0.1", "--show-interactive-dev-session=false"];
+  if (ports.relay !== undefined) args.push("--port", String(ports.relay));
   for (const [k, v] of Object.entries(vars)) args.push("--var", `${k}:${v}`);
   const wrangler = spawn(process.execPath, args, {
     stdio: ["ignore", "pipe", "pipe"],
     env: { WRANGLER_SEND_METRICS: "false", ...process.env },
   });
-  const relayUrl = `http://127.0.0.1:${RELAY_PORT}`;
+  // The port wrangler chose is known from its "Ready on http://127.0.0.1:PORT" line (the tail
+  // of the output is kept in case a chunk ends inside that line).
+  let ready: (url: string) => void = () => {};
+  const readyUrl = new Promise<string>((resolve) => {
+    ready = resolve;
+  });
+  let tail = "";
   // wrangler's own output shows requests and the relay's JSON logs; pass it through, minus the
   // one harmless line about Request.cf it prints offline.
   const relay = (chunk: Buffer) => {
+    tail = (tail + chunk.toString()).replace(/\x1b\[[0-9;]*m/g, "").slice(-2000);
+    const url = /Ready on (http:\/\/[^\s/]+)/.exec(tail)?.[1];
+    if (url) ready(url);
     for (const line of chunk.toString().split("\n")) {
       if (line.trim() && !/Request\.cf|workers\.cloudflare\.com|GetAddrInfoReqWrap/.test(line))
         console.log(`[relay] ${line}`);
@@ -116,15 +128,33 @@ async function main(): Promise<void> {
     void stop(code ?? 1);
   });
 
-  await waitForHealth(relayUrl);
-  const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
-  printBanner({
-    relayUrl,
-    inboxUrl,
-    adminToken,
-    store: health.store,
-    smtp: vars.SMTP_URL ?? "from SMTP_URL",
-  });
+  let relayUrl: string;
+  try {
+    relayUrl = ports.relay
+      ? `http://127.0.0.1:${ports.relay}`
+      : await Promise.race([
+          readyUrl,
+          new Promise<string>((_, reject) =>
+            setTimeout(
+              () => reject(new Error("wrangler dev did not say where it listens within 90 s")),
+              90_000,
+            ).unref(),
+          ),
+        ]);
+    await waitForHealth(relayUrl);
+    const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
+    printBanner({
+      relayUrl,
+      inboxUrl,
+      adminToken,
+      store: health.store,
+      smtp: vars.SMTP_URL ?? "from SMTP_URL",
+    });
+  } catch (err) {
+    // Not left running without the banner that says how to use it.
+    console.error(err instanceof Error ? err.message : err);
+    return stop(1);
+  }
 
   setInterval(() => {
     fetch(`${relayUrl}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => {});
@@ -174,5 +204,5 @@ ${o.inboxUrl ? `\n  Then open ${o.inboxUrl} to read it.\n` : ""}`);
 
 main().catch((err) => {
   console.error(err instanceof Error ? err.message : err);
-  process.exit(1);
+  process.exit(err instanceof StartUsageError ? 2 : 1);
 });

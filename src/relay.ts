@@ -4,7 +4,8 @@
  * from the environment and hand it requests and cron ticks.
  */
 import { ApiKeys, type Principal } from "./auth/keys.ts";
-import { noRateLimiter, type RateLimiter, upstashRateLimiter } from "./auth/rate-limit.ts";
+import { memoryRateLimiter } from "./auth/memory-rate-limit.ts";
+import { type RateLimiter, upstashRateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
 import {
   addReports,
@@ -365,13 +366,10 @@ export function createRelay(
           maxConnections: config.smtpMaxConnections,
         })
     : undefined;
+  const now = options.now ?? Date.now;
   const limiter =
     store instanceof UpstashStore
       ? upstashRateLimiter(store.libraryClient(), config.redisPrefix)
-      : noRateLimiter;
-  if (!limiter.enforced)
-    log.warn("rate_limit.off", {
-      message: "rate limits need Upstash: the in-memory store does not limit requests",
-    });
-  return new Relay({ config, store, limiter, openTransport, log, now: options.now ?? Date.now });
+      : memoryRateLimiter(now);
+  return new Relay({ config, store, limiter, openTransport, log, now });
 }

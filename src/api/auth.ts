@@ -37,8 +37,6 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   }
   if (!limited.allowed) throw new RateLimitError(limited, relay.now());
   await next();
-  if (relay.limiter.enforced) {
-    for (const [name, value] of Object.entries(rateLimitHeaders(limited, relay.now())))
-      c.header(name, value);
-  }
+  for (const [name, value] of Object.entries(rateLimitHeaders(limited, relay.now())))
+    c.header(name, value);
 };

@@ -1,8 +1,8 @@
 /**
- * Request rate limits per API key, with @upstash/ratelimit (sliding window, one script call per
- * request; keys already over their limit are refused from an in-isolate cache without asking Redis).
- * The in-memory store has no Redis, so development runs without limits; the relay says so in its
- * log at start.
+ * Request rate limits per API key, form, form visitor and hook, with @upstash/ratelimit (sliding
+ * window, one script call per request; identifiers already over their limit are refused from an
+ * in-isolate cache without asking Redis). The in-memory store gets the same algorithm without
+ * Redis (memory-rate-limit.ts), so development limits as production does.
  */
 import { Ratelimit } from "@upstash/ratelimit";
 import type { Redis } from "@upstash/redis";
@@ -22,7 +22,6 @@ export interface RateLimitResult {
 }
 
 export interface RateLimiter {
-  readonly enforced: boolean;
   check(identifier: string, limit: RateLimit): Promise<RateLimitResult>;
 }
 
@@ -55,9 +54,9 @@ export function rateLimitField(value: string, field: string): RateLimit {
 
 export function upstashRateLimiter(redis: Redis, prefix: string): RateLimiter {
   // One limiter per distinct limit, made once per isolate so its block cache outlives requests.
+  // The library reads Date.now() itself: no clock can be injected here.
   const limiters = new Map<string, Ratelimit>();
   return {
-    enforced: true,
     async check(identifier, limit) {
       const id = `${limit.requests}/${limit.windowSeconds}`;
       let limiter = limiters.get(id);
@@ -81,13 +80,6 @@ export function upstashRateLimiter(redis: Redis, prefix: string): RateLimiter {
     },
   };
 }
-
-export const noRateLimiter: RateLimiter = {
-  enforced: false,
-  async check(_identifier, limit) {
-    return { allowed: true, limit: limit.requests, remaining: limit.requests, resetAt: Date.now() };
-  },
-};
 
 /** The headers Resend sends with every answer (IETF draft RateLimit fields, in seconds). */
 export function rateLimitHeaders(r: RateLimitResult, now: number): Record<string, string> {

@@ -3,7 +3,8 @@
  * Workers entry, it only adapts the runtime (environment, connection info, background work); the
  * relay itself lives in src/relay.ts.
  *
- * Run it with `deno task serve` (see deno.json for the permissions and why each is needed).
+ * Run it with `deno task serve` (deno.json holds the permissions; README.md's "Run on Deno" says why
+ * each is needed).
  */
 import type { Context } from "hono";
 import { createApp } from "../app.ts";

@@ -59,7 +59,10 @@ export function createNodemailerTransport(options: NodemailerOptions): SmtpTrans
     // Only the reply to the final dot waits this long (see nodemailer-data-timeout.ts); not a
     // nodemailer option, so it is typed out of its way.
     ...({ [DATA_TIMEOUT_OPTION]: dataTimeoutMs } as object),
-    // nodemailer would otherwise resolve the host itself; let the runtime's socket API do it.
+    // A sandbox for message content, not for connecting: given a part as `{ path }` nodemailer
+    // reads that file, and as `{ href }` (or an http(s) path) it fetches that URL. The relay hands
+    // over raw bytes only, so neither may ever happen. Set on the transport, not per message, they
+    // bind every message, and no message data can switch them off again.
     disableFileAccess: true,
     disableUrlAccess: true,
   });

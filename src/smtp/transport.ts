@@ -1,7 +1,7 @@
 /**
  * The SMTP transport seam. One interface, one file per client library, one contract suite
- * (`test/contract/smtp-transport.ts`). A transport reports an outcome for every recipient, so a
- * rejected recipient never blocks or re-sends the others.
+ * (`test/contract/transport.ts`, run by test/workers/transport.test.ts). A transport reports an
+ * outcome for every recipient, so a rejected recipient never blocks or re-sends the others.
  */
 import type { SmtpReply } from "../store/types.ts";
 

@@ -1,6 +1,7 @@
 /**
- * The store seam: the message queue and the API keys, in one database. One interface, one file per driver (`upstash.ts`, `memory.ts`), and one
- * contract suite (`test/contract/queue-store.ts`) that every driver passes.
+ * The store seam: the message queue and the API keys, in one database. One interface, one file per
+ * driver (`upstash.ts`, `memory.ts`), and one contract suite (`test/contract/store.ts`, run by
+ * test/workers/store.test.ts) that every driver passes.
  *
  * The design fits a REST-only Redis: no blocking commands. Messages sit in one sorted set scored by
  * the time they are next due. Claiming moves a due message's score forward by a lease and stamps a

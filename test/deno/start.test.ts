@@ -87,3 +87,59 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "deno task start --port 0: any free ports, named in the banner",
+  ignore: await exists(new URL(".dev.vars", root)),
+  fn: async () => {
+    const flags = await taskFlags("start", "dev/start-deno.ts");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        ...flags,
+        "dev/start-deno.ts",
+        "--port",
+        "0",
+        "--inbox-port=0",
+        "--inbox-smtp-port",
+        "0",
+      ],
+      cwd: root,
+      clearEnv: true,
+      env: { ...passThrough(), NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let output = "";
+    const collect = async (stream: ReadableStream<Uint8Array>) => {
+      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+    };
+    const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/curl -X POST/.test(output)) {
+        if (Date.now() > deadline) throw new Error(`no banner within 30 s:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const relay = new URL(/Relay\s+(http:\/\/\S+)/.exec(output)?.[1] ?? "");
+      const inbox = new URL(/read it at (http:\/\/\S+)/.exec(output)?.[1] ?? "");
+      for (const [url, fixed] of [
+        [relay, "8787"],
+        [inbox, "8025"],
+      ] as const) {
+        assert.ok(Number(url.port) > 0, output);
+        assert.notEqual(url.port, fixed);
+      }
+      assert.match(output, new RegExp(`curl -X POST ${relay.origin}/emails`));
+      const health = await fetch(`${relay.origin}/health`);
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+    } finally {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await collected;
+      assert.equal(status.code, 0, output);
+    }
+  },
+});

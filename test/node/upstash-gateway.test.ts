@@ -36,8 +36,10 @@ describe.skipIf(redisRequired.skip)(`Upstash gateway${redisRequired.label}`, () 
     });
 
   beforeAll(async () => {
-    gateway = await startUpstashGateway({ token: TOKEN });
-    direct = new IORedis("redis://127.0.0.1:6379");
+    // The Redis the rest of the run uses (test/global-setup.ts), not a fixed address.
+    const redisUrl = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+    gateway = await startUpstashGateway({ token: TOKEN, redisUrl });
+    direct = new IORedis(redisUrl);
   });
   beforeEach(() => {
     prefix = uniquePrefix();

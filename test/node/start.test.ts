@@ -1,0 +1,151 @@
+/**
+ * `npm start` (dev/start.ts, what the script runs) as a newcomer meets it: wrangler dev on the
+ * port asked for (`npm start -- --port N`, `PORT=N`, 0 for any free one), the development inbox
+ * on ports that clash with nothing, a banner whose curl command works as printed, and the
+ * in-memory store limiting requests as production does. Every port here is a free one.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
+const sh = promisify(execFile);
+
+/** A port nothing listens on (bound to 0, read, released). */
+async function freePort(): Promise<number> {
+  const server = await listening();
+  const port = portOf(server);
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+async function listening(): Promise<Server> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return server;
+}
+
+const portOf = (server: Server) => (server.address() as { port: number }).port;
+
+interface Started {
+  child: ChildProcess;
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+const running: Started[] = [];
+
+/** Runs dev/start.ts with none of a developer's settings, only `env` and `args`. */
+function start(args: string[], env: Record<string, string> = {}): Started {
+  const clean = { ...process.env };
+  for (const name of Object.keys(clean))
+    if (/^(SMTP_URL|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(name)) delete clean[name];
+  const child = spawn(process.execPath, ["dev/start.ts", ...args], {
+    cwd: root,
+    env: { ...clean, NO_COLOR: "1", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  child.stdout?.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
+  child.stderr?.on("data", (c: Buffer) => {
+    output += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
+  const started = { child, output: () => output, exited };
+  running.push(started);
+  return started;
+}
+
+async function banner(s: Started): Promise<{ relay: string; inbox: string; token: string }> {
+  const deadline = Date.now() + 60_000;
+  while (!/Then open/.test(s.output())) {
+    if (Date.now() > deadline || s.child.exitCode !== null)
+      throw new Error(`no banner:\n${s.output()}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const out = s.output();
+  return {
+    relay: /Relay\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
+    inbox: /Inbox\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
+    token: /API key\s+(\S+)/.exec(out)?.[1] as string,
+  };
+}
+
+afterEach(async () => {
+  for (const s of running.splice(0)) {
+    if (s.child.exitCode !== null) continue;
+    s.child.kill("SIGINT");
+    const stopped = await Promise.race([
+      s.exited.then(() => true),
+      new Promise((r) => setTimeout(() => r(false), 10_000)),
+    ]);
+    if (!stopped) s.child.kill("SIGKILL");
+  }
+});
+
+// A developer's own settings would change what it does (its SMTP_URL, say).
+describe.skipIf(existsSync(resolve(root, ".dev.vars")))("npm start", () => {
+  it("takes --port 0 as any free port, puts the inbox on free ports, and the banner's curl command sends there", async () => {
+    const s = start(["--port", "0", "--inbox-port", "0", "--inbox-smtp-port=0"]);
+    const { relay, inbox, token } = await banner(s);
+    // The system's pick, from its ephemeral range: neither 0 nor the defaults.
+    const port = Number(new URL(relay).port);
+    expect(port).toBeGreaterThan(0);
+    expect(port).not.toBe(8787);
+    expect(Number(new URL(inbox).port)).toBeGreaterThan(0);
+    expect(new URL(inbox).port).not.toBe("8025");
+
+    // The command exactly as printed, through a shell.
+    const curl = /curl -X POST [\s\S]*?-d '[^']*'/.exec(s.output())?.[0] as string;
+    expect(curl).toContain(`${relay}/emails`);
+    const sent = JSON.parse((await sh("sh", ["-c", `${curl} -s`])).stdout);
+    expect(sent.id).toMatch(/^[0-9a-f-]{36}$/);
+    const messages = (await (await fetch(`${inbox}/api/messages?wait=1&timeout=10000`)).json()) as {
+      raw: string;
+    }[];
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.raw).toContain(`Message-ID: <${sent.id}@`);
+    expect(token).toMatch(/^dev_/);
+  }, 90_000);
+
+  it("serves on the port PORT names, and limits requests as deployed", async () => {
+    const port = await freePort();
+    const s = start([], { PORT: String(port), INBOX_HTTP_PORT: "0", INBOX_SMTP_PORT: "0" });
+    const { relay, token } = await banner(s);
+    expect(relay).toBe(`http://127.0.0.1:${port}`);
+    expect((await fetch(`${relay}/health`)).status).toBe(200);
+    // The in-memory queue has the default RATE_LIMIT (10/1s), like a deployed relay.
+    const res = await fetch(`${relay}/api-keys`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("ratelimit-limit")).toBe("10");
+    expect(Number(res.headers.get("ratelimit-remaining"))).toBeLessThan(10);
+  }, 90_000);
+
+  it("refuses a port it cannot use, naming the option, before starting anything", async () => {
+    const bad = start(["--port", "80808"]);
+    expect(await bad.exited).toBe(2);
+    expect(bad.output()).toMatch(/^--port: must be a port number from 0 to 65535/m);
+
+    const unknown = start(["--prot", "8788"]);
+    expect(await unknown.exited).toBe(2);
+    expect(unknown.output()).toMatch(/^--prot: unknown option/m);
+
+    const taken = await listening();
+    try {
+      const clash = start(["--port", "0", "--inbox-smtp-port", String(portOf(taken))]);
+      expect(await clash.exited).toBe(2);
+      expect(clash.output()).toContain(
+        `cannot listen on 127.0.0.1:${portOf(taken)}, which another program uses: choose another port with --inbox-smtp-port N`,
+      );
+      expect(clash.output()).not.toContain("wrangler");
+    } finally {
+      await new Promise((r) => taken.close(r));
+    }
+  });
+});

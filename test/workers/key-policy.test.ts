@@ -191,14 +191,14 @@ describe("keys made by keys stay within their maker", () => {
 
   it("a key limited to one sender cannot mint an unrestricted key: {name} alone inherits its bounds", async () => {
     const narrow = await maker({ allowed_from: ["billing@example.com"] });
-    const escape = await call(env, "POST", "/api-keys", {
+    const minted = await call(env, "POST", "/api-keys", {
       token: narrow,
       json: { name: "escape" },
     });
-    expect(escape.status).toBe(201);
+    expect(minted.status).toBe(201);
     const send = (from: string) =>
       call(env, "POST", "/emails", {
-        token: escape.body.token,
+        token: minted.body.token,
         json: email({ from, to: ["victim@elsewhere.example"] }),
       });
     const refused = await send("CEO <ceo@bank.example>");
@@ -206,7 +206,7 @@ describe("keys made by keys stay within their maker", () => {
     expect(refused.body.message).toMatch(/^from: ceo@bank\.example is not a sender/);
     expect((await send("billing@example.com")).status).toBe(200);
     const listed = (await call(env, "GET", "/api-keys")).body.data.find(
-      (k: { id: string }) => k.id === escape.body.id,
+      (k: { id: string }) => k.id === minted.body.id,
     );
     expect(listed.allowed_from).toEqual(["billing@example.com"]);
   });

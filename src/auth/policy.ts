@@ -5,7 +5,7 @@
  * domain ("*@example.com"), or a domain with its subdomains ("*@*.example.com").
  */
 import ipaddr from "ipaddr.js";
-import { RelayError, ValidationError } from "../errors.ts";
+import { RelayError, StoredSizeError, ValidationError } from "../errors.ts";
 import { type RateLimit, rateLimitField } from "./rate-limit.ts";
 
 export interface KeyPolicy {
@@ -91,13 +91,13 @@ export function checkMessage(
   policy: KeyPolicy | undefined,
   composed: {
     message: { envelope: { from: string; to: string[] } };
-    raw: string;
     headerFrom: string[];
+    storedBytes: number;
   },
 ): void {
   if (!policy) return;
   const { message, headerFrom } = composed;
-  const bytes = composed.raw.length;
+  const bytes = composed.storedBytes;
   // Both the envelope sender and the From header readers see must be allowed: a raw message
   // could otherwise pass MAIL FROM and show another sender.
   const senders = [message.envelope.from, ...headerFrom];
@@ -117,11 +117,7 @@ export function checkMessage(
       throw new PolicyError(`to: ${refused} is not a recipient this API key may send to`);
   }
   if (policy.max_message_bytes !== undefined && bytes > policy.max_message_bytes) {
-    throw new RelayError(
-      413,
-      "validation_error",
-      `the message is ${bytes} bytes, over this API key's limit of ${policy.max_message_bytes}`,
-    );
+    throw new StoredSizeError("the message", bytes, policy.max_message_bytes, "this API key's");
   }
 }
 

@@ -5,8 +5,9 @@
  * (RFC 6409 section 8): line ends become CRLF, Bcc headers are removed, and a missing Message-ID
  * or Date is added, so every retry sends the same bytes.
  */
+import addressparser from "nodemailer/lib/addressparser";
 import PostalMime from "postal-mime";
-import { MalformedBodyError, TooLargeError, ValidationError } from "../errors.ts";
+import { MalformedBodyError, StoredSizeError, TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
   domainOf,
@@ -16,13 +17,12 @@ import {
   parseMailboxList,
   uniqueAddresses,
 } from "./address.ts";
-import { bytesToLatin1, latin1ToBytes } from "./bytes.ts";
+import { bytesToLatin1, latin1ToBytes, storedSize } from "./bytes.ts";
 import type { Composed, ComposeLimits } from "./compose.ts";
+import { checkStructure, MAX_LINE } from "./structure.ts";
 
 /** Deeper MIME nesting than this is refused: it serves no real message and costs parse time. */
 export const MAX_MIME_DEPTH = 50;
-/** RFC 5322 2.1.1: a line holds at most 998 octets. */
-const MAX_LINE = 998;
 /** Header block size limit, as in postal-mime's own default, stated here so it is documented. */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
@@ -52,6 +52,46 @@ function headerFields(header: string): string[] {
     else if (line !== "") fields.push(line);
   }
   return fields;
+}
+
+const utf8 = new TextDecoder();
+
+/**
+ * Every address of the From and Sender fields, read by the project's address parser (groups
+ * included). postal-mime reports only the first From address, so a policy checking that alone
+ * would pass "From: allowed@example.com, CEO <ceo@bank.example>". RFC 5322 3.6 allows each field
+ * once; a second one (which some readers show instead of the first) is refused.
+ */
+function senderAddresses(fields: string[]): string[] {
+  const out: string[] = [];
+  for (const [name, field] of [
+    ["From", "from"],
+    ["Sender", "sender"],
+  ] as const) {
+    const found = fields.filter((f) => new RegExp(`^${name}[ \t]*:`, "i").test(f));
+    if (found.length > 1) {
+      throw new ValidationError(
+        `the message has ${found.length} ${name} header fields; RFC 5322 allows one`,
+        field,
+      );
+    }
+    const f = found[0];
+    if (f === undefined) continue;
+    const value = utf8.decode(latin1ToBytes(f.slice(f.indexOf(":") + 1).replace(/\r\n/g, "")));
+    const list = addressparser(value, { flatten: true });
+    if (list.length === 0) throw new ValidationError(`the ${name} header lists no address`, field);
+    for (const m of list) {
+      const address = m.address.trim();
+      if (!isMailboxAddress(address)) {
+        throw new ValidationError(
+          `the ${name} header holds ${JSON.stringify(address || m.name)}, which is not a valid email address`,
+          field,
+        );
+      }
+      out.push(address);
+    }
+  }
+  return out;
 }
 
 export async function acceptRawMessage(
@@ -91,7 +131,9 @@ export async function acceptRawMessage(
     if (line.length > MAX_LINE)
       throw new ValidationError(`has a header line longer than ${MAX_LINE} octets`, "body");
   }
+  checkStructure(text, MAX_MIME_DEPTH);
   const fields = headerFields(header).filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
+  const senders = senderAddresses(fields);
 
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)
@@ -126,13 +168,18 @@ export async function acceptRawMessage(
 
   let messageId = parsed.messageId?.trim();
   if (!messageId) {
-    messageId = `<${ctx.id}@${domainOf(fromAddress)}>`;
+    // The envelope form of the domain: punycode, as a header must be ASCII without SMTPUTF8.
+    messageId = `<${ctx.id}@${domainOf(envelopeFrom)}>`;
     fields.push(`Message-ID: ${messageId}`);
   }
   if (!fields.some((f) => /^date[ \t]*:/i.test(f))) {
     fields.push(`Date: ${new Date(ctx.now).toUTCString().replace("GMT", "+0000")}`);
   }
   const raw = `${fields.join("\r\n")}\r\n\r\n${body.replace(/\r?\n/g, "\r\n")}`;
+  const storedBytes = storedSize(raw);
+  if (storedBytes > ctx.limits.maxMessageBytes) {
+    throw new StoredSizeError("the message", storedBytes, ctx.limits.maxMessageBytes);
+  }
 
   const message: QueuedMessage = {
     id: ctx.id,
@@ -152,8 +199,16 @@ export async function acceptRawMessage(
       tags: [],
     },
   };
-  const headerFrom = parsed.from ? flatten([parsed.from]) : [];
-  return { message, raw, headerFrom };
+  // Policies match the envelope's form of an address (punycode domain); postal-mime's readings
+  // are added in case they differ from the parser's.
+  const headerFrom = uniqueAddresses(
+    [
+      ...senders,
+      ...flatten(parsed.from ? [parsed.from] : []),
+      ...flatten(parsed.sender ? [parsed.sender] : []),
+    ].map((a) => envelopeAddress(a, true, "from")),
+  );
+  return { message, raw, headerFrom, storedBytes };
 }
 
 /** The html and text parts of a stored message, for `GET /emails/:id`. */

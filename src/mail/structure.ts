@@ -89,8 +89,8 @@ export function checkStructure(text: string, maxDepth: number): void {
     if (!dashes && !inHeader) continue;
     const line = text.slice(lineStart, stop);
     if (dashes) {
-      // Trailing white space is allowed after a boundary (RFC 2046 5.1.1); trimmed by hand, as
-      // /[ \t]+$/ is quadratic on a long run of spaces followed by something else.
+      // Trailing white space is allowed after a boundary (RFC 2046 5.1.1); trimmed by hand, so
+      // no regex with backtracking runs over a line the sender shaped.
       let cut = line.length;
       while (cut > 2 && (line[cut - 1] === " " || line[cut - 1] === "\t")) cut--;
       const rest = line.slice(2, cut);

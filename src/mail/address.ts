@@ -209,3 +209,71 @@ export function uniqueAddresses(addresses: string[]): string[] {
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1);
 }
+
+/**
+ * The mailboxes of an RFC 5322 address list as a raw message's From, Sender, To, Cc or Bcc field
+ * holds it: split at top-level commas, groups opened up, comments dropped, and each element held
+ * to the same one-mailbox forms as a JSON entry. Lenient readings ("vic tim@b" as tim@b,
+ * "a@b (x) c@d" as c@d) are refused rather than guessed, so the envelope never takes an address
+ * a reader of the header would not see as one.
+ */
+export function parseAddressList(value: string, field: string): string[] {
+  const elements: string[] = [];
+  let current = "";
+  let quoted = false;
+  let angle = false;
+  let comment = 0;
+  let group = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i] ?? "";
+    if (quoted) {
+      current += ch;
+      if (ch === "\\") current += value[++i] ?? "";
+      else if (ch === '"') quoted = false;
+    } else if (comment > 0) {
+      if (ch === "\\") i++;
+      else if (ch === "(") comment++;
+      else if (ch === ")") comment--;
+    } else if (ch === "(") {
+      comment = 1;
+      current += " ";
+    } else if (ch === '"') {
+      quoted = true;
+      current += ch;
+    } else if (angle) {
+      current += ch;
+      if (ch === ">") angle = false;
+    } else if (ch === "<") {
+      angle = true;
+      current += ch;
+    } else if (ch === ":" && !group) {
+      // A group's display name names no mailbox; its members follow.
+      group = true;
+      current = "";
+    } else if (ch === ";" && group) {
+      group = false;
+      elements.push(current);
+      current = "";
+    } else if (ch === ",") {
+      elements.push(current);
+      current = "";
+    } else {
+      current += ch;
+    }
+  }
+  if (quoted || angle || comment > 0 || group) {
+    throw new ValidationError(
+      "has an unclosed quote, comment, angle address or group in an address header",
+      field,
+    );
+  }
+  elements.push(current);
+  const addresses: string[] = [];
+  for (const element of elements) {
+    if (element.trim() === "") continue;
+    const one = singleMailbox(element);
+    if ("error" in one) throw new ValidationError(`in an address header: ${one.error}`, field);
+    addresses.push(one.address);
+  }
+  return addresses;
+}

@@ -14,6 +14,7 @@ import {
   envelopeAddress,
   formatMailbox,
   isMailboxAddress,
+  parseAddressList,
   parseMailboxList,
   uniqueAddresses,
 } from "./address.ts";
@@ -56,11 +57,19 @@ function headerFields(header: string): string[] {
 
 const utf8 = new TextDecoder();
 
+/** A header field's value, unfolded and read as UTF-8 (RFC 6532), as readers show it. */
+function fieldValue(f: string): string {
+  return utf8.decode(latin1ToBytes(f.slice(f.indexOf(":") + 1).replace(/\r\n/g, "")));
+}
+
+const fieldsNamed = (fields: string[], name: string) =>
+  fields.filter((f) => new RegExp(`^${name}[ \\t]*:`, "i").test(f));
+
 /**
- * Every address of the From and Sender fields, read by the project's address parser (groups
- * included). postal-mime reports only the first From address, so a policy checking that alone
- * would pass "From: allowed@example.com, CEO <ceo@bank.example>". RFC 5322 3.6 allows each field
- * once; a second one (which some readers show instead of the first) is refused.
+ * Every address of the From and Sender fields, groups included. postal-mime reports only the
+ * first From address, so a policy checking that alone would pass "From: allowed@example.com,
+ * CEO <ceo@bank.example>". RFC 5322 3.6 allows each field once; a second one (which some readers
+ * show instead of the first) is refused.
  */
 function senderAddresses(fields: string[]): string[] {
   const out: string[] = [];
@@ -68,7 +77,7 @@ function senderAddresses(fields: string[]): string[] {
     ["From", "from"],
     ["Sender", "sender"],
   ] as const) {
-    const found = fields.filter((f) => new RegExp(`^${name}[ \t]*:`, "i").test(f));
+    const found = fieldsNamed(fields, name);
     if (found.length > 1) {
       throw new ValidationError(
         `the message has ${found.length} ${name} header fields; RFC 5322 allows one`,
@@ -77,21 +86,45 @@ function senderAddresses(fields: string[]): string[] {
     }
     const f = found[0];
     if (f === undefined) continue;
-    const value = utf8.decode(latin1ToBytes(f.slice(f.indexOf(":") + 1).replace(/\r\n/g, "")));
-    const list = addressparser(value, { flatten: true });
-    if (list.length === 0) throw new ValidationError(`the ${name} header lists no address`, field);
-    for (const m of list) {
-      const address = m.address.trim();
-      if (!isMailboxAddress(address)) {
+    const value = fieldValue(f);
+    const listed = parseAddressList(value, field);
+    if (listed.length === 0)
+      throw new ValidationError(`the ${name} header lists no address`, field);
+    // The project's address parser must read the same addresses, or one of the readings is wrong.
+    const known = new Set(listed.map((a) => a.toLowerCase()));
+    for (const m of addressparser(value, { flatten: true })) {
+      if (!known.has(m.address.trim().toLowerCase())) {
         throw new ValidationError(
-          `the ${name} header holds ${JSON.stringify(address || m.name)}, which is not a valid email address`,
+          `the ${name} header reads as ${JSON.stringify(m.address || m.name)}, which is not one of its addresses`,
           field,
         );
       }
-      out.push(address);
     }
+    out.push(...listed);
   }
   return out;
+}
+
+/**
+ * Checks that every recipient postal-mime reads from To, Cc and Bcc is an address the strict
+ * list parser finds there too, so no lenient reading becomes an envelope recipient.
+ */
+function checkRecipientFields(fields: string[], read: string[]): void {
+  const known = new Set<string>();
+  for (const f of [
+    ...fieldsNamed(fields, "To"),
+    ...fieldsNamed(fields, "Cc"),
+    ...fieldsNamed(fields, "Bcc"),
+  ]) {
+    for (const a of parseAddressList(fieldValue(f), "to")) known.add(a.toLowerCase());
+  }
+  const stray = read.find((a) => !known.has(a.toLowerCase()));
+  if (stray !== undefined) {
+    throw new ValidationError(
+      `the message's recipient headers read as ${JSON.stringify(stray)}, which is not one of their addresses`,
+      "to",
+    );
+  }
 }
 
 export async function acceptRawMessage(
@@ -132,8 +165,11 @@ export async function acceptRawMessage(
       throw new ValidationError(`has a header line longer than ${MAX_LINE} octets`, "body");
   }
   checkStructure(text, MAX_MIME_DEPTH);
-  const fields = headerFields(header).filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
+  const allFields = headerFields(header);
+  const fields = allFields.filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
   const senders = senderAddresses(fields);
+  const headerRecipients = [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)];
+  checkRecipientFields(allFields, headerRecipients);
 
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)
@@ -147,7 +183,7 @@ export async function acceptRawMessage(
   const listed = uniqueAddresses(
     overrides.to
       ? overrides.to.flatMap((t, i) => parseMailboxList(t, `to[${i}]`).map((m) => m.address))
-      : [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)],
+      : headerRecipients,
   );
   if (listed.length === 0) {
     throw new ValidationError("the message has no To, Cc or Bcc and no ?to= was given", "to");

@@ -1111,6 +1111,49 @@ const rawMalformedRows: Row[] = [
       sinkFrom: "ann@bücher.example",
     },
   },
+  // Raw address headers are held to the same one-mailbox forms per list element: postal-mime
+  // alone read "vic tim@b" as tim@b and "a@b (x) c@d" as c@d.
+  ...(
+    [
+      ["To", (u: string) => `vic tim.${u}@example.org`],
+      ["Cc", (u: string) => `${addr(u)} (x) tim.${u}@example.org`],
+      ["Bcc", (u: string) => `Ann, tim.${u}@example.org <${addr(u)}>`],
+    ] as const
+  ).map(
+    ([name, value]): Row => ({
+      what: `a ${name} element that is not one mailbox is refused, not read leniently`,
+      req: (u) =>
+        raw(
+          crlf(
+            `From: ${SENDER}`,
+            `${name}: ${value(u)}`,
+            ...(name === "To" ? [] : [`To: ${addr(u)}`]),
+            "",
+            "hi",
+          ),
+        ),
+      expect: invalid("to"),
+    }),
+  ),
+  {
+    what: "a From whose unquoted display name is an address is refused",
+    req: (u) => raw(crlf(`From: ceo@bank.example <${SENDER}>`, `To: ${addr(u)}`, "", "hi")),
+    expect: invalid("from"),
+  },
+  {
+    what: "comments in raw address headers are allowed (From: a@b (Cron Daemon))",
+    req: (u) =>
+      raw(
+        crlf(
+          `From: ${SENDER} (Cron Daemon)`,
+          `To: ${addr(u)} (Ann), "Doe, Amy" <${addr(u, "amy")}>`,
+          "Subject: x",
+          "",
+          "hi",
+        ),
+      ),
+    expect: relayed(SENDER, ["ann", "amy"], ["from", "to", "subject", "message-id", "date"]),
+  },
   {
     what: "a Message-ID and Date already present are kept, not doubled",
     req: (u) =>

@@ -169,7 +169,8 @@ export async function acceptRawMessage(
   const fields = allFields.filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
   const senders = senderAddresses(fields);
   const headerRecipients = [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)];
-  checkRecipientFields(allFields, headerRecipients);
+  // With ?to= the headers name no envelope recipient, so a forwarded message's old To stays as is.
+  if (!overrides.to) checkRecipientFields(allFields, headerRecipients);
 
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)

@@ -1136,6 +1136,17 @@ const rawMalformedRows: Row[] = [
     }),
   ),
   {
+    what: "with ?to= a To header that is not strict names no recipient and is relayed as is",
+    req: (u) =>
+      raw(
+        crlf(`From: ${SENDER}`, "To: Old List, someone", "Subject: x", "", "hi"),
+        `?to=${addr(u)}`,
+      ),
+    expect: relayed(SENDER, ["ann"], ["from", "to", "subject", "message-id", "date"], (d) =>
+      expect(field(d, "To")).toEqual(["Old List, someone"]),
+    ),
+  },
+  {
     what: "a From whose unquoted display name is an address is refused",
     req: (u) => raw(crlf(`From: ceo@bank.example <${SENDER}>`, `To: ${addr(u)}`, "", "hi")),
     expect: invalid("from"),

@@ -178,6 +178,19 @@ export class TooLargeError extends RelayError {
   }
 }
 
+/**
+ * A message over a size limit counted as stored (src/mail/bytes.ts storedSize): the message says
+ * why that can exceed the message's own octets and what to do about it.
+ */
+export class StoredSizeError extends TooLargeError {
+  constructor(what: string, bytes: number, limit: number, whose = "the") {
+    super(
+      `${what} is ${bytes} bytes as stored, over ${whose} limit of ${limit} (messages are stored as JSON text: each 8-bit byte counts twice and each line end four bytes; send 8-bit content base64 or quoted-printable encoded)`,
+    );
+    this.name = "StoredSizeError";
+  }
+}
+
 export class UnsupportedMediaTypeError extends RelayError {
   constructor(contentType: string) {
     super(

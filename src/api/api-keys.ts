@@ -1,11 +1,16 @@
-/** /api-keys: create (token shown once), list and delete keys. Needs a full_access key. */
+/**
+ * /api-keys: create (token shown once), list, rotate and delete keys. Needs a full_access key.
+ * A key other than ADMIN_TOKEN makes and rotates only keys whose policy lies within its own.
+ */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { AppEnv } from "../app.ts";
-import { requireFullAccess } from "../auth/keys.ts";
-import { type KeyPolicy, validatePolicy } from "../auth/policy.ts";
+import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../auth/keys.ts";
+import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../auth/policy.ts";
 import { authenticate } from "./auth.ts";
 import { readJson, validate } from "./body.ts";
 import { ApiKeySchema, CreateApiKeySchema, type ErrorSchema, errorResponse } from "./schemas.ts";
+
+const isAdmin = (p: Principal) => p.keyId === ADMIN_KEY_ID;
 
 export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
   app.use("/api-keys", authenticate);
@@ -22,10 +27,14 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     if (body.allowed_ips) policy.allowed_ips = body.allowed_ips;
     if (body.rate_limit !== undefined) policy.rate_limit = body.rate_limit;
     validatePolicy(policy);
+    const principal = c.get("principal");
+    const bounded = isAdmin(principal)
+      ? policy
+      : boundedPolicy(principal.policy, policy, relay.config.rateLimit);
     const created = await relay.keys.create(
       body.name,
       body.permission ?? "full_access",
-      Object.keys(policy).length ? policy : undefined,
+      Object.keys(bounded).length ? bounded : undefined,
     );
     relay.log.info("api_key.created", { key_id: created.id, by: c.get("principal").keyId });
     return c.json(created, 201);
@@ -51,7 +60,11 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
   app.post("/api-keys/:id/rotate", async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
-    const rotated = await relay.keys.rotate(c.req.param("id"));
+    const principal = c.get("principal");
+    // The new token keeps the rotated key's policy, so that policy must lie within the caller's.
+    const rotated = await relay.keys.rotate(c.req.param("id"), (old) => {
+      if (!isAdmin(principal)) checkWithin(principal.policy, old, relay.config.rateLimit);
+    });
     relay.log.info("api_key.rotated", {
       key_id: c.req.param("id"),
       new_key_id: rotated.id,
@@ -82,6 +95,9 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     responses: {
       201: { description: "{ id, token }" },
       401: errorResponse("Not a full_access key"),
+      403: errorResponse(
+        "The new key would allow more than the calling key (the message names the field)",
+      ),
     },
   });
   r.registerPath({
@@ -101,6 +117,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     security: [{ bearer: [] }],
     responses: {
       201: { description: "{ id, token }" },
+      403: errorResponse("The rotated key allows more than the calling key"),
       404: errorResponse("No such key"),
     },
   });

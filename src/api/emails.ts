@@ -120,7 +120,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
           const scheduledAt = parseScheduledAt(body.scheduled_at, now);
           const composed = await composeMessage(body, ctx);
           checkMessage(principal.policy, composed);
-          total += composed.raw.length;
+          total += composed.storedBytes;
           items.push({ composed, scheduledAt });
         } catch (err) {
           // Name the failing email: "[3].to: ..." as the batch's schema validation does.
@@ -131,7 +131,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
       // The batch is stored in one request, so it must fit where one message fits.
       if (total > limits.maxMessageBytes) {
         throw new TooLargeError(
-          `the batch is ${total} bytes in total, over the limit of ${limits.maxMessageBytes}; split it`,
+          `the batch is ${total} bytes in total as stored, over the limit of ${limits.maxMessageBytes}; split it`,
         );
       }
       const response = {

@@ -157,11 +157,16 @@ export class ApiKeys {
 
   /**
    * Rotation: a new token with the same name, permission and policy. The old key stays valid until
-   * it is deleted, so clients can switch over without a gap.
+   * it is deleted, so clients can switch over without a gap. `allow` sees the policy first and
+   * throws to refuse (a caller may not mint a token wider than itself).
    */
-  async rotate(id: string): Promise<{ id: string; token: string }> {
+  async rotate(
+    id: string,
+    allow: (policy: KeyPolicy | undefined) => void = () => {},
+  ): Promise<{ id: string; token: string }> {
     const old = (await this.#store.listKeys()).find((k) => k.id === id);
     if (!old) throw new NotFoundError("API key");
+    allow(old.policy);
     return this.create(old.name, old.permission, old.policy);
   }
 

@@ -102,36 +102,76 @@ export function checkHeaderText(
   }
 }
 
+// What may stand unquoted in a display name: RFC 5322 atext, "." (obs-phrase, as in
+// "John Q. Public") and any non-ASCII character (RFC 6532). Everything else (, ; : @ ( ) [ ] \\)
+// is a special that changes how readers split the field, so such a name must be quoted.
+const PHRASE_WORD = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10ffff}]+$/u;
+
+const ONE_ADDRESS =
+  'must be one address: a@example.com, Name <a@example.com> or "Quoted, Name" <a@example.com> (quote a name that holds , ; : @ ( ) [ ] or \\; give several addresses as a list)';
+
 /**
- * Parses one field entry ("Name <a@example.com>" or "a@example.com"): exactly one mailbox. A
- * list, a group or anything addressparser reads as more than one address is refused, so no
- * separator smuggled into an entry (",", ";", group syntax) can add a recipient.
+ * The address of an entry in exactly one of the forms Resend documents: "a@b", "Name <a@b>" or
+ * "\"Quoted Name\" <a@b>", or why it is not. addressparser alone is too lenient ("vic tim@b"
+ * reads as tim@b named "vic"), so the structure is checked here, in one linear scan.
+ */
+function singleMailbox(value: string): { address: string } | { error: string } {
+  const s = value.trim();
+  if (!s.includes("<")) {
+    if (isMailboxAddress(s)) return { address: s };
+    return {
+      error: /[,;:\s()]/.test(s)
+        ? ONE_ADDRESS
+        : `${JSON.stringify(value)} is not a valid email address`,
+    };
+  }
+  let i = 0;
+  while (i < s.length && s[i] !== "<") {
+    const ch = s[i];
+    if (ch === " " || ch === "\t") {
+      i++;
+    } else if (ch === '"') {
+      i++;
+      while (i < s.length && s[i] !== '"') i += s[i] === "\\" ? 2 : 1;
+      if (i >= s.length) return { error: "has a quoted name without its closing quote" };
+      i++;
+    } else {
+      let j = i;
+      while (j < s.length && !' \t"<'.includes(s[j] ?? "")) j++;
+      if (!PHRASE_WORD.test(s.slice(i, j))) return { error: ONE_ADDRESS };
+      i = j;
+    }
+  }
+  if (i >= s.length || !s.endsWith(">")) return { error: ONE_ADDRESS };
+  const inner = s.slice(i + 1, -1);
+  if (/[<>]/.test(inner)) return { error: ONE_ADDRESS };
+  const address = inner.trim();
+  if (!isMailboxAddress(address)) {
+    return { error: `${JSON.stringify(value)} is not a valid email address` };
+  }
+  return { address };
+}
+
+/**
+ * Parses one field entry ("Name <a@example.com>" or "a@example.com"): exactly one mailbox in the
+ * forms Resend accepts. A list, a group, a comment or text around a bare address is refused, so
+ * no separator smuggled into an entry can add a recipient or move the address.
  */
 export function parseMailboxes(value: string, field: string): Mailbox[] {
   if (hasControlCharacters(value)) {
     throw new ValidationError("must not contain control characters (CR, LF, NUL, ...)", field);
   }
   checkHeaderText(value, field, { bidi: false });
+  const one = singleMailbox(value);
+  if ("error" in one) throw new ValidationError(one.error, field);
+  // The display name as addressparser reads it (quotes removed, escapes resolved); the address
+  // must be the one the scan found, or the two readings disagree and the entry is refused.
   const parsed = addressparser(value, { flatten: true });
-  if (parsed.length === 0)
-    throw new ValidationError(`${JSON.stringify(value)} is not an email address`, field);
-  if (
-    parsed.length > 1 ||
-    /[;,]\s*$/.test(value.trim()) ||
-    /^[^"<]*:/.test(value.replace(/"[^"]*"/g, "").replace(/\[[^\]]*\]/g, ""))
-  ) {
-    throw new ValidationError(
-      "must be one address (give several as a list), not a list or a group",
-      field,
-    );
+  const m = parsed[0];
+  if (parsed.length !== 1 || !m || m.address.trim() !== one.address) {
+    throw new ValidationError(ONE_ADDRESS, field);
   }
-  return parsed.map((m) => {
-    const address = m.address.trim();
-    if (!isMailboxAddress(address)) {
-      throw new ValidationError(`${JSON.stringify(value)} is not a valid email address`, field);
-    }
-    return { name: m.name, address };
-  });
+  return [{ name: m.name, address: one.address }];
 }
 
 /** Parses a field given as one string or a list of strings. */
@@ -168,4 +208,72 @@ export function uniqueAddresses(addresses: string[]): string[] {
 
 export function domainOf(address: string): string {
   return address.slice(address.lastIndexOf("@") + 1);
+}
+
+/**
+ * The mailboxes of an RFC 5322 address list as a raw message's From, Sender, To, Cc or Bcc field
+ * holds it: split at top-level commas, groups opened up, comments dropped, and each element held
+ * to the same one-mailbox forms as a JSON entry. Lenient readings ("vic tim@b" as tim@b,
+ * "a@b (x) c@d" as c@d) are refused rather than guessed, so the envelope never takes an address
+ * a reader of the header would not see as one.
+ */
+export function parseAddressList(value: string, field: string): string[] {
+  const elements: string[] = [];
+  let current = "";
+  let quoted = false;
+  let angle = false;
+  let comment = 0;
+  let group = false;
+  for (let i = 0; i < value.length; i++) {
+    const ch = value[i] ?? "";
+    if (quoted) {
+      current += ch;
+      if (ch === "\\") current += value[++i] ?? "";
+      else if (ch === '"') quoted = false;
+    } else if (comment > 0) {
+      if (ch === "\\") i++;
+      else if (ch === "(") comment++;
+      else if (ch === ")") comment--;
+    } else if (ch === "(") {
+      comment = 1;
+      current += " ";
+    } else if (ch === '"') {
+      quoted = true;
+      current += ch;
+    } else if (angle) {
+      current += ch;
+      if (ch === ">") angle = false;
+    } else if (ch === "<") {
+      angle = true;
+      current += ch;
+    } else if (ch === ":" && !group) {
+      // A group's display name names no mailbox; its members follow.
+      group = true;
+      current = "";
+    } else if (ch === ";" && group) {
+      group = false;
+      elements.push(current);
+      current = "";
+    } else if (ch === ",") {
+      elements.push(current);
+      current = "";
+    } else {
+      current += ch;
+    }
+  }
+  if (quoted || angle || comment > 0 || group) {
+    throw new ValidationError(
+      "has an unclosed quote, comment, angle address or group in an address header",
+      field,
+    );
+  }
+  elements.push(current);
+  const addresses: string[] = [];
+  for (const element of elements) {
+    if (element.trim() === "") continue;
+    const one = singleMailbox(element);
+    if ("error" in one) throw new ValidationError(`in an address header: ${one.error}`, field);
+    addresses.push(one.address);
+  }
+  return addresses;
 }

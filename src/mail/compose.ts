@@ -8,7 +8,7 @@
 import { Buffer } from "node:buffer";
 import MailComposer from "nodemailer/lib/mail-composer";
 import type { SendEmailRequest } from "../api/schemas.ts";
-import { TooLargeError, ValidationError } from "../errors.ts";
+import { StoredSizeError, TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
   checkHeaderText,
@@ -19,7 +19,7 @@ import {
   parseMailboxList,
   uniqueAddresses,
 } from "./address.ts";
-import { bytesToLatin1 } from "./bytes.ts";
+import { bytesToLatin1, storedSize } from "./bytes.ts";
 
 export interface ComposeLimits {
   maxMessageBytes: number;
@@ -33,6 +33,8 @@ export interface Composed {
   raw: string;
   /** Addresses in the From header recipients see (policies check these as well as MAIL FROM). */
   headerFrom: string[];
+  /** The size as stored (storedSize): what every message size limit counts. */
+  storedBytes: number;
 }
 
 // Headers the relay writes itself from the request fields; a custom header may not replace them,
@@ -174,7 +176,8 @@ export async function composeMessage(
     };
   });
 
-  const messageId = `<${ctx.id}@${domainOf(from.address)}>`;
+  // The envelope form of the domain: punycode, as a header must be ASCII without SMTPUTF8.
+  const messageId = `<${ctx.id}@${domainOf(envelopeFrom)}>`;
   const composer = new MailComposer({
     // Objects, not "Name <address>" strings: MailComposer then quotes and encodes the name itself
     // and never parses it again, so a name like "Boss <boss@bank.example>" stays a name.
@@ -194,14 +197,17 @@ export async function composeMessage(
     disableUrlAccess: true,
   });
   const built = await composer.compile().build();
-  if (built.byteLength > ctx.limits.maxMessageBytes) {
-    throw new TooLargeError(
-      `the composed message is ${built.byteLength} bytes, over the limit of ${ctx.limits.maxMessageBytes}`,
-    );
+  const raw = bytesToLatin1(built);
+  // MailComposer writes 7-bit only (it encodes 8-bit text and attachments), so this differs from
+  // the octet count by the line ends and quotes alone.
+  const storedBytes = storedSize(raw);
+  if (storedBytes > ctx.limits.maxMessageBytes) {
+    throw new StoredSizeError("the composed message", storedBytes, ctx.limits.maxMessageBytes);
   }
 
   return {
-    raw: bytesToLatin1(built),
+    raw,
+    storedBytes,
     headerFrom: [envelopeFrom],
     message: {
       id: ctx.id,

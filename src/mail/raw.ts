@@ -5,24 +5,25 @@
  * (RFC 6409 section 8): line ends become CRLF, Bcc headers are removed, and a missing Message-ID
  * or Date is added, so every retry sends the same bytes.
  */
+import addressparser from "nodemailer/lib/addressparser";
 import PostalMime from "postal-mime";
-import { MalformedBodyError, TooLargeError, ValidationError } from "../errors.ts";
+import { MalformedBodyError, StoredSizeError, TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
   domainOf,
   envelopeAddress,
   formatMailbox,
   isMailboxAddress,
+  parseAddressList,
   parseMailboxList,
   uniqueAddresses,
 } from "./address.ts";
-import { bytesToLatin1, latin1ToBytes } from "./bytes.ts";
+import { bytesToLatin1, latin1ToBytes, storedSize } from "./bytes.ts";
 import type { Composed, ComposeLimits } from "./compose.ts";
+import { checkStructure, MAX_LINE } from "./structure.ts";
 
 /** Deeper MIME nesting than this is refused: it serves no real message and costs parse time. */
 export const MAX_MIME_DEPTH = 50;
-/** RFC 5322 2.1.1: a line holds at most 998 octets. */
-const MAX_LINE = 998;
 /** Header block size limit, as in postal-mime's own default, stated here so it is documented. */
 export const MAX_HEADER_BYTES = 256 * 1024;
 
@@ -52,6 +53,78 @@ function headerFields(header: string): string[] {
     else if (line !== "") fields.push(line);
   }
   return fields;
+}
+
+const utf8 = new TextDecoder();
+
+/** A header field's value, unfolded and read as UTF-8 (RFC 6532), as readers show it. */
+function fieldValue(f: string): string {
+  return utf8.decode(latin1ToBytes(f.slice(f.indexOf(":") + 1).replace(/\r\n/g, "")));
+}
+
+const fieldsNamed = (fields: string[], name: string) =>
+  fields.filter((f) => new RegExp(`^${name}[ \\t]*:`, "i").test(f));
+
+/**
+ * Every address of the From and Sender fields, groups included. postal-mime reports only the
+ * first From address, so a policy checking that alone would pass "From: allowed@example.com,
+ * CEO <ceo@bank.example>". RFC 5322 3.6 allows each field once; a second one (which some readers
+ * show instead of the first) is refused.
+ */
+function senderAddresses(fields: string[]): string[] {
+  const out: string[] = [];
+  for (const [name, field] of [
+    ["From", "from"],
+    ["Sender", "sender"],
+  ] as const) {
+    const found = fieldsNamed(fields, name);
+    if (found.length > 1) {
+      throw new ValidationError(
+        `the message has ${found.length} ${name} header fields; RFC 5322 allows one`,
+        field,
+      );
+    }
+    const f = found[0];
+    if (f === undefined) continue;
+    const value = fieldValue(f);
+    const listed = parseAddressList(value, field);
+    if (listed.length === 0)
+      throw new ValidationError(`the ${name} header lists no address`, field);
+    // The project's address parser must read the same addresses, or one of the readings is wrong.
+    const known = new Set(listed.map((a) => a.toLowerCase()));
+    for (const m of addressparser(value, { flatten: true })) {
+      if (!known.has(m.address.trim().toLowerCase())) {
+        throw new ValidationError(
+          `the ${name} header reads as ${JSON.stringify(m.address || m.name)}, which is not one of its addresses`,
+          field,
+        );
+      }
+    }
+    out.push(...listed);
+  }
+  return out;
+}
+
+/**
+ * Checks that every recipient postal-mime reads from To, Cc and Bcc is an address the strict
+ * list parser finds there too, so no lenient reading becomes an envelope recipient.
+ */
+function checkRecipientFields(fields: string[], read: string[]): void {
+  const known = new Set<string>();
+  for (const f of [
+    ...fieldsNamed(fields, "To"),
+    ...fieldsNamed(fields, "Cc"),
+    ...fieldsNamed(fields, "Bcc"),
+  ]) {
+    for (const a of parseAddressList(fieldValue(f), "to")) known.add(a.toLowerCase());
+  }
+  const stray = read.find((a) => !known.has(a.toLowerCase()));
+  if (stray !== undefined) {
+    throw new ValidationError(
+      `the message's recipient headers read as ${JSON.stringify(stray)}, which is not one of their addresses`,
+      "to",
+    );
+  }
 }
 
 export async function acceptRawMessage(
@@ -91,7 +164,13 @@ export async function acceptRawMessage(
     if (line.length > MAX_LINE)
       throw new ValidationError(`has a header line longer than ${MAX_LINE} octets`, "body");
   }
-  const fields = headerFields(header).filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
+  checkStructure(text, MAX_MIME_DEPTH);
+  const allFields = headerFields(header);
+  const fields = allFields.filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
+  const senders = senderAddresses(fields);
+  const headerRecipients = [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)];
+  // With ?to= the headers name no envelope recipient, so a forwarded message's old To stays as is.
+  if (!overrides.to) checkRecipientFields(allFields, headerRecipients);
 
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)
@@ -105,7 +184,7 @@ export async function acceptRawMessage(
   const listed = uniqueAddresses(
     overrides.to
       ? overrides.to.flatMap((t, i) => parseMailboxList(t, `to[${i}]`).map((m) => m.address))
-      : [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)],
+      : headerRecipients,
   );
   if (listed.length === 0) {
     throw new ValidationError("the message has no To, Cc or Bcc and no ?to= was given", "to");
@@ -126,13 +205,18 @@ export async function acceptRawMessage(
 
   let messageId = parsed.messageId?.trim();
   if (!messageId) {
-    messageId = `<${ctx.id}@${domainOf(fromAddress)}>`;
+    // The envelope form of the domain: punycode, as a header must be ASCII without SMTPUTF8.
+    messageId = `<${ctx.id}@${domainOf(envelopeFrom)}>`;
     fields.push(`Message-ID: ${messageId}`);
   }
   if (!fields.some((f) => /^date[ \t]*:/i.test(f))) {
     fields.push(`Date: ${new Date(ctx.now).toUTCString().replace("GMT", "+0000")}`);
   }
   const raw = `${fields.join("\r\n")}\r\n\r\n${body.replace(/\r?\n/g, "\r\n")}`;
+  const storedBytes = storedSize(raw);
+  if (storedBytes > ctx.limits.maxMessageBytes) {
+    throw new StoredSizeError("the message", storedBytes, ctx.limits.maxMessageBytes);
+  }
 
   const message: QueuedMessage = {
     id: ctx.id,
@@ -152,8 +236,16 @@ export async function acceptRawMessage(
       tags: [],
     },
   };
-  const headerFrom = parsed.from ? flatten([parsed.from]) : [];
-  return { message, raw, headerFrom };
+  // Policies match the envelope's form of an address (punycode domain); postal-mime's readings
+  // are added in case they differ from the parser's.
+  const headerFrom = uniqueAddresses(
+    [
+      ...senders,
+      ...flatten(parsed.from ? [parsed.from] : []),
+      ...flatten(parsed.sender ? [parsed.sender] : []),
+    ].map((a) => envelopeAddress(a, true, "from")),
+  );
+  return { message, raw, headerFrom, storedBytes };
 }
 
 /** The html and text parts of a stored message, for `GET /emails/:id`. */

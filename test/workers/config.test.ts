@@ -66,6 +66,15 @@ describe("loadConfig", () => {
     [
       "MAX_MESSAGE_BYTES",
       {
+        // One byte over what a claim can answer within Upstash's 10 MB.
+        MAX_MESSAGE_BYTES: String(7 * 1024 * 1024 + 1),
+        UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
+        UPSTASH_REDIS_REST_TOKEN: "t",
+      },
+    ],
+    [
+      "MAX_MESSAGE_BYTES",
+      {
         MAX_MESSAGE_BYTES: "20000000",
         UPSTASH_REDIS_REST_URL: "https://x.upstash.io",
         UPSTASH_REDIS_REST_TOKEN: "t",

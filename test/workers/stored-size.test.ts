@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { bytesToLatin1, storedSize } from "../../src/mail/bytes.ts";
 import { redisSkipReason, sinkApi } from "../support/services.ts";
-import { call, testEnv, upstashEnv } from "../support/worker.ts";
+import { call, testEnv, tick, upstashEnv } from "../support/worker.ts";
 
 const sink = sinkApi("plain");
 const MiB = 1024 * 1024;
@@ -65,6 +65,23 @@ describe.skipIf(Boolean(redisSkipReason()))("raw messages on Upstash", () => {
     const [got] = await sink.waitFor(1, 60_000, { to });
     expect(got?.rcptTo).toEqual([to]);
     expect(got?.size).toBeGreaterThan(6 * MiB);
+    expect((await call(env, "GET", `/emails/${res.body.id}`)).body.last_event).toBe("delivered");
+  }, 120_000);
+
+  it("claims and delivers a message at the limit (7 MiB as stored, 50 recipients) within Upstash's 10 MB answer", async () => {
+    const tag = crypto.randomUUID().slice(0, 8);
+    const rcpts = Array.from({ length: 50 }, (_, i) => `limit.${tag}.${i}@example.com`);
+    // Each 78-byte line is stored as 80 (its CRLF is escaped): just under the limit as stored.
+    const body = rawMessage(rcpts.join(",\r\n "), Math.floor((7 * MiB * 78) / 80) - 8 * 1024, 0x61);
+    expect(storedSize(bytesToLatin1(body))).toBeLessThanOrEqual(7 * MiB);
+    expect(storedSize(bytesToLatin1(body))).toBeGreaterThan(7 * MiB - 32 * 1024);
+    // Only the scheduled run's claim reads it back: that answer is what must fit.
+    const env = upstashEnv({ IMMEDIATE_DELIVERY: "false" });
+    const res = await call(env, "POST", "/emails", { body, headers: rfc822 });
+    expect(res.status).toBe(200);
+    await tick(env);
+    const [got] = await sink.waitFor(1, 60_000, { to: `limit.${tag}.` });
+    expect(got?.rcptTo).toHaveLength(50);
     expect((await call(env, "GET", `/emails/${res.body.id}`)).body.last_event).toBe("delivered");
   }, 120_000);
 });

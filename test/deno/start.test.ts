@@ -23,38 +23,56 @@ async function exists(path: URL): Promise<boolean> {
   }
 }
 
+/** `deno task start` with `args` and `env`, its output collected as it comes. */
+async function startTask(args: string[], env: Record<string, string> = {}) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", ...(await taskFlags("start", "dev/start-deno.ts")), "dev/start-deno.ts", ...args],
+    cwd: root,
+    clearEnv: true,
+    env: { ...passThrough(), NO_COLOR: "1", ...env },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let output = "";
+  const collect = async (stream: ReadableStream<Uint8Array>) => {
+    for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
+  };
+  const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+  return {
+    output: () => output,
+    /** Resolves once the output matches `pattern` (the banner), or throws after 30 s. */
+    async waitFor(pattern: RegExp): Promise<void> {
+      const deadline = Date.now() + 30_000;
+      while (!pattern.test(output)) {
+        if (Date.now() > deadline) throw new Error(`no banner within 30 s:\n${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    },
+    /** Stops it as a terminal would and checks that it exited cleanly. */
+    async stop(): Promise<void> {
+      child.kill("SIGTERM");
+      const status = await child.status;
+      await collected;
+      assert.equal(status.code, 0, output);
+    },
+  };
+}
+
 Deno.test({
   name: "deno task start: development inbox, a key, and a message that arrives",
   // A developer's own settings would change what it does (its SMTP_URL, say).
   ignore: await exists(new URL(".dev.vars", root)),
   fn: async () => {
     const [relayPort, smtpPort, inboxPort] = [freePort(), freePort(), freePort()];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", ...(await taskFlags("start", "dev/start-deno.ts")), "dev/start-deno.ts"],
-      cwd: root,
-      clearEnv: true,
-      env: {
-        ...passThrough(),
-        NO_COLOR: "1",
-        PORT: String(relayPort),
-        INBOX_SMTP_PORT: String(smtpPort),
-        INBOX_HTTP_PORT: String(inboxPort),
-      },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let output = "";
-    const collect = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
-    };
-    const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+    const task = await startTask([], {
+      PORT: String(relayPort),
+      INBOX_SMTP_PORT: String(smtpPort),
+      INBOX_HTTP_PORT: String(inboxPort),
+    });
     try {
-      const deadline = Date.now() + 30_000;
-      while (!/API key\s+(\S+)/.test(output)) {
-        if (Date.now() > deadline) throw new Error(`no banner within 30 s:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await task.waitFor(/API key\s+(\S+)/);
+      const output = task.output();
       const token = /API key\s+(\S+)/.exec(output)?.[1];
       assert.match(output, new RegExp(`Relay\\s+http://127\\.0\\.0\\.1:${relayPort}`));
       assert.match(
@@ -80,10 +98,7 @@ Deno.test({
       assert.equal(messages.length, 1);
       assert.match(messages[0].raw, new RegExp(`Message-ID: <${id}@`));
     } finally {
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await collected;
-      assert.equal(status.code, 0, output);
+      await task.stop();
     }
   },
 });
@@ -92,36 +107,10 @@ Deno.test({
   name: "deno task start --port 0: any free ports, named in the banner",
   ignore: await exists(new URL(".dev.vars", root)),
   fn: async () => {
-    const flags = await taskFlags("start", "dev/start-deno.ts");
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        ...flags,
-        "dev/start-deno.ts",
-        "--port",
-        "0",
-        "--inbox-port=0",
-        "--inbox-smtp-port",
-        "0",
-      ],
-      cwd: root,
-      clearEnv: true,
-      env: { ...passThrough(), NO_COLOR: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    let output = "";
-    const collect = async (stream: ReadableStream<Uint8Array>) => {
-      for await (const text of stream.pipeThrough(new TextDecoderStream())) output += text;
-    };
-    const collected = Promise.all([collect(child.stdout), collect(child.stderr)]);
+    const task = await startTask(["--port", "0", "--inbox-port=0", "--inbox-smtp-port", "0"]);
     try {
-      const deadline = Date.now() + 30_000;
-      while (!/curl -X POST/.test(output)) {
-        if (Date.now() > deadline) throw new Error(`no banner within 30 s:\n${output}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await task.waitFor(/curl -X POST/);
+      const output = task.output();
       const relay = new URL(/Relay\s+(http:\/\/\S+)/.exec(output)?.[1] ?? "");
       const inbox = new URL(/read it at (http:\/\/\S+)/.exec(output)?.[1] ?? "");
       for (const [url, fixed] of [
@@ -136,10 +125,7 @@ Deno.test({
       assert.equal(health.status, 200);
       await health.body?.cancel();
     } finally {
-      child.kill("SIGTERM");
-      const status = await child.status;
-      await collected;
-      assert.equal(status.code, 0, output);
+      await task.stop();
     }
   },
 });

@@ -50,7 +50,7 @@ export interface SendRecord {
   messages: PlannedMessage[];
 }
 
-/** One message as the SMTP server recorded it (a subset of dev/smtp-sink.ts ReceivedMessage). */
+/** One message as the SMTP server recorded it (a subset of dev/smtp-sink/types.ts ReceivedMessage). */
 export interface ServerDelivery {
   rcptTo: string[];
   raw: string;

@@ -29,7 +29,12 @@ import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { createTestHarness, type TestHarness } from "wrangler";
-import { type FaultPlan, type FaultStats, type SmtpSink, startSmtpSink } from "../dev/smtp-sink.ts";
+import {
+  type FaultPlan,
+  type FaultStats,
+  type SmtpSink,
+  startSmtpSink,
+} from "../dev/smtp-sink/index.ts";
 import { startUpstashGateway, type UpstashGateway } from "../dev/upstash-gateway.ts";
 import {
   buildLedger,

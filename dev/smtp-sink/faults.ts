@@ -134,26 +134,32 @@ function parseAction(
   r: Record<string, unknown>,
   name: (field: string) => string,
 ): void {
-  if (rule.action === "reply") {
-    if (typeof r.code !== "number") throw new Error(`${name("code")} is required for a reply`);
-    try {
-      rule.code = replyCode(r.code);
-    } catch (error) {
-      throw new Error(`${name("code")}: ${(error as Error).message}`);
-    }
-    if (r.text !== undefined) {
-      if (typeof r.text !== "string" || /[\r\n]/.test(r.text)) {
-        throw new Error(`${name("text")} must be one line of text`);
-      }
-      rule.text = r.text;
-    }
-  }
+  if (rule.action === "reply") parseReply(rule, r, name);
   if (rule.action === "stall") {
     rule.ms = wholeNumber(r.ms, name("ms"), 1, 600_000);
     if (rule.ms === undefined) throw new Error(`${name("ms")} is required for a stall`);
   }
   if (rule.action === "drop" && r.afterBytes !== undefined) {
     rule.afterBytes = wholeNumber(r.afterBytes, name("afterBytes"), 1, 1 << 30);
+  }
+}
+
+function parseReply(
+  rule: FaultRule,
+  r: Record<string, unknown>,
+  name: (field: string) => string,
+): void {
+  if (typeof r.code !== "number") throw new Error(`${name("code")} is required for a reply`);
+  try {
+    rule.code = replyCode(r.code);
+  } catch (error) {
+    throw new Error(`${name("code")}: ${(error as Error).message}`);
+  }
+  if (r.text !== undefined) {
+    if (typeof r.text !== "string" || /[\r\n]/.test(r.text)) {
+      throw new Error(`${name("text")} must be one line of text`);
+    }
+    rule.text = r.text;
   }
 }
 

@@ -209,6 +209,28 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     else reply();
   };
 
+  /** The end of DATA: refuse (size, a DATA fault, a queued failure) or record and accept. */
+  const finishData = (
+    stream: SMTPServerDataStream,
+    session: SMTPServerSession,
+    bytes: Buffer,
+    faultIndex: number | undefined,
+    answer: (error: Error | null, reply?: string) => void,
+  ) => {
+    if (stream.sizeExceeded) {
+      log(`data ${session.id} refused: ${bytes.length} bytes over the SIZE limit`);
+      return answer(smtpError(552, "5.3.4 Message size exceeds fixed maximum message size"));
+    }
+    // A drop rule whose byte count the message never reached drops at the end instead.
+    if (faultIndex !== undefined) return strike(faultIndex, session, answer);
+    const failure = dataFailures.shift();
+    if (failure) {
+      log(`data ${session.id} -> ${failure.code} ${failure.text}`);
+      return answer(smtpError(failure.code, failure.text));
+    }
+    acceptMessage(bytes, session, answer);
+  };
+
   const serverOptions = (): SMTPServerOptions => ({
     secure: tls === "implicit",
     key: opts.key,
@@ -298,20 +320,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
       });
       stream.on("error", (error) => answer(error));
       stream.on("end", () => {
-        if (answered) return;
-        const bytes = Buffer.concat(chunks);
-        if (stream.sizeExceeded) {
-          log(`data ${session.id} refused: ${bytes.length} bytes over the SIZE limit`);
-          return answer(smtpError(552, "5.3.4 Message size exceeds fixed maximum message size"));
-        }
-        // A drop rule whose byte count the message never reached drops at the end instead.
-        if (faultIndex !== undefined) return strike(faultIndex, session, answer);
-        const failure = dataFailures.shift();
-        if (failure) {
-          log(`data ${session.id} -> ${failure.code} ${failure.text}`);
-          return answer(smtpError(failure.code, failure.text));
-        }
-        acceptMessage(bytes, session, answer);
+        if (!answered) finishData(stream, session, Buffer.concat(chunks), faultIndex, answer);
       });
     },
   });

@@ -39,7 +39,7 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 
 const { createTestHarness } = await import("wrangler");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
-const { startSmtpSink } = await import("../dev/smtp-sink.ts");
+const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
 type TestHarness = ReturnType<typeof createTestHarness>;
 
 const SCHEDULED_SIZES = [20, 50, 100];

@@ -19,7 +19,7 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 
 const { createTestHarness } = await import("wrangler");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
-const { startSmtpSink } = await import("../dev/smtp-sink.ts");
+const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);

@@ -1,7 +1,7 @@
 /**
  * `deno task start`: the relay on Deno with nothing else to set up, as `npm start` is on workerd.
  *
- * - Without SMTP_URL, starts the development inbox (dev/smtp-sink.ts, the same one `npm start`
+ * - Without SMTP_URL, starts the development inbox (dev/smtp-sink/, the same one `npm start`
  *   uses, run here through Deno's Node compatibility) in this process and points the relay at it,
  *   so a Deno user needs no second runtime and one Ctrl-C stops everything.
  * - Without UPSTASH_REDIS_REST_URL/_TOKEN, the relay uses its in-memory queue.
@@ -12,7 +12,7 @@
  * `npm start`. It is read here rather than with `--env-file`, which warns when the file is absent.
  * Ports as with `npm start` (dev/start-options.ts): `deno task start --port 8788`, `PORT=0`.
  */
-import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+import { startSinkHttp, startSmtpSink } from "./smtp-sink/index.ts";
 import { portInUse, START_USAGE, StartUsageError, startPorts } from "./start-options.ts";
 
 try {

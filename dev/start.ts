@@ -16,7 +16,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { startSinkHttp, startSmtpSink } from "./smtp-sink.ts";
+import { startSinkHttp, startSmtpSink } from "./smtp-sink/index.ts";
 import { portInUse, START_USAGE, StartUsageError, startPorts } from "./start-options.ts";
 
 const CRON_MS = 60_000;

@@ -165,22 +165,8 @@ function sleepSync(ms: number): void {
  */
 function withLock<T>(lockPath: string, fn: () => T): T {
   const deadline = Date.now() + 60_000;
-  for (;;) {
-    try {
-      closeSync(openSync(lockPath, "wx"));
-      break;
-    } catch (error) {
-      if ((error as { code?: string }).code !== "EEXIST") throw error;
-      let stale = false;
-      try {
-        stale = Date.now() - statSync(lockPath).mtimeMs > 60_000;
-      } catch {
-        continue; // released between our attempts
-      }
-      if (stale) rmSync(lockPath, { force: true });
-      else if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
-      else sleepSync(50);
-    }
+  while (!tryLock(lockPath, deadline)) {
+    // held by another process: wait and try again
   }
   try {
     return fn();
@@ -191,6 +177,29 @@ function withLock<T>(lockPath: string, fn: () => T): T {
       // already removed as stale by another process; nothing to release
     }
   }
+}
+
+/**
+ * One attempt at the lock: true when taken. A stale lock is removed (the next attempt takes it);
+ * a live one is waited on for 50 ms, until the deadline.
+ */
+function tryLock(lockPath: string, deadline: number): boolean {
+  try {
+    closeSync(openSync(lockPath, "wx"));
+    return true;
+  } catch (error) {
+    if ((error as { code?: string }).code !== "EEXIST") throw error;
+  }
+  let stale = false;
+  try {
+    stale = Date.now() - statSync(lockPath).mtimeMs > 60_000;
+  } catch {
+    return false; // released between our attempts
+  }
+  if (stale) rmSync(lockPath, { force: true });
+  else if (Date.now() > deadline) throw new Error(`timed out waiting for ${lockPath}`);
+  else sleepSync(50);
+  return false;
 }
 
 export function makeTestCertificates(dir: string): TestCertificates {

@@ -89,18 +89,8 @@ export async function startTurnstileStub(
     readBody(req).then(
       (text) => {
         const contentType = (req.headers["content-type"] ?? "").split(";")[0]?.trim() ?? "";
-        let fields: Record<string, string> = {};
-        if (contentType === "application/x-www-form-urlencoded") {
-          fields = Object.fromEntries(new URLSearchParams(text));
-        } else if (contentType === "application/json") {
-          try {
-            const json = JSON.parse(text) as Record<string, unknown>;
-            for (const [k, v] of Object.entries(json)) if (typeof v === "string") fields[k] = v;
-          } catch {
-            send(res, 400, { success: false, "error-codes": ["bad-request"] });
-            return;
-          }
-        } else {
+        const fields = formFields(contentType, text);
+        if (!fields) {
           send(res, 400, { success: false, "error-codes": ["bad-request"] });
           return;
         }
@@ -145,4 +135,20 @@ export async function startTurnstileStub(
         server.close(() => resolve());
       }),
   };
+}
+
+/** The fields of a form-encoded or JSON body (string values only); undefined when unreadable. */
+function formFields(contentType: string, text: string): Record<string, string> | undefined {
+  if (contentType === "application/x-www-form-urlencoded") {
+    return Object.fromEntries(new URLSearchParams(text));
+  }
+  if (contentType !== "application/json") return undefined;
+  const fields: Record<string, string> = {};
+  try {
+    const json = JSON.parse(text) as Record<string, unknown>;
+    for (const [k, v] of Object.entries(json)) if (typeof v === "string") fields[k] = v;
+  } catch {
+    return undefined;
+  }
+  return fields;
 }

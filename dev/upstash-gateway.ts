@@ -268,6 +268,30 @@ function urlHost(host: string): string {
   return host.includes(":") ? `[${host}]` : host;
 }
 
+/** Where a command carries a Lua script: EVAL's first argument, SCRIPT LOAD's second; -1: none. */
+function scriptArgument(upper: string, args: string[]): number {
+  if (upper === "EVAL" || upper === "EVAL_RO") return 0;
+  if (upper === "SCRIPT" && args[0]?.toUpperCase() === "LOAD") return 1;
+  return -1;
+}
+
+/** The script with Upstash's `allow-key-locking` flag removed, or undefined if it has none. */
+function withoutKeyLocking(script: string): string | undefined {
+  const m = /^#!lua([^\n]*)\n/.exec(script);
+  if (!m || !/allow-key-locking/.test(m[1] ?? "")) return undefined;
+  const flags = (/flags=(\S*)/.exec(m[1] ?? "")?.[1] ?? "")
+    .split(",")
+    .filter((f) => f && f !== "allow-key-locking");
+  return `#!lua${flags.length ? ` flags=${flags.join(",")}` : ""}\n${script.slice(m[0].length)}`;
+}
+
+/** The path form: /set/key/value, with a request body (if any) as the last argument. */
+function pathCommand(path: string, body: Buffer): string[] {
+  const parts = path.slice(1).split("/").map(decodeURIComponent);
+  if (body.length > 0) parts.push(body.toString("utf8"));
+  return parseCommand(parts);
+}
+
 export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<UpstashGateway> {
   const host = opts.host ?? "127.0.0.1";
   const redis = new Redis(opts.redisUrl ?? "redis://127.0.0.1:6379", {
@@ -337,25 +361,14 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
   const adapt = (command: string[]): string[] => {
     const [name = "", ...args] = command;
     const upper = name.toUpperCase();
-    const scriptAt =
-      upper === "EVAL" || upper === "EVAL_RO"
-        ? 0
-        : upper === "SCRIPT" && args[0]?.toUpperCase() === "LOAD"
-          ? 1
-          : -1;
-    if (scriptAt >= 0) {
-      const script = args[scriptAt] ?? "";
-      const m = /^#!lua([^\n]*)\n/.exec(script);
-      if (m && /allow-key-locking/.test(m[1] ?? "")) {
-        const flags = (/flags=(\S*)/.exec(m[1] ?? "")?.[1] ?? "")
-          .split(",")
-          .filter((f) => f && f !== "allow-key-locking");
-        const rewritten = `#!lua${flags.length ? ` flags=${flags.join(",")}` : ""}\n${script.slice(m[0].length)}`;
-        shaMap.set(shaOf(script), shaOf(rewritten));
-        const out = [...args];
-        out[scriptAt] = rewritten;
-        return [name, ...out];
-      }
+    const scriptAt = scriptArgument(upper, args);
+    const script = scriptAt >= 0 ? (args[scriptAt] ?? "") : undefined;
+    const rewritten = script === undefined ? undefined : withoutKeyLocking(script);
+    if (script !== undefined && rewritten !== undefined) {
+      shaMap.set(shaOf(script), shaOf(rewritten));
+      const out = [...args];
+      out[scriptAt] = rewritten;
+      return [name, ...out];
     }
     if (
       (upper === "EVALSHA" || upper === "EVALSHA_RO") &&
@@ -421,6 +434,30 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
     );
   };
 
+  /** The commands of a request and how to run them: one, a pipeline or a transaction. */
+  const commandsOf = (
+    method: string,
+    pathname: string,
+    body: Buffer,
+    json: () => unknown,
+    base64: boolean,
+  ): { commands: string[][]; run: (commands: string[][]) => Promise<Json> } => {
+    const path = pathname.replace(/\/+$/, "");
+    const runSingle = ([command]: string[][]) => single(command ?? [], base64);
+    if (method === "POST" && path === "")
+      return { commands: [parseCommand(json())], run: runSingle };
+    if (method === "POST" && path === "/pipeline") {
+      return { commands: parseCommandList(json()), run: (list) => pipeline(list, base64) };
+    }
+    if (method === "POST" && path === "/multi-exec") {
+      return { commands: parseCommandList(json()), run: (list) => multiExec(list, base64) };
+    }
+    if (path !== "" && (method === "POST" || method === "GET")) {
+      return { commands: [pathCommand(path, body)], run: runSingle };
+    }
+    throw new HttpError(405, `ERR ${method} ${pathname} is not supported`);
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://gateway");
     if (tokenOf(req, url) !== opts.token) {
@@ -434,7 +471,6 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
       });
     }
     const base64 = String(req.headers["upstash-encoding"] ?? "").toLowerCase() === "base64";
-    const path = url.pathname.replace(/\/+$/, "");
     const json = () => {
       try {
         return JSON.parse(body.toString("utf8")) as unknown;
@@ -442,26 +478,7 @@ export async function startUpstashGateway(opts: UpstashGatewayOptions): Promise<
         throw new HttpError(400, "ERR failed to parse request body as JSON");
       }
     };
-    let commands: string[][];
-    let run: (commands: string[][]) => Promise<Json>;
-    if (path === "" && req.method === "POST") {
-      commands = [parseCommand(json())];
-      run = ([command]) => single(command ?? [], base64);
-    } else if (path === "/pipeline" && req.method === "POST") {
-      commands = parseCommandList(json());
-      run = (list) => pipeline(list, base64);
-    } else if (path === "/multi-exec" && req.method === "POST") {
-      commands = parseCommandList(json());
-      run = (list) => multiExec(list, base64);
-    } else if (path !== "" && (req.method === "POST" || req.method === "GET")) {
-      // Path form: /set/key/value, with a request body (if any) as the last argument.
-      const parts = path.slice(1).split("/").map(decodeURIComponent);
-      if (body.length > 0) parts.push(body.toString("utf8"));
-      commands = [parseCommand(parts)];
-      run = ([command]) => single(command ?? [], base64);
-    } else {
-      throw new HttpError(405, `ERR ${req.method} ${url.pathname} is not supported`);
-    }
+    const { commands, run } = commandsOf(req.method ?? "", url.pathname, body, json, base64);
     const fault = strike(commands);
     if (fault === "drop") return void res.destroy();
     const answer = await run(commands);

@@ -50,7 +50,7 @@ export interface SendRecord {
   messages: PlannedMessage[];
 }
 
-/** One message as the SMTP server recorded it (a subset of dev/smtp-sink.ts ReceivedMessage). */
+/** One message as the SMTP server recorded it (a subset of dev/smtp-sink/types.ts ReceivedMessage). */
 export interface ServerDelivery {
   rcptTo: string[];
   raw: string;
@@ -230,13 +230,41 @@ function causeOf(
   return "no cause found";
 }
 
+type Copy = { at: number; generation: string; unanswered: boolean };
+
 export function buildLedger(obs: Observations): Ledger {
   const accepted = obs.sends.filter((s) => s.status >= 200 && s.status < 300);
   const refused = obs.sends.filter((s) => !(s.status >= 200 && s.status < 300));
+  const { copies, byAddress, strays } = serverCopies(obs);
+  const ledger = emptyLedger(obs, accepted.length, refused.length, strays);
+  countRefused(ledger, refused, accepted, byAddress, obs);
+  const latenciesByPhase = new Map<string, number[]>();
+  for (const s of accepted) {
+    for (const m of s.messages) {
+      ledger.sent.messages++;
+      ledger.sent.recipients += m.recipients.length;
+      const view = m.id === undefined ? undefined : obs.views.get(m.id);
+      for (const recipient of m.recipients) {
+        const latency = tallyRecipient(ledger, { s, m, view, recipient, copies, obs });
+        if (latency !== undefined) {
+          const own = latenciesByPhase.get(s.phase) ?? [];
+          own.push(latency);
+          latenciesByPhase.set(s.phase, own);
+        }
+      }
+    }
+  }
+  countDuplicates(ledger);
+  fillTimings(ledger, latenciesByPhase, obs);
+  return ledger;
+}
 
-  // Server copies by (Message-ID, recipient), and by recipient address (for refused messages,
-  // which have no Message-ID the client knows).
-  const copies = new Map<string, { at: number; generation: string; unanswered: boolean }[]>();
+/**
+ * Server copies by (Message-ID, recipient), and the recipient addresses seen (for refused
+ * messages, which have no Message-ID the client knows); strays are copies to unknown addresses.
+ */
+function serverCopies(obs: Observations) {
+  const copies = new Map<string, Copy[]>();
   const byAddress = new Set<string>();
   let strays = 0;
   const knownAddresses = new Set(
@@ -258,9 +286,12 @@ export function buildLedger(obs: Observations): Ledger {
       copies.set(key, list);
     }
   }
+  return { copies, byAddress, strays };
+}
 
-  const ledger: Ledger = {
-    requests: { total: obs.sends.length, accepted: accepted.length, refused: refused.length },
+function emptyLedger(obs: Observations, accepted: number, refused: number, strays: number): Ledger {
+  return {
+    requests: { total: obs.sends.length, accepted, refused },
     sent: { messages: 0, recipients: 0 },
     refused: {
       messages: 0,
@@ -284,7 +315,15 @@ export function buildLedger(obs: Observations): Ledger {
       deadlineReached: obs.deadlineReached,
     },
   };
+}
 
+function countRefused(
+  ledger: Ledger,
+  refused: SendRecord[],
+  accepted: SendRecord[],
+  byAddress: Set<string>,
+  obs: Observations,
+): void {
   for (const s of refused) {
     bump(ledger.refused.byStatus, String(s.status));
     for (const m of s.messages) {
@@ -300,55 +339,59 @@ export function buildLedger(obs: Observations): Ledger {
       ledger.refused.acceptedDuringOutage++;
     }
   }
+}
 
-  const latencies: number[] = [];
-  const latenciesByPhase = new Map<string, number[]>();
-  for (const s of accepted) {
-    for (const m of s.messages) {
-      ledger.sent.messages++;
-      ledger.sent.recipients += m.recipients.length;
-      const view = m.id === undefined ? undefined : obs.views.get(m.id);
-      for (const recipient of m.recipients) {
-        const state = view?.delivery.recipients.find(
-          (r) => r.email.toLowerCase() === recipient.toLowerCase(),
-        );
-        const list = view
-          ? (copies.get(`${view.message_id} ${recipient.toLowerCase()}`) ?? [])
-          : [];
-        list.sort((a, b) => a.at - b.at);
-        if (list.length > 0) {
-          ledger.delivered.recipients++;
-          ledger.delivered.copies += list.length;
-          const latency = (list[0]?.at ?? s.answeredAt) - s.answeredAt;
-          latencies.push(latency);
-          const own = latenciesByPhase.get(s.phase) ?? [];
-          own.push(latency);
-          latenciesByPhase.set(s.phase, own);
-          if (state?.status === "failed") ledger.failedButDelivered++;
-        } else if (state?.status === "failed") {
-          ledger.failed.recipients++;
-          // One line per kind of reply, not per address.
-          bump(
-            ledger.failed.reasons,
-            (state.reply?.text ?? "(no reply)").replace(/<[^<>\s]+@[^<>\s]+>/g, "<…>"),
-          );
-        } else {
-          ledger.lost.recipients++;
-          if (state?.status === "pending") ledger.lost.pendingAtDeadline++;
-          ledger.lost.records.push({
-            emailId: m.id ?? "(no id)",
-            recipient,
-            relayStatus: state?.status ?? "(no record)",
-            phase: s.phase,
-          });
-        }
-        if (list.length > 1 && view) {
-          ledger.duplicates.records.push(classifyDuplicate(view, recipient, state, list, obs));
-        }
-      }
-    }
+/**
+ * One accepted recipient: delivered (the delay to its first copy is returned), failed as the
+ * relay recorded, or lost; and a duplicate record when the server got it more than once.
+ */
+function tallyRecipient(
+  ledger: Ledger,
+  r: {
+    s: SendRecord;
+    m: PlannedMessage;
+    view: RelayView | undefined;
+    recipient: string;
+    copies: Map<string, Copy[]>;
+    obs: Observations;
+  },
+): number | undefined {
+  const { s, m, view, recipient } = r;
+  const state = view?.delivery.recipients.find(
+    (x) => x.email.toLowerCase() === recipient.toLowerCase(),
+  );
+  const list = view ? (r.copies.get(`${view.message_id} ${recipient.toLowerCase()}`) ?? []) : [];
+  list.sort((a, b) => a.at - b.at);
+  let latency: number | undefined;
+  if (list.length > 0) {
+    ledger.delivered.recipients++;
+    ledger.delivered.copies += list.length;
+    latency = (list[0]?.at ?? s.answeredAt) - s.answeredAt;
+    if (state?.status === "failed") ledger.failedButDelivered++;
+  } else if (state?.status === "failed") {
+    ledger.failed.recipients++;
+    // One line per kind of reply, not per address.
+    bump(
+      ledger.failed.reasons,
+      (state.reply?.text ?? "(no reply)").replace(/<[^<>\s]+@[^<>\s]+>/g, "<…>"),
+    );
+  } else {
+    ledger.lost.recipients++;
+    if (state?.status === "pending") ledger.lost.pendingAtDeadline++;
+    ledger.lost.records.push({
+      emailId: m.id ?? "(no id)",
+      recipient,
+      relayStatus: state?.status ?? "(no record)",
+      phase: s.phase,
+    });
   }
+  if (list.length > 1 && view) {
+    ledger.duplicates.records.push(classifyDuplicate(view, recipient, state, list, r.obs));
+  }
+  return latency;
+}
 
+function countDuplicates(ledger: Ledger): void {
   for (const d of ledger.duplicates.records) {
     ledger.duplicates.pairs++;
     ledger.duplicates.extraCopies += d.copies - 1;
@@ -356,7 +399,14 @@ export function buildLedger(obs: Observations): Ledger {
     else ledger.duplicates.notAllowed++;
     for (const c of d.deliveries) if (c.cause) bump(ledger.duplicates.byCause, c.cause);
   }
+}
 
+function fillTimings(
+  ledger: Ledger,
+  latenciesByPhase: Map<string, number[]>,
+  obs: Observations,
+): void {
+  const latencies = [...latenciesByPhase.values()].flat();
   latencies.sort((a, b) => a - b);
   ledger.timings.deliveryMs = {
     p50: percentile(latencies, 50),
@@ -377,14 +427,13 @@ export function buildLedger(obs: Observations): Ledger {
   const lastSend = Math.max(...obs.sends.map((s) => s.answeredAt));
   ledger.timings.totalMs = obs.finishedAt - start;
   ledger.timings.drainMs = obs.finishedAt - lastSend;
-  return ledger;
 }
 
 function classifyDuplicate(
   view: RelayView,
   recipient: string,
   state: RelayRecipient | undefined,
-  list: { at: number; generation: string; unanswered: boolean }[],
+  list: Copy[],
   obs: Observations,
 ): DuplicateRecord {
   // The copy the relay recorded: the last one that arrived before the relay stamped the recipient
@@ -468,6 +517,16 @@ export function formatLedger(ledger: Ledger, extra: string[] = []): string {
     l.duplicates.pairs,
     `${l.duplicates.extraCopies} extra copies; ${l.duplicates.allowed} allowed (at-least-once), ${l.duplicates.notAllowed} NOT allowed`,
   );
+  lines.push(...duplicateLines(l));
+  row("failed but delivered", l.failedButDelivered, "must be 0");
+  row("stray deliveries", l.strays, "must be 0");
+  lines.push(...timingLines(l));
+  return [...lines, ...extra].join("\n");
+}
+
+/** Duplicates by cause, then the ones not allowed, each copy on its own line. */
+function duplicateLines(l: Ledger): string[] {
+  const lines: string[] = [];
   for (const [cause, n] of Object.entries(l.duplicates.byCause)) {
     const tag = ALLOWED.has(cause as DuplicateCause) ? "allowed" : "NOT ALLOWED";
     lines.push(`  ${"".padEnd(28)} ${String(n).padStart(7)}   ${cause} (${tag})`);
@@ -480,8 +539,11 @@ export function formatLedger(ledger: Ledger, extra: string[] = []): string {
       );
     }
   }
-  row("failed but delivered", l.failedButDelivered, "must be 0");
-  row("stray deliveries", l.strays, "must be 0");
+  return lines;
+}
+
+function timingLines(l: Ledger): string[] {
+  const lines: string[] = [];
   lines.push("TIMINGS");
   for (const p of l.timings.phases) lines.push(`  ${p.name.padEnd(28)} ${ms(p.ms).padStart(9)}`);
   lines.push(
@@ -499,5 +561,5 @@ export function formatLedger(ledger: Ledger, extra: string[] = []): string {
       `    ${`sent in "${p.phase}"`.padEnd(26)} p50 ${ms(p.p50)}, max ${ms(p.max)} (${p.recipients} recipients)`,
     );
   }
-  return [...lines, ...extra].join("\n");
+  return lines;
 }

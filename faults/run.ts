@@ -58,18 +58,9 @@ export function parseFaultArgs(argv: string[]): FaultArgs {
         args.json = value();
         if (!args.json) throw new Error("--json takes a file name");
         break;
-      case "--overruns": {
-        const list = (value() ?? "").split(",").filter(Boolean);
-        for (const kind of list) {
-          if (kind !== "stalls" && kind !== "tarpit") {
-            throw new Error(
-              `--overruns takes stalls, tarpit or both (comma-separated), got ${kind}`,
-            );
-          }
-        }
-        args.overruns = list as OverrunKind[];
+      case "--overruns":
+        args.overruns = overrunList(value());
         break;
-      }
       case "--no-lease-overrun":
         args.overruns = [];
         break;
@@ -84,6 +75,16 @@ export function parseFaultArgs(argv: string[]): FaultArgs {
     }
   }
   return args;
+}
+
+function overrunList(value: string | undefined): OverrunKind[] {
+  const list = (value ?? "").split(",").filter(Boolean);
+  for (const kind of list) {
+    if (kind !== "stalls" && kind !== "tarpit") {
+      throw new Error(`--overruns takes stalls, tarpit or both (comma-separated), got ${kind}`);
+    }
+  }
+  return list as OverrunKind[];
 }
 
 async function main(): Promise<number> {

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
-import { type SinkTls, startSinkHttp, startSmtpSink } from "../dev/smtp-sink.ts";
+import { type SinkTls, startSinkHttp, startSmtpSink } from "../dev/smtp-sink/index.ts";
 import { makeTestCertificates } from "../dev/test-ca.ts";
 import { startTurnstileStub } from "../dev/turnstile-stub.ts";
 import { probeRedis, startGatewayHttp, startUpstashGateway } from "../dev/upstash-gateway.ts";

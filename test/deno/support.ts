@@ -3,7 +3,7 @@
  * behind the Upstash gateway, recording SMTP sinks), handed over in DENO_TEST_SERVICES, and a way
  * to run the relay the way `deno task serve` does, as a child process.
  */
-import type { ReceivedMessage } from "../../dev/smtp-sink.ts";
+import type { ReceivedMessage } from "../../dev/smtp-sink/index.ts";
 import type { Services, SinkName } from "../support/services.ts";
 
 export type { ReceivedMessage, Services, SinkName };
@@ -26,7 +26,7 @@ async function call(url: string, init?: RequestInit): Promise<unknown> {
   return text ? JSON.parse(text) : undefined;
 }
 
-/** The control API of one SMTP sink (see startSinkHttp in dev/smtp-sink.ts). */
+/** The control API of one SMTP sink (see startSinkHttp in dev/smtp-sink/http.ts). */
 export function sink(name: SinkName) {
   const base = services().sinks[name].api;
   return {

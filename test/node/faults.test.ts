@@ -1,12 +1,12 @@
 /**
- * Fault injection. First the SMTP sink's fault modes themselves (dev/smtp-sink.ts), with nodemailer
+ * Fault injection. First the SMTP sink's fault modes themselves (dev/smtp-sink/), with nodemailer
  * as the client and through the HTTP control API; then a reduced fault run (faults/scenario.ts, the
  * scenario behind `npm run faults`): the real Worker in workerd against a Redis gateway and an SMTP
  * server that fail on purpose, reconciled by the ledger (faults/ledger.ts).
  */
 import nodemailer from "nodemailer";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { parseFaultPlan, type SmtpSink, startSmtpSink } from "../../dev/smtp-sink.ts";
+import { parseFaultPlan, type SmtpSink, startSmtpSink } from "../../dev/smtp-sink/index.ts";
 import {
   buildLedger,
   type Generation,

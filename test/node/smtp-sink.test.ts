@@ -1,5 +1,5 @@
 /**
- * The recording SMTP sink (dev/smtp-sink.ts) with nodemailer as the client: what it records, the
+ * The recording SMTP sink (dev/smtp-sink/) with nodemailer as the client: what it records, the
  * TLS and AUTH it demands, the failures it can be told to produce, and its HTTP control API and
  * inbox page. Each test file starts its own sinks, so nothing here races with other test files.
  */
@@ -12,7 +12,12 @@ import { connect as tlsConnect } from "node:tls";
 import { fileURLToPath } from "node:url";
 import nodemailer from "nodemailer";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type SinkHttp, type SmtpSink, startSinkHttp, startSmtpSink } from "../../dev/smtp-sink.ts";
+import {
+  type SinkHttp,
+  type SmtpSink,
+  startSinkHttp,
+  startSmtpSink,
+} from "../../dev/smtp-sink/index.ts";
 import { makeTestCertificates } from "../../dev/test-ca.ts";
 import { services } from "../support/services.ts";
 

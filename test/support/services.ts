@@ -6,7 +6,12 @@
  * Workers test project), where the SMTP sinks and the Upstash gateway are reachable only over HTTP.
  */
 import { inject } from "vitest";
-import type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage } from "../../dev/smtp-sink.ts";
+import type {
+  FaultPlan,
+  FaultStats,
+  MessageFilter,
+  ReceivedMessage,
+} from "../../dev/smtp-sink/index.ts";
 import type { RequestFault } from "../../dev/upstash-gateway.ts";
 
 export type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage, RequestFault };
@@ -127,7 +132,7 @@ export interface SinkApi {
   failData(code: number, text?: string, times?: number): Promise<void>;
   /**
    * Replace the fault plan (4xx/5xx replies, dropped connections, stalls for a share of
-   * connections or transactions; see FaultPlan in dev/smtp-sink.ts) and zero its statistics.
+   * connections or transactions; see FaultPlan in dev/smtp-sink/faults.ts) and zero its statistics.
    */
   setFaults(plan: FaultPlan): Promise<void>;
   /** No faults from now on (reset() also clears them). */

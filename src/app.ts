@@ -11,24 +11,14 @@ import { registerEmailRoutes } from "./api/emails.ts";
 import { registerFormRoutes } from "./api/forms.ts";
 import { registerHookRoutes } from "./api/hooks.ts";
 import { registerWebhookRoutes } from "./api/webhooks.ts";
-import type { Principal } from "./auth/keys.ts";
 import {
   internalErrorResponse,
   MethodNotAllowedError,
   NotFoundError,
   RelayError,
 } from "./errors.ts";
+import type { AppEnv } from "./http/env.ts";
 import type { Relay } from "./relay.ts";
-
-export type AppEnv = {
-  Variables: {
-    relay: Relay;
-    principal: Principal;
-    clientIp: string | undefined;
-    /** Keeps a promise running after the response (Workers' waitUntil). */
-    background: (promise: Promise<unknown>) => void;
-  };
-};
 
 export interface AppOptions {
   /** The relay for this request (built once per isolate by the runtime entry). */

@@ -3,7 +3,7 @@
  * A key other than ADMIN_TOKEN makes and rotates only keys whose policy lies within its own.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../auth/keys.ts";
 import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../auth/policy.ts";
 import { authenticate } from "./auth.ts";

@@ -5,7 +5,7 @@
  * authenticated request carries the rate limit headers, as Resend's do.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { failureGuard } from "../auth/abuse.ts";
 import { checkClient } from "../auth/policy.ts";
 import {

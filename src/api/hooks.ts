@@ -9,7 +9,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";

@@ -15,7 +15,7 @@
  * record or a free key, never a second copy.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { sha256Hex } from "../auth/keys.ts";
 import {
   ConcurrentIdempotentRequestError,

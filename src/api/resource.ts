@@ -4,7 +4,7 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import type { KeyPolicy } from "../auth/policy.ts";
 import { NotFoundError, RelayError, StoreUnavailableError } from "../errors.ts";

@@ -6,7 +6,7 @@
  */
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { NotFoundError, StoreUnavailableError, ValidationError } from "../errors.ts";
 import type { RelayStore } from "../store/store.ts";

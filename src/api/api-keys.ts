@@ -3,9 +3,9 @@
  * A key other than ADMIN_TOKEN makes and rotates only keys whose policy lies within its own.
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../http/env.ts";
 import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../auth/keys.ts";
 import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../auth/policy.ts";
+import type { AppEnv } from "../http/env.ts";
 import { authenticate } from "./auth.ts";
 import { readJson, validate } from "./body.ts";
 import { ApiKeySchema, CreateApiKeySchema, type ErrorSchema, errorResponse } from "./schemas.ts";

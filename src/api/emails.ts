@@ -4,9 +4,9 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/env.ts";
 import { checkMessage } from "../auth/policy.ts";
 import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
 import { type Composed, composeMessage } from "../mail/compose.ts";
 import { acceptRawMessage } from "../mail/raw.ts";
 import type { Relay } from "../relay.ts";

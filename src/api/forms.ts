@@ -9,7 +9,6 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/env.ts";
 import { clientBucket, failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { checkMessage } from "../auth/policy.ts";
@@ -52,6 +51,7 @@ import {
 import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
 import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
 import { verifyTurnstile } from "../forms/turnstile.ts";
+import type { AppEnv } from "../http/env.ts";
 import { checkHeaderText } from "../mail/address.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";

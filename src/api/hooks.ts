@@ -9,7 +9,6 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/env.ts";
 import { failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
@@ -39,6 +38,7 @@ import {
 } from "../hooks/hooks.ts";
 import { payloadOf, renderHookMessage } from "../hooks/render.ts";
 import { verifyHookRequest } from "../hooks/verify.ts";
+import type { AppEnv } from "../http/env.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
 import { RecordCache } from "../store/record-cache.ts";

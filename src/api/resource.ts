@@ -4,10 +4,10 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/env.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import type { KeyPolicy } from "../auth/policy.ts";
 import { NotFoundError, RelayError, StoreUnavailableError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
 import type { Relay } from "../relay.ts";
 import type { RecordCache } from "../store/record-cache.ts";
 import type { RecordKind } from "../store/store.ts";

@@ -6,9 +6,9 @@
  */
 import { type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../http/env.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { NotFoundError, StoreUnavailableError, ValidationError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
 import type { RelayStore } from "../store/store.ts";
 import {
   checkEndpointUrl,

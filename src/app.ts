@@ -7,7 +7,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { registerApiKeyRoutes } from "./api/api-keys.ts";
-import { registerEmailRoutes } from "./api/emails.ts";
+import { emailRoutes } from "./api/emails.ts";
 import { registerFormRoutes } from "./api/forms.ts";
 import { registerHookRoutes } from "./api/hooks.ts";
 import { registerWebhookRoutes } from "./api/webhooks.ts";
@@ -48,7 +48,7 @@ export function createApp(options: AppOptions) {
     });
   });
 
-  registerEmailRoutes(app);
+  app.route("/emails", emailRoutes());
   registerApiKeyRoutes(app);
   registerFormRoutes(app);
   registerWebhookRoutes(app);

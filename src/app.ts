@@ -6,11 +6,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { registerApiKeyRoutes } from "./api/api-keys.ts";
+import { apiKeyRoutes } from "./api/api-keys.ts";
 import { emailRoutes } from "./api/emails.ts";
 import { registerFormRoutes } from "./api/forms.ts";
 import { registerHookRoutes } from "./api/hooks.ts";
-import { registerWebhookRoutes } from "./api/webhooks.ts";
+import { webhookRoutes } from "./api/webhooks.ts";
 import {
   internalErrorResponse,
   MethodNotAllowedError,
@@ -49,9 +49,9 @@ export function createApp(options: AppOptions) {
   });
 
   app.route("/emails", emailRoutes());
-  registerApiKeyRoutes(app);
+  app.route("/api-keys", apiKeyRoutes());
   registerFormRoutes(app);
-  registerWebhookRoutes(app);
+  app.route("/webhooks", webhookRoutes());
   registerHookRoutes(app);
 
   app.doc31("/openapi.json", {

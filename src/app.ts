@@ -3,13 +3,13 @@
  * to Resend's shape here, in one place. A runtime entry supplies the relay for a request and a
  * way to keep work running after the response (Workers' waitUntil).
  */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { apiKeyRoutes } from "./api/api-keys.ts";
 import { emailRoutes } from "./api/emails.ts";
-import { registerFormRoutes } from "./api/forms.ts";
-import { registerHookRoutes } from "./api/hooks.ts";
+import { formRoutes, publicFormRoutes } from "./api/forms.ts";
+import { hookRoutes } from "./api/hooks.ts";
 import { webhookRoutes } from "./api/webhooks.ts";
 import {
   internalErrorResponse,
@@ -18,6 +18,7 @@ import {
   RelayError,
 } from "./errors.ts";
 import type { AppEnv } from "./http/env.ts";
+import { route } from "./http/route.ts";
 import type { Relay } from "./relay.ts";
 
 export interface AppOptions {
@@ -29,6 +30,13 @@ export interface AppOptions {
   clientIp: (c: Context) => string | undefined;
 }
 
+const health = createRoute({
+  method: "get",
+  path: "/health",
+  summary: "Liveness, the store kind and whether SMTP is configured (no API key)",
+  responses: { 200: { description: "{ status: 'ok', store, smtp }" } },
+});
+
 export function createApp(options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>();
 
@@ -39,7 +47,7 @@ export function createApp(options: AppOptions) {
     await next();
   });
 
-  app.get("/health", (c) => {
+  route(app, health, (c) => {
     const relay = c.get("relay");
     return c.json({
       status: "ok",
@@ -50,9 +58,10 @@ export function createApp(options: AppOptions) {
 
   app.route("/emails", emailRoutes());
   app.route("/api-keys", apiKeyRoutes());
-  registerFormRoutes(app);
+  app.route("/forms", formRoutes());
+  app.route("/f", publicFormRoutes());
   app.route("/webhooks", webhookRoutes());
-  registerHookRoutes(app);
+  app.route("/hooks", hookRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

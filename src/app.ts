@@ -3,32 +3,23 @@
  * to Resend's shape here, in one place. A runtime entry supplies the relay for a request and a
  * way to keep work running after the response (Workers' waitUntil).
  */
-import { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { registerApiKeyRoutes } from "./api/api-keys.ts";
-import { registerEmailRoutes } from "./api/emails.ts";
-import { registerFormRoutes } from "./api/forms.ts";
-import { registerHookRoutes } from "./api/hooks.ts";
-import { registerWebhookRoutes } from "./api/webhooks.ts";
-import type { Principal } from "./auth/keys.ts";
+import { apiKeyRoutes } from "./api/api-keys.ts";
+import { emailRoutes } from "./api/emails.ts";
+import { formRoutes, publicFormRoutes } from "./api/forms.ts";
+import { hookRoutes } from "./api/hooks.ts";
+import { webhookRoutes } from "./api/webhooks.ts";
 import {
   internalErrorResponse,
   MethodNotAllowedError,
   NotFoundError,
   RelayError,
 } from "./errors.ts";
+import type { AppEnv } from "./http/env.ts";
+import { route } from "./http/route.ts";
 import type { Relay } from "./relay.ts";
-
-export type AppEnv = {
-  Variables: {
-    relay: Relay;
-    principal: Principal;
-    clientIp: string | undefined;
-    /** Keeps a promise running after the response (Workers' waitUntil). */
-    background: (promise: Promise<unknown>) => void;
-  };
-};
 
 export interface AppOptions {
   /** The relay for this request (built once per isolate by the runtime entry). */
@@ -38,6 +29,13 @@ export interface AppOptions {
   /** The client's address (CF-Connecting-IP on Workers, the socket's peer on Deno). */
   clientIp: (c: Context) => string | undefined;
 }
+
+const health = createRoute({
+  method: "get",
+  path: "/health",
+  summary: "Liveness, the store kind and whether SMTP is configured (no API key)",
+  responses: { 200: { description: "{ status: 'ok', store, smtp }" } },
+});
 
 export function createApp(options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>();
@@ -49,7 +47,7 @@ export function createApp(options: AppOptions) {
     await next();
   });
 
-  app.get("/health", (c) => {
+  route(app, health, (c) => {
     const relay = c.get("relay");
     return c.json({
       status: "ok",
@@ -58,11 +56,12 @@ export function createApp(options: AppOptions) {
     });
   });
 
-  registerEmailRoutes(app);
-  registerApiKeyRoutes(app);
-  registerFormRoutes(app);
-  registerWebhookRoutes(app);
-  registerHookRoutes(app);
+  app.route("/emails", emailRoutes());
+  app.route("/api-keys", apiKeyRoutes());
+  app.route("/forms", formRoutes());
+  app.route("/f", publicFormRoutes());
+  app.route("/webhooks", webhookRoutes());
+  app.route("/hooks", hookRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -2,21 +2,76 @@
  * /api-keys: create (token shown once), list, rotate and delete keys. Needs a full_access key.
  * A key other than ADMIN_TOKEN makes and rotates only keys whose policy lies within its own.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
-import type { AppEnv } from "../app.ts";
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../auth/keys.ts";
 import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../auth/policy.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import { authenticate } from "./auth.ts";
 import { readJson, validate } from "./body.ts";
-import { ApiKeySchema, CreateApiKeySchema, type ErrorSchema, errorResponse } from "./schemas.ts";
+import { ApiKeySchema, CreateApiKeySchema } from "./schemas.ts";
 
 const isAdmin = (p: Principal) => p.keyId === ADMIN_KEY_ID;
 
-export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.use("/api-keys", authenticate);
-  app.use("/api-keys/*", authenticate);
+const wider = errorResponse(
+  "Invalid API key, or the key would allow more than the calling key (the message names the field)",
+);
+const created = { description: "{ id, token }: the token is shown only here" };
 
-  app.post("/api-keys", async (c) => {
+const createKey = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Create an API key; the token is returned once",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: CreateApiKeySchema } } } },
+  responses: { 201: created, ...authErrors, ...bodyErrors, 403: wider },
+});
+
+const listKeys = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List API keys (never their tokens)",
+  security: bearer,
+  responses: {
+    200: {
+      description: "{ object: 'list', data: ApiKey[] }",
+      content: { "application/json": { schema: ApiKeySchema } },
+    },
+    ...authErrors,
+  },
+});
+
+const rotateKey = createRoute({
+  method: "post",
+  path: "/{id}/rotate",
+  summary:
+    "Issue a new token with the same name, permission and policy; the old one works until deleted",
+  security: bearer,
+  responses: { 201: created, ...authErrors, 403: wider, 404: notFound("API key") },
+});
+
+const deleteKey = createRoute({
+  method: "delete",
+  path: "/{id}",
+  summary: "Delete an API key",
+  security: bearer,
+  responses: { 200: { description: "Deleted" }, ...authErrors, 404: notFound("API key") },
+});
+
+/** Mounted at /api-keys. */
+export function apiKeyRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  app.use("*", authenticate);
+  route(app, createKey, async (c) => {
     requireFullAccess(c.get("principal"));
     const body = validate(CreateApiKeySchema, await readJson(c, 64 * 1024));
     const relay = c.get("relay");
@@ -40,7 +95,7 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(created, 201);
   });
 
-  app.get("/api-keys", async (c) => {
+  route(app, listKeys, async (c) => {
     requireFullAccess(c.get("principal"));
     const keys = await c.get("relay").keys.list();
     return c.json({
@@ -57,78 +112,33 @@ export function registerApiKeyRoutes(app: OpenAPIHono<AppEnv>): void {
     });
   });
 
-  app.post("/api-keys/:id/rotate", async (c) => {
+  // The router matched ":id", so it is there; Context<AppEnv> just does not know the path.
+  const keyId = (c: Context<AppEnv>) => c.req.param("id") ?? "";
+
+  route(app, rotateKey, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
     const principal = c.get("principal");
     // The new token keeps the rotated key's policy, so that policy must lie within the caller's.
-    const rotated = await relay.keys.rotate(c.req.param("id"), (old) => {
+    const rotated = await relay.keys.rotate(keyId(c), (old) => {
       if (!isAdmin(principal)) checkWithin(principal.policy, old, relay.config.rateLimit);
     });
     relay.log.info("api_key.rotated", {
-      key_id: c.req.param("id"),
+      key_id: keyId(c),
       new_key_id: rotated.id,
       by: c.get("principal").keyId,
     });
     return c.json(rotated, 201);
   });
 
-  app.delete("/api-keys/:id", async (c) => {
+  route(app, deleteKey, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
-    const id = c.req.param("id");
+    const id = keyId(c);
     await relay.keys.remove(id);
     relay.log.info("api_key.deleted", { key_id: id, by: c.get("principal").keyId });
     return c.json({ object: "api_key", id, deleted: true });
   });
 
-  const r = app.openAPIRegistry;
-  const json = (schema: typeof ApiKeySchema | typeof ErrorSchema) => ({
-    "application/json": { schema },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/api-keys",
-    summary: "Create an API key; the token is returned once",
-    security: [{ bearer: [] }],
-    request: { body: { content: { "application/json": { schema: CreateApiKeySchema } } } },
-    responses: {
-      201: { description: "{ id, token }" },
-      401: errorResponse("Not a full_access key"),
-      403: errorResponse(
-        "The new key would allow more than the calling key (the message names the field)",
-      ),
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/api-keys",
-    summary: "List API keys (never their tokens)",
-    security: [{ bearer: [] }],
-    responses: {
-      200: { description: "{ object: 'list', data: ApiKey[] }", content: json(ApiKeySchema) },
-    },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/api-keys/{id}/rotate",
-    summary:
-      "Issue a new token with the same name, permission and policy; the old one works until deleted",
-    security: [{ bearer: [] }],
-    responses: {
-      201: { description: "{ id, token }" },
-      403: errorResponse("The rotated key allows more than the calling key"),
-      404: errorResponse("No such key"),
-    },
-  });
-  r.registerPath({
-    method: "delete",
-    path: "/api-keys/{id}",
-    summary: "Delete an API key",
-    security: [{ bearer: [] }],
-    responses: {
-      200: { description: "Deleted" },
-      404: errorResponse("No such key"),
-    },
-  });
+  return app;
 }

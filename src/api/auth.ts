@@ -5,7 +5,6 @@
  * authenticated request carries the rate limit headers, as Resend's do.
  */
 import type { MiddlewareHandler } from "hono";
-import type { AppEnv } from "../app.ts";
 import { failureGuard } from "../auth/abuse.ts";
 import { checkClient } from "../auth/policy.ts";
 import {
@@ -15,6 +14,7 @@ import {
   rateLimitHeaders,
 } from "../auth/rate-limit.ts";
 import { RelayError, StoreUnavailableError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   // Routes register this for "/x" and "/x/*", and Hono's "/x/*" matches "/x" too: run once.

@@ -2,11 +2,21 @@
  * /emails: send (JSON or raw MIME), send a batch, read, reschedule and cancel. Resend's paths,
  * fields and answers, so its SDK works unchanged.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { checkMessage } from "../auth/policy.ts";
 import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  conflict,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import { type Composed, composeMessage } from "../mail/compose.ts";
 import { acceptRawMessage } from "../mail/raw.ts";
 import type { Relay } from "../relay.ts";
@@ -19,7 +29,6 @@ import {
   BatchResponseSchema,
   BatchSchema,
   EmailSchema,
-  errorResponse,
   IdSchema,
   SendEmailSchema,
   UpdateEmailSchema,
@@ -80,11 +89,115 @@ async function composeFromRequest(
   return { composed, scheduledAt };
 }
 
-export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.use("/emails", authenticate);
-  app.use("/emails/*", authenticate);
+const send = {
+  200: {
+    description: "Stored durably; delivery follows",
+    content: { "application/json": { schema: IdSchema } },
+  },
+  ...authErrors,
+  ...bodyErrors,
+  400: errorResponse("Malformed body, or an Idempotency-Key that is not 1 to 256 characters"),
+  403: errorResponse("Invalid API key, or a sender, recipient or size outside the key's policy"),
+  409: conflict(
+    "the Idempotency-Key was used with another body, or its first request is still in progress",
+  ),
+  415: errorResponse("Content-Type other than application/json (or message/rfc822 for /emails)"),
+  503: errorResponse(
+    "Store unavailable or did not confirm: retry after Retry-After (with the same Idempotency-Key)",
+  ),
+};
 
-  app.post("/emails", async (c) => {
+const sendEmail = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Send an email (JSON, or raw MIME as message/rfc822)",
+  security: bearer,
+  request: {
+    body: {
+      content: {
+        "application/json": { schema: SendEmailSchema },
+        "message/rfc822": {
+          schema: {
+            type: "string",
+            description:
+              "A complete message; Bcc headers are removed. Query ?from= and ?to= override the envelope.",
+          },
+        },
+      },
+    },
+  },
+  responses: send,
+});
+
+const sendBatch = createRoute({
+  method: "post",
+  path: "/batch",
+  summary: "Send up to 100 emails at once (all or none are accepted)",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: BatchSchema } } } },
+  responses: {
+    ...send,
+    200: {
+      description: "Stored",
+      content: { "application/json": { schema: BatchResponseSchema } },
+    },
+  },
+});
+
+const byId = { 404: notFound("email (for this key)"), 422: errorResponse("id: not a UUID") };
+
+const getEmail = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Retrieve an email with its delivery state",
+  security: bearer,
+  request: { params: IdSchema },
+  responses: {
+    200: { description: "The email", content: { "application/json": { schema: EmailSchema } } },
+    ...authErrors,
+    ...byId,
+  },
+});
+
+const rescheduleEmail = createRoute({
+  method: "patch",
+  path: "/{id}",
+  summary: "Reschedule a scheduled email",
+  security: bearer,
+  request: {
+    params: IdSchema,
+    body: { content: { "application/json": { schema: UpdateEmailSchema } } },
+  },
+  responses: {
+    200: { description: "Rescheduled", content: { "application/json": { schema: IdSchema } } },
+    ...authErrors,
+    ...bodyErrors,
+    ...byId,
+    409: conflict("the email is no longer scheduled (sent, being sent or canceled)"),
+  },
+});
+
+const cancelEmail = createRoute({
+  method: "post",
+  path: "/{id}/cancel",
+  summary: "Cancel an email that has not been delivered yet",
+  security: bearer,
+  request: { params: IdSchema },
+  responses: {
+    200: { description: "Canceled", content: { "application/json": { schema: IdSchema } } },
+    ...authErrors,
+    ...byId,
+    409: conflict("the email was delivered already or is being delivered right now"),
+  },
+});
+
+/** Mounted at /emails. */
+export function emailRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  // "*" within the mount: unknown paths under /emails ask for a key before they are not found.
+  app.use("*", authenticate);
+
+  route(app, sendEmail, async (c) => {
     const bytes = await readSendBody(c);
     return idempotent(c, bytes, async (seal) => {
       const item = await composeFromRequest(c, bytes);
@@ -95,7 +208,7 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
     });
   });
 
-  app.post("/emails/batch", async (c) => {
+  route(app, sendBatch, async (c) => {
     const relay = c.get("relay");
     const principal = c.get("principal");
     const type = mediaType(c);
@@ -143,13 +256,13 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
     });
   });
 
-  app.get("/emails/:id", async (c) => {
+  route(app, getEmail, async (c) => {
     const relay = c.get("relay");
     const entry = await relay.get(emailId(c), c.get("principal"));
     return c.json(await emailView(entry, relay.now()));
   });
 
-  app.patch("/emails/:id", async (c) => {
+  route(app, rescheduleEmail, async (c) => {
     const relay = c.get("relay");
     const id = emailId(c);
     const body = validate(UpdateEmailSchema, await readJson(c, 64 * 1024));
@@ -159,101 +272,11 @@ export function registerEmailRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ object: "email", id });
   });
 
-  app.post("/emails/:id/cancel", async (c) => {
+  route(app, cancelEmail, async (c) => {
     const id = emailId(c);
     await c.get("relay").cancel(id, c.get("principal"));
     return c.json({ object: "email", id });
   });
 
-  registerEmailDocs(app);
-}
-
-function registerEmailDocs(app: OpenAPIHono<AppEnv>): void {
-  const r = app.openAPIRegistry;
-  const security = [{ bearer: [] }];
-  const errors = {
-    400: errorResponse("Malformed body"),
-    401: errorResponse("Missing or restricted API key"),
-    403: errorResponse("Invalid API key"),
-    413: errorResponse("Over a size limit"),
-    422: errorResponse("A field is invalid (the message names it)"),
-    503: errorResponse("Store unavailable: nothing was stored, retry"),
-  };
-  r.registerPath({
-    method: "post",
-    path: "/emails",
-    summary: "Send an email (JSON, or raw MIME as message/rfc822)",
-    security,
-    request: {
-      body: {
-        content: {
-          "application/json": { schema: SendEmailSchema },
-          "message/rfc822": {
-            schema: {
-              type: "string",
-              description:
-                "A complete message; Bcc headers are removed. Query ?from= and ?to= override the envelope.",
-            },
-          },
-        },
-      },
-    },
-    responses: {
-      200: {
-        description: "Stored durably; delivery follows",
-        content: { "application/json": { schema: IdSchema } },
-      },
-      ...errors,
-    },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/emails/batch",
-    summary: "Send up to 100 emails at once (all or none are accepted)",
-    security,
-    request: { body: { content: { "application/json": { schema: BatchSchema } } } },
-    responses: {
-      200: {
-        description: "Stored",
-        content: { "application/json": { schema: BatchResponseSchema } },
-      },
-      ...errors,
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/emails/{id}",
-    summary: "Retrieve an email with its delivery state",
-    security,
-    request: { params: IdSchema },
-    responses: {
-      200: { description: "The email", content: { "application/json": { schema: EmailSchema } } },
-      404: errors[422],
-    },
-  });
-  r.registerPath({
-    method: "patch",
-    path: "/emails/{id}",
-    summary: "Reschedule a scheduled email",
-    security,
-    request: {
-      params: IdSchema,
-      body: { content: { "application/json": { schema: UpdateEmailSchema } } },
-    },
-    responses: {
-      200: { description: "Rescheduled", content: { "application/json": { schema: IdSchema } } },
-      409: errors[422],
-    },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/emails/{id}/cancel",
-    summary: "Cancel an email that has not been delivered yet",
-    security,
-    request: { params: IdSchema },
-    responses: {
-      200: { description: "Canceled", content: { "application/json": { schema: IdSchema } } },
-      409: errors[422],
-    },
-  });
+  return app;
 }

@@ -7,9 +7,8 @@
  * The public paths live under /f/, apart from /forms/*, so no API-key middleware can catch them;
  * the management routes take `authenticate` one by one, as the hooks routes do.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { clientBucket, failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { checkMessage } from "../auth/policy.ts";
@@ -52,6 +51,16 @@ import {
 import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
 import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
 import { verifyTurnstile } from "../forms/turnstile.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import { checkHeaderText } from "../mail/address.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
@@ -67,7 +76,6 @@ import {
   stored,
 } from "./resource.ts";
 import type { SendEmailRequest } from "./schemas.ts";
-import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
 /** Forms, cached in the isolate: every public request needs one. */
@@ -117,8 +125,102 @@ function fieldsOf(input: Parameters<typeof fieldSpec>[0][], maxBodyBytes: number
   return input.map((f, i) => fieldSpec(f, i, maxBodyBytes));
 }
 
-export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.post("/forms", authenticate, async (c) => {
+const noForm = notFound("form");
+const formErrors = {
+  ...authErrors,
+  ...bodyErrors,
+  403: errorResponse(
+    "Invalid API key, or the form's sender or recipients are outside the key's policy",
+  ),
+};
+
+const createForm = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Create a form that web pages may post to (no API key in the page)",
+  security: bearer,
+  middleware: authenticate,
+  request: { body: { content: { "application/json": { schema: CreateFormSchema } } } },
+  responses: {
+    201: { description: "The form, with `action_url` (the page's form action)" },
+    ...formErrors,
+  },
+});
+
+const updateForm = createRoute({
+  method: "patch",
+  path: "/{id}",
+  summary: "Change a form (null clears an optional setting)",
+  security: bearer,
+  middleware: authenticate,
+  request: { body: { content: { "application/json": { schema: UpdateFormSchema } } } },
+  responses: { 200: { description: "The form" }, ...formErrors, 404: noForm },
+});
+
+/** What every public form route can answer before its own work. */
+const publicErrors = {
+  404: noForm,
+  429: errorResponse("Too many failed requests from this network"),
+  503: errorResponse("Store unavailable: nothing was stored, retry after Retry-After"),
+};
+
+const preflightResponses = {
+  204: { description: "Allowed: CORS headers for the form's origin" },
+  403: { description: "An origin the form does not allow (no CORS headers)" },
+  ...publicErrors,
+};
+
+const submitPreflight = createRoute({
+  method: "options",
+  path: "/{id}",
+  summary: "CORS preflight for a submission, answered for the form's allowed origins only",
+  responses: preflightResponses,
+});
+
+const startPreflight = createRoute({
+  method: "options",
+  path: "/{id}/start",
+  summary: "CORS preflight for the start token, answered for the form's allowed origins only",
+  responses: preflightResponses,
+});
+
+const startToken = createRoute({
+  method: "get",
+  path: "/{id}/start",
+  summary: "A signed start token for the minimum fill time (put it in the _start field)",
+  responses: {
+    200: { description: "{ token, field, min_fill_seconds }" },
+    403: errorResponse("Origin not allowed"),
+    ...publicErrors,
+  },
+});
+
+const submitForm = createRoute({
+  method: "post",
+  path: "/{id}",
+  summary:
+    "Submit a form (no API key): urlencoded, multipart or JSON, from one of its allowed origins",
+  description:
+    "Errors are JSON for a script (Accept or Content-Type JSON); a plain form post gets an HTML page or a redirect to error_url.",
+  responses: {
+    200: { description: "{ id } for a script; a thank-you page for a plain form post" },
+    303: {
+      description: "A plain form post: to success_url, or to error_url?error=<code>&field=<name>",
+    },
+    400: errorResponse("The body could not be parsed"),
+    403: errorResponse("Origin not allowed, or the message is outside the form's policy"),
+    413: errorResponse("Over max_body_bytes or a field's max_bytes"),
+    415: errorResponse("Unsupported Content-Type"),
+    422: errorResponse("A field is invalid, missing, or the form was sent too fast"),
+    ...publicErrors,
+    429: errorResponse("Over the form's or the client's rate limit"),
+  },
+});
+
+/** Mounted at /forms: managing forms, with a full_access key. */
+export function formRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  route(app, createForm, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
@@ -159,7 +261,6 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
   });
 
   registerRecordRoutes(app, {
-    path: "/forms",
     kind: "form",
     name: "Form",
     cache: forms,
@@ -167,9 +268,14 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     counted: (counters) => ({
       rejected: Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0])),
     }),
+    docs: {
+      list: "List forms (never their Turnstile secret)",
+      get: "Read a form, with its rejected submissions counted by reason",
+      delete: "Delete a form",
+    },
   });
 
-  app.patch("/forms/:id", authenticate, async (c) => {
+  route(app, updateForm, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
@@ -221,12 +327,20 @@ export function registerFormRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(formView(form, requestOrigin(c)));
   });
 
-  app.options("/f/:id", (c) => preflight(c, "POST"));
-  app.options("/f/:id/start", (c) => preflight(c, "GET"));
-  app.get("/f/:id/start", (c) => start(c));
-  app.post("/f/:id", (c) => submit(c));
+  return app;
+}
 
-  registerFormDocs(app);
+/**
+ * Mounted at /f: what a web page talks to, without an API key. Apart from /forms, so no API-key
+ * middleware can catch it.
+ */
+export function publicFormRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  route(app, submitPreflight, (c) => preflight(c, "POST"));
+  route(app, startPreflight, (c) => preflight(c, "GET"));
+  route(app, startToken, (c) => start(c));
+  route(app, submitForm, (c) => submit(c));
+  return app;
 }
 
 async function publicForm(c: Context<AppEnv>): Promise<FormRecord> {
@@ -519,81 +633,4 @@ function failed(
     return redirect(form.error_url, { error: errorCode(err), ...(field ? { field } : {}) });
   }
   return htmlPage(err.status, errorTitle(err), err.message, backLink(c, form), headers);
-}
-
-function registerFormDocs(app: OpenAPIHono<AppEnv>): void {
-  const r = app.openAPIRegistry;
-  const security = [{ bearer: [] }];
-  r.registerPath({
-    method: "post",
-    path: "/forms",
-    summary: "Create a form that web pages may post to (no API key in the page)",
-    security,
-    request: { body: { content: { "application/json": { schema: CreateFormSchema } } } },
-    responses: {
-      201: { description: "The form, with `action_url` (the page's form action)" },
-      401: errorResponse("Not a full_access key"),
-      403: errorResponse("Sender or recipients outside the key's policy"),
-      422: errorResponse("A field is invalid (the message names it)"),
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/forms",
-    summary: "List forms (never their Turnstile secret)",
-    security,
-    responses: { 200: { description: "{ object: 'list', data: Form[] }" } },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/forms/{id}",
-    summary: "Read a form, with its rejected submissions counted by reason",
-    security,
-    responses: {
-      200: { description: "The form and `rejected`" },
-      404: errorResponse("No such form"),
-    },
-  });
-  r.registerPath({
-    method: "patch",
-    path: "/forms/{id}",
-    summary: "Change a form (null clears an optional setting)",
-    security,
-    request: { body: { content: { "application/json": { schema: UpdateFormSchema } } } },
-    responses: { 200: { description: "The form" }, 404: errorResponse("No such form") },
-  });
-  r.registerPath({
-    method: "delete",
-    path: "/forms/{id}",
-    summary: "Delete a form",
-    security,
-    responses: { 200: { description: "Deleted" }, 404: errorResponse("No such form") },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/f/{id}",
-    summary:
-      "Submit a form (no API key): urlencoded, multipart or JSON, from one of its allowed origins",
-    responses: {
-      200: { description: "{ id } for a script; a thank-you page for a plain form post" },
-      303: {
-        description: "A plain form post: to success_url, or to error_url?error=<code>&field=<name>",
-      },
-      403: errorResponse("Origin not allowed"),
-      404: errorResponse("No such form"),
-      413: errorResponse("Over max_body_bytes or a field's max_bytes"),
-      415: errorResponse("Unsupported Content-Type"),
-      422: errorResponse("A field is invalid, missing, or the form was sent too fast"),
-      429: errorResponse("Over the form's or the client's rate limit"),
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/f/{id}/start",
-    summary: "A signed start token for the minimum fill time (put it in the _start field)",
-    responses: {
-      200: { description: "{ token, field, min_fill_seconds }" },
-      403: errorResponse("Origin not allowed"),
-    },
-  });
 }

@@ -7,9 +7,8 @@
  * The receiving routes are not behind the API-key middleware: each management route takes it
  * explicitly instead of a "/hooks/*" pattern, which would catch them.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess, sha256Hex } from "../auth/keys.ts";
 import { checkMessage, ipAllowed, isValidCidr } from "../auth/policy.ts";
@@ -39,6 +38,17 @@ import {
 } from "../hooks/hooks.ts";
 import { payloadOf, renderHookMessage } from "../hooks/render.ts";
 import { verifyHookRequest } from "../hooks/verify.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  conflict,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
 import { RecordCache } from "../store/record-cache.ts";
@@ -53,7 +63,6 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
-import { errorResponse } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
 /** Hooks, cached in the isolate: every public request needs one. */
@@ -117,8 +126,85 @@ function withSecret(c: Context, hook: HookRecord, secret: string) {
   };
 }
 
-export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.post("/hooks", authenticate, async (c) => {
+const noHook = notFound("hook");
+const hookErrors = {
+  ...authErrors,
+  ...bodyErrors,
+  403: errorResponse(
+    "Invalid API key, or the hook's sender or recipients are outside the key's policy",
+  ),
+};
+
+const createHook = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Create an inbound hook; its secret is returned once",
+  security: bearer,
+  middleware: authenticate,
+  request: { body: { content: { "application/json": { schema: CreateHookSchema } } } },
+  responses: {
+    201: { description: "The hook, with `secret` (and `secret_url` for url_secret)" },
+    ...hookErrors,
+  },
+});
+
+const updateHook = createRoute({
+  method: "patch",
+  path: "/{id}",
+  summary: "Change a hook; a new `verify` issues a new secret, returned once",
+  security: bearer,
+  middleware: authenticate,
+  request: { body: { content: { "application/json": { schema: UpdateHookSchema } } } },
+  responses: { 200: { description: "The hook" }, ...hookErrors, 404: noHook },
+});
+
+const rotateHook = createRoute({
+  method: "post",
+  path: "/{id}/rotate",
+  summary: "Replace a hook's secret at once; the new one is returned once",
+  security: bearer,
+  middleware: authenticate,
+  responses: { 200: { description: "The hook, with `secret`" }, ...authErrors, 404: noHook },
+});
+
+const received = {
+  202: { description: "{ id }: the queued email" },
+  200: { description: "{ id, duplicate: true }: a Standard Webhooks id seen before" },
+  400: errorResponse("The body is not JSON"),
+  401: errorResponse("Missing or invalid signature or secret, or a client outside allowed_ips"),
+  403: errorResponse("The rendered message is outside the hook's policy"),
+  404: noHook,
+  409: conflict("the first request with this webhook-id is still being queued"),
+  413: errorResponse("Body over HOOK_MAX_BODY_BYTES"),
+  422: errorResponse("The rendered message is invalid (the message names the field)"),
+  429: errorResponse("Over the hook's rate limit, or too many failed requests from this network"),
+  503: errorResponse("Store unavailable or did not confirm: retry after Retry-After"),
+};
+const receiveSummary =
+  "Receive a webhook: verify its proof, render the hook's message from the JSON body, queue it (no API key)";
+
+const receiveHook = createRoute({
+  method: "post",
+  path: "/{id}",
+  summary: receiveSummary,
+  responses: received,
+});
+
+const receiveWithSecret = createRoute({
+  method: "post",
+  path: "/{id}/{secret}",
+  summary: `${receiveSummary}; the url_secret proof in the path`,
+  request: { params: z.object({ id: z.string(), secret: z.string() }) },
+  responses: received,
+});
+
+/**
+ * Mounted at /hooks. Route order matters: `POST /:id/rotate` is registered before
+ * `POST /:id/:secret`, so a rotation is never taken for a received request.
+ */
+export function hookRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  route(app, createHook, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
@@ -155,7 +241,6 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
   });
 
   registerRecordRoutes(app, {
-    path: "/hooks",
     kind: "hook",
     name: "Hook",
     cache: hooks,
@@ -164,9 +249,14 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
       rejected: Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0])),
       duplicates: counters.duplicate ?? 0,
     }),
+    docs: {
+      list: "List inbound hooks (never their secrets)",
+      get: "Read a hook, with its rejection counters",
+      delete: "Delete a hook",
+    },
   });
 
-  app.patch("/hooks/:id", authenticate, async (c) => {
+  route(app, updateHook, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
@@ -204,7 +294,7 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(proof ? withSecret(c, hook, proof.secret) : hookView(hook, requestOrigin(c)));
   });
 
-  app.post("/hooks/:id/rotate", authenticate, async (c) => {
+  route(app, rotateHook, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");
@@ -224,10 +314,9 @@ export function registerHookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json(withSecret(c, hook, secret));
   });
 
-  app.post("/hooks/:id", (c) => receive(c, undefined));
-  app.post("/hooks/:id/:secret", (c) => receive(c, c.req.param("secret")));
-
-  registerHookDocs(app);
+  route(app, receiveHook, (c) => receive(c, undefined));
+  route(app, receiveWithSecret, (c) => receive(c, c.req.param("secret")));
+  return app;
 }
 
 /** `POST /hooks/:id[/:secret]`: verify, render, queue; 202 with the email's id. */
@@ -353,75 +442,4 @@ async function receive(c: Context<AppEnv>, pathSecret: string | undefined): Prom
     return c.json((await claim.failed(err)).body as object, 202);
   }
   return c.json(response.body, 202);
-}
-
-function registerHookDocs(app: OpenAPIHono<AppEnv>): void {
-  const r = app.openAPIRegistry;
-  const security = [{ bearer: [] }];
-  r.registerPath({
-    method: "post",
-    path: "/hooks",
-    summary: "Create an inbound hook; its secret is returned once",
-    security,
-    request: { body: { content: { "application/json": { schema: CreateHookSchema } } } },
-    responses: {
-      201: { description: "The hook, with `secret` (and `secret_url` for url_secret)" },
-      401: errorResponse("Not a full_access key"),
-      422: errorResponse("A field is invalid (the message names it)"),
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/hooks",
-    summary: "List inbound hooks (never their secrets)",
-    security,
-    responses: { 200: { description: "{ object: 'list', data: Hook[] }" } },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/hooks/{id}",
-    summary: "Read a hook, with its rejection counters",
-    security,
-    responses: { 200: { description: "The hook" }, 404: errorResponse("No such hook") },
-  });
-  r.registerPath({
-    method: "patch",
-    path: "/hooks/{id}",
-    summary: "Change a hook; a new `verify` issues a new secret, returned once",
-    security,
-    request: { body: { content: { "application/json": { schema: UpdateHookSchema } } } },
-    responses: { 200: { description: "The hook" }, 404: errorResponse("No such hook") },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/hooks/{id}/rotate",
-    summary: "Replace a hook's secret at once; the new one is returned once",
-    security,
-    responses: {
-      200: { description: "The hook, with `secret`" },
-      404: errorResponse("No such hook"),
-    },
-  });
-  r.registerPath({
-    method: "delete",
-    path: "/hooks/{id}",
-    summary: "Delete a hook",
-    security,
-    responses: { 200: { description: "Deleted" }, 404: errorResponse("No such hook") },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/hooks/{id}",
-    summary:
-      "Receive a webhook: verify its proof, render the hook's message from the JSON body, queue it (no API key)",
-    responses: {
-      202: { description: "{ id }: the queued email" },
-      200: { description: "{ id, duplicate: true }: a Standard Webhooks id seen before" },
-      400: errorResponse("The body is not JSON"),
-      401: errorResponse("Missing or invalid signature or secret"),
-      404: errorResponse("No such hook"),
-      413: errorResponse("Body over HOOK_MAX_BODY_BYTES"),
-      429: errorResponse("Over the hook's rate limit"),
-    },
-  });
 }

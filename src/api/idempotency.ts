@@ -15,7 +15,6 @@
  * record or a free key, never a second copy.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { sha256Hex } from "../auth/keys.ts";
 import {
   ConcurrentIdempotentRequestError,
@@ -25,6 +24,7 @@ import {
   OutcomeUnknownError,
   StoreUnavailableError,
 } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
 import type { Relay } from "../relay.ts";
 import type { IdempotencyRecord, IdempotencyState, StoredResponse } from "../store/store.ts";
 

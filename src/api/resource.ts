@@ -2,12 +2,13 @@
  * What the routes that manage records (forms, hooks) share: their ids, their store calls, the
  * sending policy a record keeps from the key that saved it, and the relay's own origin.
  */
-import type { OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import type { KeyPolicy } from "../auth/policy.ts";
 import { NotFoundError, RelayError, StoreUnavailableError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
+import { authErrors, bearer, notFound, route } from "../http/route.ts";
 import type { Relay } from "../relay.ts";
 import type { RecordCache } from "../store/record-cache.ts";
 import type { RecordKind } from "../store/store.ts";
@@ -52,24 +53,50 @@ export function sendingPolicy(policy: KeyPolicy | undefined): KeyPolicy | null {
 }
 
 /**
- * The reads and the delete every record kind answers alike, for full-access keys: `GET <path>`
- * (oldest first), `GET <path>/:id` with the record's counters, `DELETE <path>/:id`.
+ * The reads and the delete every record kind answers alike, for full-access keys, on the
+ * resource's sub-app: `GET /` (oldest first), `GET /:id` with the record's counters,
+ * `DELETE /:id`.
  */
 export function registerRecordRoutes<T extends { id: string; created_at: number }>(
   app: OpenAPIHono<AppEnv>,
   spec: {
-    path: string;
     kind: RecordKind;
     /** The record's name in a not-found answer ("Form"). */
     name: string;
     cache: RecordCache<T>;
     view: (record: T, origin: string) => object;
-    /** What `GET <path>/:id` adds from the record's counters. */
+    /** What `GET /:id` adds from the record's counters. */
     counted: (counters: Record<string, number>) => object;
+    /** The summaries in /openapi.json. */
+    docs: { list: string; get: string; delete: string };
   },
 ): void {
-  const { path, kind, name } = spec;
-  app.get(path, authenticate, async (c) => {
+  const { kind, name } = spec;
+  const missing = notFound(name.toLowerCase());
+  const common = { security: bearer, middleware: authenticate } as const;
+  const list = createRoute({
+    ...common,
+    method: "get",
+    path: "/",
+    summary: spec.docs.list,
+    responses: { 200: { description: `{ object: 'list', data: ${name}[] }` }, ...authErrors },
+  });
+  const get = createRoute({
+    ...common,
+    method: "get",
+    path: "/{id}",
+    summary: spec.docs.get,
+    responses: { 200: { description: `The ${kind}` }, ...authErrors, 404: missing },
+  });
+  const remove = createRoute({
+    ...common,
+    method: "delete",
+    path: "/{id}",
+    summary: spec.docs.delete,
+    responses: { 200: { description: "Deleted" }, ...authErrors, 404: missing },
+  });
+
+  route(app, list, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
     const records = await stored(relay, `${kind}.list`, () => relay.store.listRecords<T>(kind));
@@ -82,7 +109,7 @@ export function registerRecordRoutes<T extends { id: string; created_at: number 
     });
   });
 
-  app.get(`${path}/:id`, authenticate, async (c) => {
+  route(app, get, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
     const id = resourceId(c, name);
@@ -93,7 +120,7 @@ export function registerRecordRoutes<T extends { id: string; created_at: number 
     return c.json({ ...spec.view(record, requestOrigin(c)), ...spec.counted(counters) });
   });
 
-  app.delete(`${path}/:id`, authenticate, async (c) => {
+  route(app, remove, async (c) => {
     const principal = c.get("principal");
     requireFullAccess(principal);
     const relay = c.get("relay");

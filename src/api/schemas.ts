@@ -122,11 +122,6 @@ export const ErrorSchema = z
   .object({ statusCode: z.number(), name: z.string(), message: z.string() })
   .openapi("Error");
 
-/** An error answer in the OpenAPI document: Resend's error shape, with what it means here. */
-export function errorResponse(description: string) {
-  return { description, content: { "application/json": { schema: ErrorSchema } } };
-}
-
 const PolicyFields = {
   allowed_from: z
     .array(z.string().max(254))

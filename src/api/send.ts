@@ -4,7 +4,7 @@
  * submissions and inbound hooks all go through here, so they share one durability promise.
  */
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
+import type { AppEnv } from "../http/env.ts";
 import type { Composed } from "../mail/compose.ts";
 import type { IdempotencyRecord } from "../store/store.ts";
 

@@ -4,11 +4,12 @@
  * shown once, at creation (and on rotation). Also the event log: each event queued for an
  * endpoint, its status and every attempt. Needs a full_access key.
  */
-import { type OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import type { AppEnv } from "../app.ts";
 import { requireFullAccess } from "../auth/keys.ts";
 import { NotFoundError, StoreUnavailableError, ValidationError } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
+import { authErrors, bearer, bodyErrors, notFound, resourceApp, route } from "../http/route.ts";
 import type { RelayStore } from "../store/store.ts";
 import {
   checkEndpointUrl,
@@ -20,7 +21,6 @@ import { EVENT_TYPES } from "../webhooks/events.ts";
 import { authenticate } from "./auth.ts";
 import { readJson } from "./body.ts";
 import { UUID } from "./resource.ts";
-import { errorResponse } from "./schemas.ts";
 
 const BODY_LIMIT = 64 * 1024;
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -73,16 +73,158 @@ function limitParam(c: Context, fallback: number, max: number): number {
   return n;
 }
 
-export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
-  app.use("/webhooks", authenticate);
-  app.use("/webhooks/*", authenticate);
-  // Hono's "/webhooks/*" matches "/webhooks" too.
-  app.use("/webhooks/*", async (c, next) => {
+const EventTypeSchema = z.enum(EVENT_TYPES);
+const CreateWebhookSchema = z
+  .object({
+    endpoint: z.string().openapi({ example: "https://app.example/webhooks/relay" }),
+    events: z.array(EventTypeSchema).min(1),
+  })
+  .openapi("CreateWebhookRequest");
+const UpdateWebhookSchema = z
+  .object({
+    endpoint: z.string().optional(),
+    events: z.array(EventTypeSchema).min(1).optional(),
+    status: z.enum(["enabled", "disabled"]).optional(),
+  })
+  .openapi("UpdateWebhookRequest");
+const WebhookSchema = z
+  .object({
+    object: z.literal("webhook"),
+    id: z.string(),
+    endpoint: z.string(),
+    created_at: z.string(),
+    status: z.enum(["enabled", "disabled"]),
+    events: z.array(EventTypeSchema),
+    disabled_reason: z.string().optional(),
+  })
+  .openapi("Webhook");
+
+const json = (schema: z.ZodType) => ({ "application/json": { schema } });
+const noWebhook = notFound("webhook");
+/** The event routes read the webhook first, then the event. */
+const noEvent = notFound("webhook, or no such event for it");
+
+const createWebhook = createRoute({
+  method: "post",
+  path: "/",
+  summary: "Register an endpoint for delivery events; the signing secret is returned once",
+  security: bearer,
+  request: { body: { content: json(CreateWebhookSchema) } },
+  responses: {
+    201: { description: "{ object: 'webhook', id, signing_secret }" },
+    ...authErrors,
+    ...bodyErrors,
+  },
+});
+
+const listWebhooks = createRoute({
+  method: "get",
+  path: "/",
+  summary: "List webhook endpoints (never their secrets)",
+  security: bearer,
+  responses: { 200: { description: "{ object: 'list', data: Webhook[] }" }, ...authErrors },
+});
+
+const getWebhook = createRoute({
+  method: "get",
+  path: "/{id}",
+  summary: "Retrieve a webhook endpoint",
+  security: bearer,
+  responses: {
+    200: { description: "The endpoint", content: json(WebhookSchema) },
+    ...authErrors,
+    404: noWebhook,
+  },
+});
+
+const updateWebhook = createRoute({
+  method: "patch",
+  path: "/{id}",
+  summary: "Change the endpoint URL or events, or enable/disable it",
+  security: bearer,
+  request: { body: { content: json(UpdateWebhookSchema) } },
+  responses: {
+    200: { description: "{ object: 'webhook', id }" },
+    ...authErrors,
+    ...bodyErrors,
+    404: noWebhook,
+  },
+});
+
+const deleteWebhook = createRoute({
+  method: "delete",
+  path: "/{id}",
+  summary: "Remove a webhook endpoint; its queued events are dropped",
+  security: bearer,
+  responses: {
+    200: { description: "{ object: 'webhook', id, deleted: true }" },
+    ...authErrors,
+    404: noWebhook,
+  },
+});
+
+const rotateSecret = createRoute({
+  method: "post",
+  path: "/{id}/signing-secret/rotate",
+  summary: "Replace the signing secret; the new one is returned once",
+  security: bearer,
+  responses: {
+    200: { description: "{ object: 'webhook', id, signing_secret }" },
+    ...authErrors,
+    404: noWebhook,
+  },
+});
+
+const listEvents = createRoute({
+  method: "get",
+  path: "/{id}/events",
+  summary: "The newest events queued for an endpoint, with their status",
+  security: bearer,
+  request: {
+    query: z.object({ limit: z.string().optional().openapi({ description: "1 to 100; 50" }) }),
+  },
+  responses: {
+    200: { description: "{ object: 'list', data: [{ id, type, created_at, status }] }" },
+    ...authErrors,
+    404: noWebhook,
+    422: bodyErrors[422],
+  },
+});
+
+const getEvent = createRoute({
+  method: "get",
+  path: "/{id}/events/{event_id}",
+  summary: "One event: status, next attempt and payload",
+  security: bearer,
+  responses: {
+    200: { description: "{ object: 'webhook_event', ... }" },
+    ...authErrors,
+    404: noEvent,
+  },
+});
+
+const listAttempts = createRoute({
+  method: "get",
+  path: "/{id}/events/{event_id}/attempts",
+  summary: "Every attempt to deliver an event: time, HTTP status or error, duration",
+  security: bearer,
+  responses: {
+    200: { description: "{ object: 'list', data: Attempt[] }" },
+    ...authErrors,
+    404: noEvent,
+  },
+});
+
+/** Mounted at /webhooks. */
+export function webhookRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
+  app.use("*", authenticate);
+  app.use("*", async (c, next) => {
     requireFullAccess(c.get("principal"));
     await next();
   });
 
-  app.post("/webhooks", async (c) => {
+  route(app, createWebhook, async (c) => {
     const relay = c.get("relay");
     const body = objectBody(await readJson(c, BODY_LIMIT));
     const endpoint = checkEndpointUrl(body.endpoint, relay.config.webhooks.allowLoopback);
@@ -99,18 +241,18 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ object: "webhook", id: record.id, signing_secret: record.secret }, 201);
   });
 
-  app.get("/webhooks", async (c) => {
+  route(app, listWebhooks, async (c) => {
     const store = c.get("relay").store;
     const all = await stored(() => store.listWebhooks<WebhookRecord>());
     all.sort((a, b) => b.record.createdAt - a.record.createdAt);
     return c.json({ object: "list", has_more: false, data: all.map(view) });
   });
 
-  app.get("/webhooks/:id", async (c) => {
+  route(app, getWebhook, async (c) => {
     return c.json({ object: "webhook", ...view(await findWebhook(c)) });
   });
 
-  app.patch("/webhooks/:id", async (c) => {
+  route(app, updateWebhook, async (c) => {
     const relay = c.get("relay");
     const found = await findWebhook(c);
     const body = objectBody(await readJson(c, BODY_LIMIT));
@@ -142,7 +284,7 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ object: "webhook", id: record.id });
   });
 
-  app.delete("/webhooks/:id", async (c) => {
+  route(app, deleteWebhook, async (c) => {
     const relay = c.get("relay");
     const { record } = await findWebhook(c);
     await stored(() => relay.store.deleteWebhook(record.id));
@@ -150,7 +292,7 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ object: "webhook", id: record.id, deleted: true });
   });
 
-  app.post("/webhooks/:id/signing-secret/rotate", async (c) => {
+  route(app, rotateSecret, async (c) => {
     const relay = c.get("relay");
     const found = await findWebhook(c);
     // Events still queued are signed with the new secret when they are sent.
@@ -162,7 +304,7 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     return c.json({ object: "webhook", id: record.id, signing_secret: record.secret });
   });
 
-  app.get("/webhooks/:id/events", async (c) => {
+  route(app, listEvents, async (c) => {
     const { record } = await findWebhook(c);
     const limit = limitParam(c, 50, 100);
     const store = c.get("relay").store;
@@ -191,7 +333,7 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     return event;
   };
 
-  app.get("/webhooks/:id/events/:event_id", async (c) => {
+  route(app, getEvent, async (c) => {
     const event = await findEvent(c);
     return c.json({
       object: "webhook_event",
@@ -204,7 +346,7 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     });
   });
 
-  app.get("/webhooks/:id/events/:event_id/attempts", async (c) => {
+  route(app, listAttempts, async (c) => {
     const event = await findEvent(c);
     return c.json({
       object: "list",
@@ -220,111 +362,5 @@ export function registerWebhookRoutes(app: OpenAPIHono<AppEnv>): void {
     });
   });
 
-  registerWebhookDocs(app);
-}
-
-const EventTypeSchema = z.enum(EVENT_TYPES);
-const CreateWebhookSchema = z
-  .object({
-    endpoint: z.string().openapi({ example: "https://app.example/webhooks/relay" }),
-    events: z.array(EventTypeSchema).min(1),
-  })
-  .openapi("CreateWebhookRequest");
-const UpdateWebhookSchema = z
-  .object({
-    endpoint: z.string().optional(),
-    events: z.array(EventTypeSchema).min(1).optional(),
-    status: z.enum(["enabled", "disabled"]).optional(),
-  })
-  .openapi("UpdateWebhookRequest");
-const WebhookSchema = z
-  .object({
-    object: z.literal("webhook"),
-    id: z.string(),
-    endpoint: z.string(),
-    created_at: z.string(),
-    status: z.enum(["enabled", "disabled"]),
-    events: z.array(EventTypeSchema),
-    disabled_reason: z.string().optional(),
-  })
-  .openapi("Webhook");
-
-function registerWebhookDocs(app: OpenAPIHono<AppEnv>): void {
-  const r = app.openAPIRegistry;
-  const security = [{ bearer: [] }];
-  const json = (schema: z.ZodType) => ({ "application/json": { schema } });
-  const notFound = errorResponse("No such webhook");
-  r.registerPath({
-    method: "post",
-    path: "/webhooks",
-    summary: "Register an endpoint for delivery events; the signing secret is returned once",
-    security,
-    request: { body: { content: json(CreateWebhookSchema) } },
-    responses: {
-      201: { description: "{ object: 'webhook', id, signing_secret }" },
-      422: errorResponse("endpoint or events[i] is invalid"),
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/webhooks",
-    summary: "List webhook endpoints (never their secrets)",
-    security,
-    responses: { 200: { description: "{ object: 'list', data: Webhook[] }" } },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/webhooks/{id}",
-    summary: "Retrieve a webhook endpoint",
-    security,
-    responses: {
-      200: { description: "The endpoint", content: json(WebhookSchema) },
-      404: notFound,
-    },
-  });
-  r.registerPath({
-    method: "patch",
-    path: "/webhooks/{id}",
-    summary: "Change the endpoint URL or events, or enable/disable it",
-    security,
-    request: { body: { content: json(UpdateWebhookSchema) } },
-    responses: { 200: { description: "{ object: 'webhook', id }" }, 404: notFound },
-  });
-  r.registerPath({
-    method: "delete",
-    path: "/webhooks/{id}",
-    summary: "Remove a webhook endpoint; its queued events are dropped",
-    security,
-    responses: { 200: { description: "{ object: 'webhook', id, deleted: true }" }, 404: notFound },
-  });
-  r.registerPath({
-    method: "post",
-    path: "/webhooks/{id}/signing-secret/rotate",
-    summary: "Replace the signing secret; the new one is returned once",
-    security,
-    responses: { 200: { description: "{ object: 'webhook', id, signing_secret }" }, 404: notFound },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/webhooks/{id}/events",
-    summary: "The newest events queued for an endpoint, with their status",
-    security,
-    responses: {
-      200: { description: "{ object: 'list', data: [{ id, type, created_at, status }] }" },
-    },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/webhooks/{id}/events/{event_id}",
-    summary: "One event: status, next attempt and payload",
-    security,
-    responses: { 200: { description: "{ object: 'webhook_event', ... }" }, 404: notFound },
-  });
-  r.registerPath({
-    method: "get",
-    path: "/webhooks/{id}/events/{event_id}/attempts",
-    summary: "Every attempt to deliver an event: time, HTTP status or error, duration",
-    security,
-    responses: { 200: { description: "{ object: 'list', data: Attempt[] }" }, 404: notFound },
-  });
+  return app;
 }

@@ -110,45 +110,66 @@ const PHRASE_WORD = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10ffff}]+$/u;
 const ONE_ADDRESS =
   'must be one address: a@example.com, Name <a@example.com> or "Quoted, Name" <a@example.com> (quote a name that holds , ; : @ ( ) [ ] or \\; give several addresses as a list)';
 
-/**
- * The address of an entry in exactly one of the forms Resend documents: "a@b", "Name <a@b>" or
- * "\"Quoted Name\" <a@b>", or why it is not. addressparser alone is too lenient ("vic tim@b"
- * reads as tim@b named "vic"), so the structure is checked here, in one linear scan.
- */
-function singleMailbox(value: string): { address: string } | { error: string } {
-  const s = value.trim();
-  if (!s.includes("<")) {
-    if (isMailboxAddress(s)) return { address: s };
-    return {
-      error: /[,;:\s()]/.test(s)
-        ? ONE_ADDRESS
-        : `${JSON.stringify(value)} is not a valid email address`,
-    };
-  }
+type MailboxScan = { address: string } | { error: string };
+
+function invalidAddress(value: string): { error: string } {
+  return { error: `${JSON.stringify(value)} is not a valid email address` };
+}
+
+/** An entry without angle brackets: a bare address and nothing else. */
+function bareMailbox(s: string, value: string): MailboxScan {
+  if (isMailboxAddress(s)) return { address: s };
+  return /[,;:\s()]/.test(s) ? { error: ONE_ADDRESS } : invalidAddress(value);
+}
+
+/** The index just past the quoted string opening at `i`, or -1 when it is not closed. */
+function skipQuoted(s: string, i: number): number {
+  let at = i + 1;
+  while (at < s.length && s[at] !== '"') at += s[at] === "\\" ? 2 : 1;
+  return at >= s.length ? -1 : at + 1;
+}
+
+/** The index just past the unquoted word starting at `i`. */
+function wordEnd(s: string, i: number): number {
+  let at = i;
+  while (at < s.length && !' \t"<'.includes(s[at] ?? "")) at++;
+  return at;
+}
+
+/** The index of the "<" after a display name of quoted strings and plain words, or why not. */
+function displayNameEnd(s: string): number | { error: string } {
   let i = 0;
   while (i < s.length && s[i] !== "<") {
     const ch = s[i];
     if (ch === " " || ch === "\t") {
       i++;
     } else if (ch === '"') {
-      i++;
-      while (i < s.length && s[i] !== '"') i += s[i] === "\\" ? 2 : 1;
-      if (i >= s.length) return { error: "has a quoted name without its closing quote" };
-      i++;
+      i = skipQuoted(s, i);
+      if (i < 0) return { error: "has a quoted name without its closing quote" };
     } else {
-      let j = i;
-      while (j < s.length && !' \t"<'.includes(s[j] ?? "")) j++;
+      const j = wordEnd(s, i);
       if (!PHRASE_WORD.test(s.slice(i, j))) return { error: ONE_ADDRESS };
       i = j;
     }
   }
+  return i;
+}
+
+/**
+ * The address of an entry in exactly one of the forms Resend documents: "a@b", "Name <a@b>" or
+ * "\"Quoted Name\" <a@b>", or why it is not. addressparser alone is too lenient ("vic tim@b"
+ * reads as tim@b named "vic"), so the structure is checked here, in one linear scan.
+ */
+function singleMailbox(value: string): MailboxScan {
+  const s = value.trim();
+  if (!s.includes("<")) return bareMailbox(s, value);
+  const i = displayNameEnd(s);
+  if (typeof i !== "number") return i;
   if (i >= s.length || !s.endsWith(">")) return { error: ONE_ADDRESS };
   const inner = s.slice(i + 1, -1);
   if (/[<>]/.test(inner)) return { error: ONE_ADDRESS };
   const address = inner.trim();
-  if (!isMailboxAddress(address)) {
-    return { error: `${JSON.stringify(value)} is not a valid email address` };
-  }
+  if (!isMailboxAddress(address)) return invalidAddress(value);
   return { address };
 }
 
@@ -211,6 +232,90 @@ export function domainOf(address: string): string {
 }
 
 /**
+ * Splits an address list into its elements at top-level commas, one character at a time: quoted
+ * strings and angle addresses kept whole, comments dropped (a space in their place), a group's
+ * display name dropped and its members split like the rest.
+ */
+class AddressListSplitter {
+  readonly elements: string[] = [];
+  #current = "";
+  #quoted = false;
+  #angle = false;
+  #comment = 0;
+  #group = false;
+
+  /** Takes the character at `i`; returns the index of the last character it consumed. */
+  take(value: string, i: number): number {
+    const ch = value[i] ?? "";
+    if (this.#quoted) return this.#inQuotes(value, i, ch);
+    if (this.#comment > 0) return this.#inComment(i, ch);
+    this.#outside(ch);
+    return i;
+  }
+
+  /** The elements, once every quote, comment, angle address and group is closed. */
+  finish(field: string): string[] {
+    if (this.#quoted || this.#angle || this.#comment > 0 || this.#group) {
+      throw new ValidationError(
+        "has an unclosed quote, comment, angle address or group in an address header",
+        field,
+      );
+    }
+    this.#push();
+    return this.elements;
+  }
+
+  #inQuotes(value: string, i: number, ch: string): number {
+    this.#current += ch;
+    if (ch === "\\") {
+      this.#current += value[i + 1] ?? "";
+      return i + 1;
+    }
+    if (ch === '"') this.#quoted = false;
+    return i;
+  }
+
+  #inComment(i: number, ch: string): number {
+    if (ch === "\\") return i + 1;
+    if (ch === "(") this.#comment++;
+    else if (ch === ")") this.#comment--;
+    return i;
+  }
+
+  #outside(ch: string): void {
+    if (ch === "(") {
+      this.#comment = 1;
+      this.#current += " ";
+    } else if (ch === '"') {
+      this.#quoted = true;
+      this.#current += ch;
+    } else if (this.#angle) {
+      this.#current += ch;
+      if (ch === ">") this.#angle = false;
+    } else if (ch === "<") {
+      this.#angle = true;
+      this.#current += ch;
+    } else if (ch === ":" && !this.#group) {
+      // A group's display name names no mailbox; its members follow.
+      this.#group = true;
+      this.#current = "";
+    } else if (ch === ";" && this.#group) {
+      this.#group = false;
+      this.#push();
+    } else if (ch === ",") {
+      this.#push();
+    } else {
+      this.#current += ch;
+    }
+  }
+
+  #push(): void {
+    this.elements.push(this.#current);
+    this.#current = "";
+  }
+}
+
+/**
  * The mailboxes of an RFC 5322 address list as a raw message's From, Sender, To, Cc or Bcc field
  * holds it: split at top-level commas, groups opened up, comments dropped, and each element held
  * to the same one-mailbox forms as a JSON entry. Lenient readings ("vic tim@b" as tim@b,
@@ -218,58 +323,10 @@ export function domainOf(address: string): string {
  * a reader of the header would not see as one.
  */
 export function parseAddressList(value: string, field: string): string[] {
-  const elements: string[] = [];
-  let current = "";
-  let quoted = false;
-  let angle = false;
-  let comment = 0;
-  let group = false;
-  for (let i = 0; i < value.length; i++) {
-    const ch = value[i] ?? "";
-    if (quoted) {
-      current += ch;
-      if (ch === "\\") current += value[++i] ?? "";
-      else if (ch === '"') quoted = false;
-    } else if (comment > 0) {
-      if (ch === "\\") i++;
-      else if (ch === "(") comment++;
-      else if (ch === ")") comment--;
-    } else if (ch === "(") {
-      comment = 1;
-      current += " ";
-    } else if (ch === '"') {
-      quoted = true;
-      current += ch;
-    } else if (angle) {
-      current += ch;
-      if (ch === ">") angle = false;
-    } else if (ch === "<") {
-      angle = true;
-      current += ch;
-    } else if (ch === ":" && !group) {
-      // A group's display name names no mailbox; its members follow.
-      group = true;
-      current = "";
-    } else if (ch === ";" && group) {
-      group = false;
-      elements.push(current);
-      current = "";
-    } else if (ch === ",") {
-      elements.push(current);
-      current = "";
-    } else {
-      current += ch;
-    }
-  }
-  if (quoted || angle || comment > 0 || group) {
-    throw new ValidationError(
-      "has an unclosed quote, comment, angle address or group in an address header",
-      field,
-    );
-  }
-  elements.push(current);
+  const splitter = new AddressListSplitter();
+  for (let i = 0; i < value.length; i++) i = splitter.take(value, i);
   const addresses: string[] = [];
-  for (const element of elements) {
+  for (const element of splitter.finish(field)) {
     if (element.trim() === "") continue;
     const one = singleMailbox(element);
     if ("error" in one) throw new ValidationError(`in an address header: ${one.error}`, field);

@@ -82,6 +82,77 @@ export function decodeBase64(value: string, field: string): Uint8Array {
   return bytes;
 }
 
+/** Checks one custom header: a valid name, no controls, foldable, not one the relay writes. */
+function checkCustomHeader(name: string, value: string): void {
+  const field = `headers.${name}`;
+  if (!HEADER_NAME.test(name) || name.length > 76) {
+    throw new ValidationError(
+      "is not a valid header name (printable ASCII, no colon, at most 76)",
+      field,
+    );
+  }
+  checkHeaderText(value, field);
+  // Folding happens at white space, so only an unbreakable run can make a line too long.
+  const longestRun = Math.max(0, ...value.split(/[ \t]+/).map((w) => w.length));
+  if (name.length + 2 + longestRun > MAX_HEADER_LINE) {
+    throw new ValidationError(
+      `has a run without white space too long to fold into a ${MAX_HEADER_LINE}-octet header line`,
+      field,
+    );
+  }
+  if (STRUCTURAL_HEADERS.has(name.toLowerCase())) {
+    throw new ValidationError(
+      "is set by the relay from the request fields and cannot be overridden",
+      field,
+    );
+  }
+}
+
+function customHeaders(given: SendEmailRequest["headers"]): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(given ?? {})) {
+    checkCustomHeader(name, value);
+    headers[name] = value;
+  }
+  return headers;
+}
+
+type Attachment = NonNullable<SendEmailRequest["attachments"]>[number];
+
+/** One attachment as MailComposer takes it, checked and decoded; `field` names it in errors. */
+function attachmentOf(a: Attachment, field: string, maxMessageBytes: number) {
+  if (a.path !== undefined) {
+    throw new ValidationError(
+      "remote attachments are not supported: send the file as base64 in content",
+      `${field}.path`,
+    );
+  }
+  if (a.content === undefined) throw new ValidationError("is required", `${field}.content`);
+  if (a.filename !== undefined) checkHeaderText(a.filename, `${field}.filename`, { bidi: false });
+  if (a.content_id !== undefined) checkHeaderText(a.content_id, `${field}.content_id`);
+  if (
+    a.content_type !== undefined &&
+    (!MEDIA_TYPE.test(a.content_type) || CONTAINER_TYPE.test(a.content_type))
+  ) {
+    throw new ValidationError(
+      "must be a single-part media type such as application/pdf or text/plain; charset=utf-8",
+      `${field}.content_type`,
+    );
+  }
+  const content = decodeBase64(a.content, `${field}.content`);
+  if (content.byteLength > maxMessageBytes) {
+    throw new TooLargeError(
+      `${field}.content: attachment is larger than the message limit of ${maxMessageBytes} bytes`,
+    );
+  }
+  return {
+    filename: a.filename ?? (false as const),
+    content: Buffer.from(content),
+    ...(a.content_type ? { contentType: a.content_type } : {}),
+    ...(a.content_id ? { cid: a.content_id } : {}),
+  };
+}
+
 export async function composeMessage(
   req: SendEmailRequest,
   ctx: { id: string; keyId: string; now: number; limits: ComposeLimits },
@@ -115,66 +186,11 @@ export async function composeMessage(
   }
 
   checkHeaderText(req.subject, "subject", { tab: true });
-  const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers ?? {})) {
-    const field = `headers.${name}`;
-    if (!HEADER_NAME.test(name) || name.length > 76) {
-      throw new ValidationError(
-        "is not a valid header name (printable ASCII, no colon, at most 76)",
-        field,
-      );
-    }
-    checkHeaderText(value, field);
-    // Folding happens at white space, so only an unbreakable run can make a line too long.
-    const longestRun = Math.max(0, ...value.split(/[ \t]+/).map((w) => w.length));
-    if (name.length + 2 + longestRun > MAX_HEADER_LINE) {
-      throw new ValidationError(
-        `has a run without white space too long to fold into a ${MAX_HEADER_LINE}-octet header line`,
-        field,
-      );
-    }
-    if (STRUCTURAL_HEADERS.has(name.toLowerCase())) {
-      throw new ValidationError(
-        "is set by the relay from the request fields and cannot be overridden",
-        field,
-      );
-    }
-    headers[name] = value;
-  }
+  const headers = customHeaders(req.headers);
 
-  const attachments = (req.attachments ?? []).map((a, i) => {
-    const field = `attachments[${i}]`;
-    if (a.path !== undefined) {
-      throw new ValidationError(
-        "remote attachments are not supported: send the file as base64 in content",
-        `${field}.path`,
-      );
-    }
-    if (a.content === undefined) throw new ValidationError("is required", `${field}.content`);
-    if (a.filename !== undefined) checkHeaderText(a.filename, `${field}.filename`, { bidi: false });
-    if (a.content_id !== undefined) checkHeaderText(a.content_id, `${field}.content_id`);
-    if (
-      a.content_type !== undefined &&
-      (!MEDIA_TYPE.test(a.content_type) || CONTAINER_TYPE.test(a.content_type))
-    ) {
-      throw new ValidationError(
-        "must be a single-part media type such as application/pdf or text/plain; charset=utf-8",
-        `${field}.content_type`,
-      );
-    }
-    const content = decodeBase64(a.content, `${field}.content`);
-    if (content.byteLength > ctx.limits.maxMessageBytes) {
-      throw new TooLargeError(
-        `${field}.content: attachment is larger than the message limit of ${ctx.limits.maxMessageBytes} bytes`,
-      );
-    }
-    return {
-      filename: a.filename ?? (false as const),
-      content: Buffer.from(content),
-      ...(a.content_type ? { contentType: a.content_type } : {}),
-      ...(a.content_id ? { cid: a.content_id } : {}),
-    };
-  });
+  const attachments = (req.attachments ?? []).map((a, i) =>
+    attachmentOf(a, `attachments[${i}]`, ctx.limits.maxMessageBytes),
+  );
 
   // The envelope form of the domain: punycode, as a header must be ASCII without SMTPUTF8.
   const messageId = `<${ctx.id}@${domainOf(envelopeFrom)}>`;

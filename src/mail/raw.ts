@@ -127,20 +127,25 @@ function checkRecipientFields(fields: string[], read: string[]): void {
   }
 }
 
-export async function acceptRawMessage(
-  bytes: Uint8Array,
-  overrides: RawOverrides,
-  ctx: { id: string; keyId: string; now: number; limits: ComposeLimits },
-): Promise<Composed> {
+type Parsed = Awaited<ReturnType<typeof PostalMime.parse>>;
+
+interface RawContext {
+  id: string;
+  keyId: string;
+  now: number;
+  limits: ComposeLimits;
+}
+
+/** postal-mime's reading of `bytes`, once they are within the size limit. */
+async function parseMessage(bytes: Uint8Array, limits: ComposeLimits): Promise<Parsed> {
   if (bytes.byteLength === 0) throw new MalformedBodyError("message/rfc822 body is empty");
-  if (bytes.byteLength > ctx.limits.maxMessageBytes) {
+  if (bytes.byteLength > limits.maxMessageBytes) {
     throw new TooLargeError(
-      `the message is ${bytes.byteLength} bytes, over the limit of ${ctx.limits.maxMessageBytes}`,
+      `the message is ${bytes.byteLength} bytes, over the limit of ${limits.maxMessageBytes}`,
     );
   }
-  let parsed: Awaited<ReturnType<typeof PostalMime.parse>>;
   try {
-    parsed = await PostalMime.parse(bytes, {
+    return await PostalMime.parse(bytes, {
       maxNestingDepth: MAX_MIME_DEPTH,
       maxHeadersSize: MAX_HEADER_BYTES,
     });
@@ -150,9 +155,10 @@ export async function acceptRawMessage(
       "body",
     );
   }
+}
 
-  const text = bytesToLatin1(bytes);
-  const { header, body } = splitHeader(text);
+/** What the bytes themselves must be: a header first, no NUL or bare CR, lines within limits. */
+function checkText(text: string, header: string): void {
   if (!/^[!-9;-~]+:/.test(header))
     throw new ValidationError("does not start with a header field", "body");
   // RFC 5322 forbids NUL and a CR not followed by LF; an SMTP client turns a bare CR into a line
@@ -165,13 +171,10 @@ export async function acceptRawMessage(
       throw new ValidationError(`has a header line longer than ${MAX_LINE} octets`, "body");
   }
   checkStructure(text, MAX_MIME_DEPTH);
-  const allFields = headerFields(header);
-  const fields = allFields.filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
-  const senders = senderAddresses(fields);
-  const headerRecipients = [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)];
-  // With ?to= the headers name no envelope recipient, so a forwarded message's old To stays as is.
-  if (!overrides.to) checkRecipientFields(allFields, headerRecipients);
+}
 
+/** The envelope sender as ?from= gives it or the header names it, as a mailbox address. */
+function senderOf(parsed: Parsed, overrides: RawOverrides): string {
   const fromAddress = overrides.from ?? parsed.from?.address ?? parsed.sender?.address;
   if (!fromAddress)
     throw new ValidationError("has no From address and none was given in ?from=", "from");
@@ -181,6 +184,11 @@ export async function acceptRawMessage(
       "from",
     );
   }
+  return fromAddress;
+}
+
+/** The recipients as ?to= gives them or the headers list them, each a mailbox address. */
+function recipientsOf(overrides: RawOverrides, headerRecipients: string[]): string[] {
   const listed = uniqueAddresses(
     overrides.to
       ? overrides.to.flatMap((t, i) => parseMailboxList(t, `to[${i}]`).map((m) => m.address))
@@ -193,16 +201,30 @@ export async function acceptRawMessage(
     if (!isMailboxAddress(r))
       throw new ValidationError(`${JSON.stringify(r)} is not a valid email address`, "to");
   }
-  const utf8 = ctx.limits.smtpUtf8 ?? false;
-  const recipients = uniqueAddresses(listed.map((r) => envelopeAddress(r, utf8, "to")));
-  const envelopeFrom = envelopeAddress(fromAddress, utf8, "from");
-  if (recipients.length > ctx.limits.maxRecipients) {
+  return listed;
+}
+
+/** The envelope in its SMTP form (punycode domains), within the recipient limit. */
+function envelopeOf(fromAddress: string, listed: string[], limits: ComposeLimits) {
+  const utf8 = limits.smtpUtf8 ?? false;
+  const to = uniqueAddresses(listed.map((r) => envelopeAddress(r, utf8, "to")));
+  const from = envelopeAddress(fromAddress, utf8, "from");
+  if (to.length > limits.maxRecipients) {
     throw new ValidationError(
-      `too many recipients: ${recipients.length} (at most ${ctx.limits.maxRecipients})`,
+      `too many recipients: ${to.length} (at most ${limits.maxRecipients})`,
       "to",
     );
   }
+  return { from, to };
+}
 
+/** Adds the Message-ID and Date a submission server adds when missing; the Message-ID. */
+function completeFields(
+  fields: string[],
+  parsed: Parsed,
+  ctx: RawContext,
+  envelopeFrom: string,
+): string {
   let messageId = parsed.messageId?.trim();
   if (!messageId) {
     // The envelope form of the domain: punycode, as a header must be ASCII without SMTPUTF8.
@@ -212,6 +234,57 @@ export async function acceptRawMessage(
   if (!fields.some((f) => /^date[ \t]*:/i.test(f))) {
     fields.push(`Date: ${new Date(ctx.now).toUTCString().replace("GMT", "+0000")}`);
   }
+  return messageId;
+}
+
+function viewOf(parsed: Parsed, fromAddress: string): QueuedMessage["view"] {
+  return {
+    from: parsed.from?.address
+      ? formatMailbox({ name: parsed.from.name, address: parsed.from.address })
+      : fromAddress,
+    to: flatten(parsed.to),
+    cc: flatten(parsed.cc),
+    bcc: flatten(parsed.bcc),
+    reply_to: flatten(parsed.replyTo),
+    subject: parsed.subject ?? "",
+    tags: [],
+  };
+}
+
+/**
+ * Every sender address the header names, for the key's policy. Policies match the envelope's form
+ * of an address (punycode domain); postal-mime's readings are added in case they differ from the
+ * parser's.
+ */
+function headerFromOf(senders: string[], parsed: Parsed): string[] {
+  return uniqueAddresses(
+    [
+      ...senders,
+      ...flatten(parsed.from ? [parsed.from] : []),
+      ...flatten(parsed.sender ? [parsed.sender] : []),
+    ].map((a) => envelopeAddress(a, true, "from")),
+  );
+}
+
+export async function acceptRawMessage(
+  bytes: Uint8Array,
+  overrides: RawOverrides,
+  ctx: RawContext,
+): Promise<Composed> {
+  const parsed = await parseMessage(bytes, ctx.limits);
+  const text = bytesToLatin1(bytes);
+  const { header, body } = splitHeader(text);
+  checkText(text, header);
+  const allFields = headerFields(header);
+  const fields = allFields.filter((f) => !/^(resent-)?bcc[ \t]*:/i.test(f));
+  const senders = senderAddresses(fields);
+  const headerRecipients = [...flatten(parsed.to), ...flatten(parsed.cc), ...flatten(parsed.bcc)];
+  // With ?to= the headers name no envelope recipient, so a forwarded message's old To stays as is.
+  if (!overrides.to) checkRecipientFields(allFields, headerRecipients);
+
+  const fromAddress = senderOf(parsed, overrides);
+  const envelope = envelopeOf(fromAddress, recipientsOf(overrides, headerRecipients), ctx.limits);
+  const messageId = completeFields(fields, parsed, ctx, envelope.from);
   const raw = `${fields.join("\r\n")}\r\n\r\n${body.replace(/\r?\n/g, "\r\n")}`;
   const storedBytes = storedSize(raw);
   if (storedBytes > ctx.limits.maxMessageBytes) {
@@ -223,29 +296,10 @@ export async function acceptRawMessage(
     keyId: ctx.keyId,
     createdAt: ctx.now,
     messageId,
-    envelope: { from: envelopeFrom, to: recipients },
-    view: {
-      from: parsed.from?.address
-        ? formatMailbox({ name: parsed.from.name, address: parsed.from.address })
-        : fromAddress,
-      to: flatten(parsed.to),
-      cc: flatten(parsed.cc),
-      bcc: flatten(parsed.bcc),
-      reply_to: flatten(parsed.replyTo),
-      subject: parsed.subject ?? "",
-      tags: [],
-    },
+    envelope,
+    view: viewOf(parsed, fromAddress),
   };
-  // Policies match the envelope's form of an address (punycode domain); postal-mime's readings
-  // are added in case they differ from the parser's.
-  const headerFrom = uniqueAddresses(
-    [
-      ...senders,
-      ...flatten(parsed.from ? [parsed.from] : []),
-      ...flatten(parsed.sender ? [parsed.sender] : []),
-    ].map((a) => envelopeAddress(a, true, "from")),
-  );
-  return { message, raw, headerFrom, storedBytes };
+  return { message, raw, headerFrom: headerFromOf(senders, parsed), storedBytes };
 }
 
 /** The html and text parts of a stored message, for `GET /emails/:id`. */

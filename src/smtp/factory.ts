@@ -4,12 +4,12 @@
  *
  * - nodemailer (default): runs on Workers (nodejs_compat) and Deno (node:net/node:tls).
  * - worker-mailer: on `cloudflare:sockets`, so Workers, and Deno through the socket shim; never
- *   Node. Its known defects are listed in src/smtp/worker-mailer.ts.
+ *   Node. Its known defects are listed in src/smtp/worker-mailer/transport.ts.
  */
 import { createNodemailerTransport } from "./nodemailer.ts";
 import type { SmtpTransport } from "./transport.ts";
 import type { SmtpTarget } from "./url.ts";
-import { createWorkerMailerTransport } from "./worker-mailer.ts";
+import { createWorkerMailerTransport } from "./worker-mailer/transport.ts";
 
 export type SmtpClientName = "nodemailer" | "worker-mailer";
 

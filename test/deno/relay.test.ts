@@ -58,7 +58,7 @@ for (const client of clients) {
             assert.deepEqual(got.rcptTo, [to, cc]);
             assert.equal(got.secure, name !== "plain");
             assert.equal(got.authUser, target.user);
-            // worker-mailer always says EHLO 127.0.0.1 (see src/smtp/worker-mailer.ts).
+            // worker-mailer always says EHLO 127.0.0.1 (see src/smtp/worker-mailer/transport.ts).
             if (client === "nodemailer") assert.equal(got.clientName, "relay.deno.test");
 
             const email = await waitForEmail(

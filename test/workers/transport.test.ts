@@ -4,7 +4,7 @@
 import type { NodemailerError } from "nodemailer/lib/errors";
 import { describe, expect, it } from "vitest";
 import { createNodemailerTransport, errorOutcome } from "../../src/smtp/nodemailer.ts";
-import { createWorkerMailerTransport } from "../../src/smtp/worker-mailer.ts";
+import { createWorkerMailerTransport } from "../../src/smtp/worker-mailer/transport.ts";
 import { describeTransportContract } from "../contract/transport.ts";
 
 const EHLO_NAME = "relay.test";

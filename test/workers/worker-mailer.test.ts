@@ -3,19 +3,16 @@
  * worker-mailer 1.2.1's own defects, shown through its public API against the real sinks.
  *
  * The defect cases assert upstream's behaviour as it is today. When one fails, worker-mailer
- * changed: re-check the matching workaround in src/smtp/worker-mailer.ts and the skips in
+ * changed: re-check the matching workaround in src/smtp/worker-mailer/ and the skips in
  * transport.test.ts. The ones that would spin at 100% CPU (and hang the whole suite) never run.
  */
 import { afterEach, describe, expect, it } from "vitest";
 import { LogLevel, WorkerMailer, type WorkerMailerOptions } from "worker-mailer";
 import type { SmtpTransport } from "../../src/smtp/transport.ts";
 import { parseSmtpUrl, type SmtpTarget } from "../../src/smtp/url.ts";
-import {
-  createWorkerMailerTransport,
-  dataBytes,
-  envelopeProblem,
-  workerMailerInternals,
-} from "../../src/smtp/worker-mailer.ts";
+import { workerMailerInternals } from "../../src/smtp/worker-mailer/setup.ts";
+import { createWorkerMailerTransport } from "../../src/smtp/worker-mailer/transport.ts";
+import { dataBytes, envelopeProblem } from "../../src/smtp/worker-mailer/wire.ts";
 import { services, sinkApi } from "../support/services.ts";
 import { call, email, testEnv } from "../support/worker.ts";
 

@@ -7,7 +7,7 @@ import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/api/idempotency.ts
 import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
-import { createRelay } from "../../src/relay.ts";
+import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { ADMIN, call, email, type TestEnv, testEnv, tick, upstashEnv } from "../support/worker.ts";

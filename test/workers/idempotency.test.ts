@@ -3,9 +3,9 @@
  * what a lost store reply does to it, with request faults in the Upstash gateway.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/api/idempotency.ts";
 import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/idempotency.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory.ts";

@@ -4,6 +4,7 @@
  * entries (src/runtime/*) build one per isolate with createRelay (src/runtime/compose.ts) and hand
  * it requests and cron ticks.
  */
+import { type FailureGuard, failureGuard } from "./auth/abuse.ts";
 import { ApiKeys, type Principal } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
@@ -17,6 +18,7 @@ import { cancelState, initialState, lastEvent, type Policy } from "./delivery/st
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
+import { Records } from "./records.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import {
   type IdempotencyRecord,
@@ -59,6 +61,7 @@ export class Relay {
   readonly store: RelayStore;
   readonly storeKind: StoreKind;
   readonly keys: ApiKeys;
+  readonly records: Records;
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
@@ -74,11 +77,20 @@ export class Relay {
     this.log = deps.log;
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
+    this.records = new Records(deps.store, deps.log);
     this.keys = new ApiKeys(deps.store, {
       adminToken: deps.config.adminToken,
       cacheMs: deps.config.keyCacheMs,
       now: deps.now,
     });
+  }
+
+  /**
+   * This request's view of its client network's failed lookups (auth/abuse.ts). One limiter per
+   * relay, shared by key, form and hook lookups: garbage of every kind counts against one limit.
+   */
+  failureGuard(clientIp: string | undefined): FailureGuard {
+    return failureGuard(this.store, clientIp, this.now());
   }
 
   get smtpConfigured(): boolean {

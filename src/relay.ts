@@ -29,6 +29,7 @@ import {
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
 import { type DispatchReport, dispatchEvents } from "./webhooks/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./webhooks/events.ts";
+import { WebhookEndpoints } from "./webhooks/manage.ts";
 
 /** Which store backs the relay, as /health reports it. */
 export type StoreKind = "upstash" | "memory";
@@ -62,6 +63,7 @@ export class Relay {
   readonly storeKind: StoreKind;
   readonly keys: ApiKeys;
   readonly records: Records;
+  readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
@@ -78,6 +80,12 @@ export class Relay {
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
     this.records = new Records(deps.store, deps.log);
+    this.webhooks = new WebhookEndpoints({
+      store: deps.store,
+      allowLoopback: deps.config.webhooks.allowLoopback,
+      now: deps.now,
+      log: deps.log,
+    });
     this.keys = new ApiKeys(deps.store, {
       adminToken: deps.config.adminToken,
       cacheMs: deps.config.keyCacheMs,

@@ -4,7 +4,7 @@
  * read the request, call these and shape the answer. Records keep the camelCase fields existing
  * deployments hold (WebhookRecord).
  */
-import { NotFoundError, StoreUnavailableError, ValidationError } from "../errors.ts";
+import { NotFoundError, StoreUnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { EventDelivery, EventSummary, RelayStore } from "../store/store.ts";
 import {
@@ -24,8 +24,7 @@ export interface Endpoint {
 export interface EndpointChange {
   endpoint?: unknown;
   events?: unknown;
-  /** "enabled" or "disabled". */
-  status?: unknown;
+  status?: "enabled" | "disabled";
 }
 
 export interface WebhookEndpointsDeps {
@@ -93,13 +92,7 @@ export class WebhookEndpoints {
       record.endpoint = checkEndpointUrl(change.endpoint, allowLoopback);
     }
     if (change.events !== undefined) record.events = checkEvents(change.events);
-    let enabled = found.enabled;
-    if (change.status !== undefined) {
-      if (change.status !== "enabled" && change.status !== "disabled") {
-        throw new ValidationError("must be enabled or disabled", "status");
-      }
-      enabled = change.status === "enabled";
-    }
+    const enabled = change.status === undefined ? found.enabled : change.status === "enabled";
     if (enabled) {
       delete record.disabledReason;
       delete record.disabledAt;

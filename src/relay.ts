@@ -1,11 +1,12 @@
 /**
- * The relay's core, independent of any runtime: it accepts messages into the store, answers
- * questions about them, and runs delivery. Runtime entries (src/runtime/*) build one per isolate
- * from the environment and hand it requests and cron ticks.
+ * The relay's core, independent of any runtime and of which store or transport it runs on: it
+ * accepts messages into the store, answers questions about them, and runs delivery. Runtime
+ * entries (src/runtime/*) build one per isolate with createRelay (src/runtime/compose.ts) and hand
+ * it requests and cron ticks.
  */
+import { type FailureGuard, failureGuard } from "./auth/abuse.ts";
 import { ApiKeys, type Principal } from "./auth/keys.ts";
-import { memoryRateLimiter } from "./auth/memory-rate-limit.ts";
-import { type RateLimiter, upstashRateLimiter } from "./auth/rate-limit.ts";
+import type { RateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
 import {
   addReports,
@@ -15,12 +16,10 @@ import {
 } from "./delivery/deliver.ts";
 import { cancelState, initialState, lastEvent, type Policy } from "./delivery/state.ts";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
-import { jsonLogger, type Logger } from "./log.ts";
+import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
-import { createTransport } from "./smtp/factory.ts";
+import { Records } from "./records.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
-import { describeSmtpTarget } from "./smtp/url.ts";
-import { MemoryStore } from "./store/memory.ts";
 import {
   type IdempotencyRecord,
   type NewEntry,
@@ -28,13 +27,18 @@ import {
   type RelayStore,
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
-import { UpstashStore } from "./store/upstash.ts";
 import { type DispatchReport, dispatchEvents } from "./webhooks/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./webhooks/events.ts";
+import { WebhookEndpoints } from "./webhooks/manage.ts";
 
+/** Which store backs the relay, as /health reports it. */
+export type StoreKind = "upstash" | "memory";
+
+/** What the relay runs on; src/runtime/compose.ts picks each from the configuration. */
 export interface RelayDeps {
   config: Config;
   store: RelayStore;
+  storeKind: StoreKind;
   limiter: RateLimiter;
   /** Opens an SMTP transport, or undefined when SMTP_URL is not configured. */
   openTransport: (() => SmtpTransport) | undefined;
@@ -56,7 +60,10 @@ const IMMEDIATE_DISPATCH_MS = 15_000;
 export class Relay {
   readonly config: Config;
   readonly store: RelayStore;
+  readonly storeKind: StoreKind;
   readonly keys: ApiKeys;
+  readonly records: Records;
+  readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
@@ -67,10 +74,18 @@ export class Relay {
   constructor(deps: RelayDeps) {
     this.config = deps.config;
     this.store = deps.store;
+    this.storeKind = deps.storeKind;
     this.limiter = deps.limiter;
     this.log = deps.log;
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
+    this.records = new Records(deps.store, deps.log);
+    this.webhooks = new WebhookEndpoints({
+      store: deps.store,
+      allowLoopback: deps.config.webhooks.allowLoopback,
+      now: deps.now,
+      log: deps.log,
+    });
     this.keys = new ApiKeys(deps.store, {
       adminToken: deps.config.adminToken,
       cacheMs: deps.config.keyCacheMs,
@@ -78,8 +93,12 @@ export class Relay {
     });
   }
 
-  get storeKind(): "upstash" | "memory" {
-    return this.store instanceof MemoryStore ? "memory" : "upstash";
+  /**
+   * This request's view of its client network's failed lookups (auth/abuse.ts). One limiter per
+   * relay, shared by key, form and hook lookups: garbage of every kind counts against one limit.
+   */
+  failureGuard(clientIp: string | undefined): FailureGuard {
+    return failureGuard(this.store, clientIp, this.now());
   }
 
   get smtpConfigured(): boolean {
@@ -331,45 +350,4 @@ export class Relay {
       log: this.log,
     };
   }
-}
-
-/** Builds the relay a configuration describes: Upstash or in-memory store, nodemailer transport. */
-export function createRelay(
-  config: Config,
-  options: { log?: Logger; now?: () => number; store?: RelayStore } = {},
-): Relay {
-  const log = options.log ?? jsonLogger(config.logLevel);
-  const store =
-    options.store ??
-    (config.upstash
-      ? new UpstashStore({
-          url: config.upstash.url,
-          token: config.upstash.token,
-          prefix: config.redisPrefix,
-        })
-      : new MemoryStore());
-  if (!options.store && !config.upstash) {
-    log.warn("store.memory", {
-      message:
-        "UPSTASH_REDIS_REST_URL/_TOKEN are not set: using the in-memory queue, which loses messages on restart",
-    });
-  }
-  const smtp = config.smtp;
-  if (smtp) log.info("smtp.target", { target: describeSmtpTarget(smtp) });
-  const openTransport = smtp
-    ? () =>
-        createTransport(config.smtpClient, {
-          target: smtp,
-          ehloName: config.ehloName,
-          timeoutMs: config.smtpTimeoutMs,
-          dataTimeoutMs: config.smtpDataTimeoutMs,
-          maxConnections: config.smtpMaxConnections,
-        })
-    : undefined;
-  const now = options.now ?? Date.now;
-  const limiter =
-    store instanceof UpstashStore
-      ? upstashRateLimiter(store.libraryClient(), config.redisPrefix)
-      : memoryRateLimiter(now);
-  return new Relay({ config, store, limiter, openTransport, log, now });
 }

@@ -5,7 +5,6 @@
  * authenticated request carries the rate limit headers, as Resend's do.
  */
 import type { MiddlewareHandler } from "hono";
-import { failureGuard } from "../auth/abuse.ts";
 import { checkClient } from "../auth/policy.ts";
 import {
   parseRateLimit,
@@ -24,7 +23,7 @@ export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   try {
     const principal = await relay.keys.authenticate(
       c.req.header("authorization"),
-      failureGuard(relay.store, c.get("clientIp"), relay.now()),
+      relay.failureGuard(c.get("clientIp")),
     );
     checkClient(principal.policy, c.get("clientIp"));
     const own = principal.policy?.rate_limit ? parseRateLimit(principal.policy.rate_limit) : null;

@@ -1,6 +1,7 @@
 /**
- * What the routes that manage records (forms, hooks) share: their ids, their store calls, the
- * sending policy a record keeps from the key that saved it, and the relay's own origin.
+ * What the routes that manage records (forms, hooks) share: their ids, the answer to a store
+ * that cannot be reached, the sending policy a record keeps from the key that saved it, and the
+ * relay's own origin. The record use-cases themselves are src/records.ts.
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
@@ -99,8 +100,7 @@ export function registerRecordRoutes<T extends { id: string; created_at: number 
   route(app, list, async (c) => {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
-    const records = await stored(relay, `${kind}.list`, () => relay.store.listRecords<T>(kind));
-    records.sort((a, b) => a.created_at - b.created_at);
+    const records = await stored(relay, `${kind}.list`, () => relay.records.list<T>(kind));
     const origin = requestOrigin(c);
     return c.json({
       object: "list",
@@ -113,11 +113,12 @@ export function registerRecordRoutes<T extends { id: string; created_at: number 
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
     const id = resourceId(c, name);
-    const [record, counters] = await stored(relay, `${kind}.get`, () =>
-      Promise.all([relay.store.getRecord<T>(kind, id), relay.store.counters(kind, id)]),
-    );
-    if (!record) throw new NotFoundError(name);
-    return c.json({ ...spec.view(record, requestOrigin(c)), ...spec.counted(counters) });
+    const found = await stored(relay, `${kind}.get`, () => relay.records.get<T>(kind, id));
+    if (!found) throw new NotFoundError(name);
+    return c.json({
+      ...spec.view(found.record, requestOrigin(c)),
+      ...spec.counted(found.counters),
+    });
   });
 
   route(app, remove, async (c) => {
@@ -125,9 +126,10 @@ export function registerRecordRoutes<T extends { id: string; created_at: number 
     requireFullAccess(principal);
     const relay = c.get("relay");
     const id = resourceId(c, name);
-    const removed = await stored(relay, `${kind}.delete`, () => spec.cache.remove(relay.store, id));
+    const removed = await stored(relay, `${kind}.delete`, () =>
+      relay.records.remove(kind, spec.cache, id, principal.keyId),
+    );
     if (!removed) throw new NotFoundError(name);
-    relay.log.info(`${kind}.deleted`, { [`${kind}_id`]: id, key_id: principal.keyId });
     return c.json({ object: kind, id, deleted: true });
   });
 }

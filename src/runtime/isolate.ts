@@ -5,7 +5,8 @@
  */
 import { type Env, loadConfig } from "../config.ts";
 import { ConfigError, RelayError } from "../errors.ts";
-import { createRelay, type Relay } from "../relay.ts";
+import type { Relay } from "../relay.ts";
+import { createRelay } from "./compose.ts";
 
 let cached: { env: Env; fingerprint: string; relay: Relay } | undefined;
 

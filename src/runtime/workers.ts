@@ -1,6 +1,7 @@
 /**
  * Cloudflare Workers entry: HTTP requests go to the Hono app, cron ticks run delivery. This file
- * only adapts the runtime (env bindings, ctx.waitUntil); the relay itself lives in src/relay.ts.
+ * only adapts the runtime (env bindings, ctx.waitUntil); the relay itself lives in src/relay.ts,
+ * built by compose.ts.
  */
 import { createApp } from "../app.ts";
 import type { Env } from "../config.ts";

@@ -14,7 +14,7 @@ import { FAILURE_LIMIT } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
-import { createRelay } from "../../src/relay.ts";
+import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import type { NewEntry } from "../../src/store/store.ts";
 import { gatewayApi, requireRedis, sinkApi } from "../support/services.ts";

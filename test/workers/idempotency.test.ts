@@ -3,11 +3,11 @@
  * what a lost store reply does to it, with request faults in the Upstash gateway.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/api/idempotency.ts";
 import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/idempotency.ts";
 import { silentLogger } from "../../src/log.ts";
-import { createRelay } from "../../src/relay.ts";
+import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { ADMIN, call, email, type TestEnv, testEnv, tick, upstashEnv } from "../support/worker.ts";

@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
-import { createRelay } from "../../src/relay.ts";
+import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory.ts";
 import { ADMIN, email } from "../support/worker.ts";
 

@@ -20,7 +20,7 @@ import type { Composed } from "./mail/compose.ts";
 import { createTransport } from "./smtp/factory.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import { describeSmtpTarget } from "./smtp/url.ts";
-import { MemoryStore } from "./store/memory.ts";
+import { MemoryStore } from "./store/memory/store.ts";
 import {
   type IdempotencyRecord,
   type NewEntry,
@@ -28,7 +28,7 @@ import {
   type RelayStore,
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
-import { UpstashStore } from "./store/upstash.ts";
+import { UpstashStore } from "./store/upstash/store.ts";
 import { type DispatchReport, dispatchEvents } from "./webhooks/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./webhooks/events.ts";
 
@@ -339,6 +339,7 @@ export function createRelay(
   options: { log?: Logger; now?: () => number; store?: RelayStore } = {},
 ): Relay {
   const log = options.log ?? jsonLogger(config.logLevel);
+  const now = options.now ?? Date.now;
   const store =
     options.store ??
     (config.upstash
@@ -346,8 +347,9 @@ export function createRelay(
           url: config.upstash.url,
           token: config.upstash.token,
           prefix: config.redisPrefix,
+          now,
         })
-      : new MemoryStore());
+      : new MemoryStore({ now }));
   if (!options.store && !config.upstash) {
     log.warn("store.memory", {
       message:
@@ -366,7 +368,6 @@ export function createRelay(
           maxConnections: config.smtpMaxConnections,
         })
     : undefined;
-  const now = options.now ?? Date.now;
   const limiter =
     store instanceof UpstashStore
       ? upstashRateLimiter(store.libraryClient(), config.redisPrefix)

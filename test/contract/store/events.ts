@@ -1,6 +1,6 @@
 /**
- * The events contract of the store (see ./index.ts). Webhook endpoints and their event queue: fan-out with the message writes, per-email order,
- * leases, dropping and disabling.
+ * The store's event queue contract (run for every driver by ./index.ts): webhook endpoints, the
+ * fan-out with message writes, per-email order, leases, dropping and disabling.
  */
 import { expect, it } from "vitest";
 import type { ClaimedEvent } from "../../../src/store/store.ts";

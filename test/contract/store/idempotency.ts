@@ -1,6 +1,6 @@
 /**
- * The idempotency contract of the store (see ./index.ts). Idempotency keys: in-flight markers, their release, and the done record written with the
- * messages.
+ * The store's idempotency contract (run for every driver by ./index.ts): in-flight markers, their
+ * release, and the done record written atomically with the messages, never after a lapse.
  */
 import { expect, it } from "vitest";
 import { IdempotencyClaimLapsedError, type NewEntry } from "../../../src/store/store.ts";

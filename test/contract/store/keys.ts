@@ -1,6 +1,4 @@
-/**
- * The keys contract of the store (see ./index.ts). API keys: stored by digest, listed newest first, deleted.
- */
+/** The store's API key contract (run for every driver by ./index.ts): by digest, newest first. */
 import { expect, it } from "vitest";
 import type { ApiKeyRecord } from "../../../src/store/types.ts";
 import { describePort, type StoreFactory } from "./support.ts";

@@ -1,6 +1,7 @@
 /**
- * The queue contract of the store (see ./index.ts). The message queue: atomic claims with leases, guarded commits, retention, the claim's byte
- * budget, and byte-exact storage of raw messages (what delivery relies on).
+ * The store's queue contract (run for every driver by ./index.ts): atomic claims with leases,
+ * guarded commits, retention, the claim's byte budget, idempotent enqueues and commits, and
+ * byte-exact storage of raw messages: what delivery relies on.
  */
 import { expect, it } from "vitest";
 import type { ClaimedEvent } from "../../../src/store/store.ts";

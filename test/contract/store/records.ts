@@ -1,6 +1,4 @@
-/**
- * The records contract of the store (see ./index.ts). Records by kind and id, with their counters.
- */
+/** The store's records contract (run for every driver by ./index.ts): by kind and id, counters. */
 import { expect, it } from "vitest";
 import { describePort, type StoreFactory } from "./support.ts";
 

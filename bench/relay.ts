@@ -18,7 +18,7 @@
  *       attempt made right after accepting;
  *    c. an idle cron run (nothing due).
  *    Commands are attributed to the store's scripts by SHA-1 of their text, taken from
- *    src/store/upstash.ts (STORE_SCRIPTS), so the breakdown follows the source as it changes.
+ *    src/store/upstash/scripts/index.ts (STORE_SCRIPTS), so the breakdown follows the source as it changes.
  * 2. Latency through the immediate path: POST -> answer, and POST -> the sink recording the message
  *    (its 250), against nodemailer sending the same message straight to the same sink over a fresh
  *    non-pooled connection (what an app does without the relay), and one EVAL through the gateway.
@@ -143,7 +143,7 @@ const fmtSummary = (s: Summary) => `p50 ${ms(s.p50)} / p90 ${ms(s.p90)} / max ${
 
 /** SHA-1 of each store script, from their final text (scripts share Lua pieces). */
 async function storeScripts(): Promise<Map<string, string>> {
-  const { STORE_SCRIPTS } = await import("../src/store/upstash.ts");
+  const { STORE_SCRIPTS } = await import("../src/store/upstash/scripts/index.ts");
   const map = new Map<string, string>();
   for (const [name, text] of Object.entries(STORE_SCRIPTS)) {
     map.set(createHash("sha1").update(text).digest("hex"), name.toLowerCase().replaceAll("_", " "));

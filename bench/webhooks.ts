@@ -23,7 +23,7 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 const { createTestHarness } = await import("wrangler");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
 const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
-const { STORE_SCRIPTS } = await import("../src/store/upstash.ts");
+const { STORE_SCRIPTS } = await import("../src/store/upstash/scripts/index.ts");
 
 const N = 50;
 const DEADLINE_MS = 120_000;

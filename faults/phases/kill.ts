@@ -78,7 +78,7 @@ export async function killRun(run: FaultRun, count: number): Promise<KillReport>
 
 /**
  * Which messages did the dead run still hold (tag to lease end)? Read from Redis itself (the
- * layout is in src/store/upstash.ts: hash m:<id>, l = lease token, lu = lease end).
+ * layout is in src/store/upstash/keys.ts: hash m:<id>, l = lease token, lu = lease end).
  */
 async function heldLeases(run: FaultRun, killedAt: number): Promise<Map<string, number>> {
   const held = new Map<string, number>();

@@ -11,9 +11,9 @@ import { jsonLogger, type Logger } from "../log.ts";
 import { Relay, type StoreKind } from "../relay.ts";
 import { createTransport } from "../smtp/factory.ts";
 import { describeSmtpTarget } from "../smtp/url.ts";
-import { MemoryStore } from "../store/memory.ts";
+import { MemoryStore } from "../store/memory/store.ts";
 import type { RelayStore } from "../store/store.ts";
-import { UpstashStore } from "../store/upstash.ts";
+import { UpstashStore } from "../store/upstash/store.ts";
 
 export interface RelayOptions {
   log?: Logger;
@@ -40,6 +40,7 @@ function storeFor(
       url: config.upstash.url,
       token: config.upstash.token,
       prefix: config.redisPrefix,
+      now,
     });
     return {
       store,
@@ -51,7 +52,7 @@ function storeFor(
     message:
       "UPSTASH_REDIS_REST_URL/_TOKEN are not set: using the in-memory queue, which loses messages on restart",
   });
-  return { store: new MemoryStore(), storeKind: "memory", limiter: memoryRateLimiter(now) };
+  return { store: new MemoryStore({ now }), storeKind: "memory", limiter: memoryRateLimiter(now) };
 }
 
 /** Builds the relay a configuration describes: Upstash or in-memory store, nodemailer transport. */

@@ -102,3 +102,16 @@ export interface ApiKeyRecord {
   /** What the key may send (see src/auth/policy.ts). */
   policy?: KeyPolicy;
 }
+
+/**
+ * A delivery event ready to be stored: its id (the `webhook-id` header) and its JSON payload.
+ * src/webhooks/events.ts drafts them (narrowing `type` to its event names); the store only keeps
+ * and fans them out, so it takes any type name.
+ */
+export interface EventDraft<Type extends string = string> {
+  id: string;
+  type: Type;
+  emailId: string;
+  createdAt: number;
+  payload: string;
+}

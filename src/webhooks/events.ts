@@ -15,7 +15,12 @@
 // Synchronous SHA-256: drafts are made inside state transitions, which stay synchronous and pure
 // (WebCrypto's digest is async). Workers give node:crypto under nodejs_compat; Deno has it too.
 import { createHash } from "node:crypto";
-import type { DeliveryState, QueuedMessage, RecipientState } from "../store/types.ts";
+import type {
+  DeliveryState,
+  QueuedMessage,
+  RecipientState,
+  EventDraft as StoreEventDraft,
+} from "../store/types.ts";
 import { redactBcc } from "./redact.ts";
 
 /** The events the relay emits, by Resend's names (`email.canceled` is the relay's own). */
@@ -31,14 +36,8 @@ export const EVENT_TYPES = [
 
 export type EventType = (typeof EVENT_TYPES)[number];
 
-/** An event ready to be stored: its id (the `webhook-id` header) and its JSON payload. */
-export interface EventDraft {
-  id: string;
-  type: EventType;
-  emailId: string;
-  createdAt: number;
-  payload: string;
-}
+/** An event ready to be stored (the store's `EventDraft`, with one of the relay's types). */
+export type EventDraft = StoreEventDraft<EventType>;
 
 /** A message accepted with a send time in the future (not just "now", give or take a second). */
 export function isScheduled(message: QueuedMessage, state: DeliveryState): boolean {

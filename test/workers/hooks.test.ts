@@ -15,7 +15,7 @@ import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
-import { MemoryStore } from "../../src/store/memory.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
 import type { NewEntry } from "../../src/store/store.ts";
 import { gatewayApi, requireRedis, sinkApi } from "../support/services.ts";
 import {

@@ -8,7 +8,7 @@ import { loadConfig } from "../../src/config.ts";
 import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/idempotency.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
-import { MemoryStore } from "../../src/store/memory.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { ADMIN, call, email, type TestEnv, testEnv, tick, upstashEnv } from "../support/worker.ts";
 
@@ -285,6 +285,6 @@ describe("Idempotency-Key deadline", () => {
     const late = await post();
     expect(late.status).toBe(503);
     expect(await store.peekIdempotent("admin:slow")).toEqual({ kind: "new" });
-    expect(await store.claim(clock.t + 1_000_000, 10, 1_000)).toHaveLength(0);
+    expect((await store.claimRun(clock.t + 1_000_000, 10, 1_000)).entries).toHaveLength(0);
   });
 });

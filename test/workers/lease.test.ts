@@ -8,8 +8,8 @@ import { deliverClaimed } from "../../src/delivery/deliver.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
 import { parseSmtpUrl } from "../../src/smtp/url.ts";
-import { MemoryStore } from "../../src/store/memory.ts";
-import { newEntry } from "../contract/store.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
+import { newEntry } from "../contract/store/index.ts";
 import { services, sinkApi } from "../support/services.ts";
 
 const POLICY = {
@@ -36,8 +36,8 @@ describe("lease-aware delivery", () => {
     await store.enqueue([roomy, tight]);
     const now = Date.now();
     const window = sendWindowMs(2_000);
-    const [a] = await store.claim(now, 1, 10 * window);
-    const [b] = await store.claim(now, 1, window / 2);
+    const [a] = (await store.claimRun(now, 1, 10 * window)).entries;
+    const [b] = (await store.claimRun(now, 1, window / 2)).entries;
     if (!a || !b) throw new Error("nothing claimed");
     const transport = plainTransport(2_000);
     try {
@@ -59,10 +59,10 @@ describe("lease-aware delivery", () => {
     expect(await sinkApi("plain").messages({ to: `tight-${tag}@` })).toEqual([]);
     // The skipped message was not written back: it is still leased, and due again when that ends.
     expect((await store.get(tight.message.id))?.state.attempts).toBe(0);
-    expect(await store.claim(now + window / 2 - 1, 10, 60_000)).toEqual([]);
-    expect((await store.claim(now + window / 2, 10, 60_000)).map((c) => c.message.id)).toEqual([
-      tight.message.id,
-    ]);
+    expect((await store.claimRun(now + window / 2 - 1, 10, 60_000)).entries).toEqual([]);
+    expect(
+      (await store.claimRun(now + window / 2, 10, 60_000)).entries.map((c) => c.message.id),
+    ).toEqual([tight.message.id]);
   });
 
   it("renews the lease while a slow server drags a transaction past it", async () => {
@@ -77,13 +77,13 @@ describe("lease-aware delivery", () => {
     const timeoutMs = 500;
     const window = sendWindowMs(timeoutMs);
     const lease = 1_200;
-    const [claimed] = await store.claim(Date.now(), 1, lease);
+    const [claimed] = (await store.claimRun(Date.now(), 1, lease)).entries;
     if (!claimed) throw new Error("nothing claimed");
     const transport = plainTransport(timeoutMs);
     await sink.setFaults({ rules: [], tarpitMs: 250 });
     const rival: string[][] = [];
     const watcher = setInterval(async () => {
-      rival.push((await store.claim(Date.now(), 10, 60_000)).map((c) => c.message.id));
+      rival.push((await store.claimRun(Date.now(), 10, 60_000)).entries.map((c) => c.message.id));
     }, 200);
     try {
       const report = await deliverClaimed([claimed], {

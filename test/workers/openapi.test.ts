@@ -8,7 +8,7 @@ import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
-import { MemoryStore } from "../../src/store/memory.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
 import { ADMIN, email } from "../support/worker.ts";
 
 const METHODS = ["get", "post", "put", "patch", "delete", "options"] as const;

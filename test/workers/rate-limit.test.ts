@@ -12,7 +12,7 @@ import {
   rateLimitHeaders,
   upstashRateLimiter,
 } from "../../src/auth/rate-limit.ts";
-import { UpstashStore } from "../../src/store/upstash.ts";
+import { UpstashStore } from "../../src/store/upstash/store.ts";
 import { gatewayApi, redisSkipReason, services, uniquePrefix } from "../support/services.ts";
 import { ADMIN, call, email, type TestEnv, testEnv, upstashEnv } from "../support/worker.ts";
 

@@ -1,8 +1,8 @@
 /** Runs the store contract against both drivers inside workerd: in-memory, and Upstash over REST
  * (through the Upstash-compatible gateway in front of the real redis-server). */
-import { MemoryStore } from "../../src/store/memory.ts";
-import { UpstashStore } from "../../src/store/upstash.ts";
-import { describeStoreContract } from "../contract/store.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
+import { UpstashStore } from "../../src/store/upstash/store.ts";
+import { describeStoreContract } from "../contract/store/index.ts";
 import { redisSkipReason, services, uniquePrefix } from "../support/services.ts";
 
 describeStoreContract({ name: "memory", make: (options) => new MemoryStore(options) });

@@ -1,0 +1,30 @@
+/** In-memory API keys, by id; found by digest with a scan (there are few). */
+import type { KeyStore } from "../ports.ts";
+import type { ApiKeyRecord } from "../types.ts";
+import { copy } from "./values.ts";
+
+export class MemoryKeys implements KeyStore {
+  readonly #keys = new Map<string, ApiKeyRecord>();
+
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    this.#keys.set(record.id, copy(record));
+  }
+
+  async keyByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    for (const k of this.#keys.values()) if (k.digest === digest) return copy(k);
+    return null;
+  }
+
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()].map(copy).sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
+    const held = this.#keys.get(record.id);
+    if (held) held.lastUsedAt = at;
+  }
+
+  async deleteKey(id: string): Promise<boolean> {
+    return this.#keys.delete(id);
+  }
+}

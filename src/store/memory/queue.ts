@@ -1,0 +1,166 @@
+/**
+ * The in-memory message queue: the Upstash q sorted set and m:<id> hashes as one map of slots,
+ * with the same leases, guarded commits, byte budget and retention.
+ */
+import type {
+  ClaimRun,
+  CommitResult,
+  IdempotencyRecord,
+  NewEntry,
+  NextStep,
+  WriteGuard,
+} from "../ports.ts";
+import { claimEntryBytes, newLeaseToken } from "../shared.ts";
+import type { ClaimedEntry, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
+import type { MemoryEvents } from "./events.ts";
+import type { MemoryIdempotency } from "./idempotency.ts";
+import { copy, utf8Length } from "./values.ts";
+
+interface Slot {
+  entry: StoredEntry;
+  /** Score in the queue: due time, or lease end while leased. Null once finished. */
+  dueAt: number | null;
+  token: string;
+  /** The token of the last token-guarded commit applied, so a repeat of it is known. */
+  committedToken: string;
+  expiresAt: number | null;
+}
+
+/** What a claim's answer would carry for this entry, as the Upstash driver counts it. */
+function entryBytes(entry: StoredEntry): number {
+  return claimEntryBytes(
+    utf8Length(JSON.stringify(entry.message)),
+    utf8Length(entry.raw),
+    utf8Length(JSON.stringify(entry.state)),
+  );
+}
+
+/** Why `guard` may not write to `slot` now, or null when it may. */
+function refusal(slot: Slot, guard: WriteGuard): CommitResult | null {
+  if ("token" in guard) {
+    if (slot.token === guard.token) return null;
+    // A repeat of the commit last applied: done already, nothing to write or queue again.
+    return slot.committedToken === guard.token ? "ok" : "conflict";
+  }
+  const leased = slot.token !== "" && (slot.entry.leasedUntil ?? 0) > guard.now;
+  return leased || slot.entry.version !== guard.version ? "conflict" : null;
+}
+
+export interface MemoryQueueDeps {
+  now: () => number;
+  claimBudgetBytes: number;
+  idempotency: MemoryIdempotency;
+  events: MemoryEvents;
+}
+
+/** The MessageQueue port, apart from purging (the store purges every part at once). */
+export class MemoryQueue {
+  readonly #slots = new Map<string, Slot>();
+  readonly #deps: MemoryQueueDeps;
+
+  constructor(deps: MemoryQueueDeps) {
+    this.#deps = deps;
+  }
+
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+    // The same entries again: stored already (as the Upstash script tells a repeat).
+    const first = entries[0];
+    if (first && this.#slots.has(first.message.id)) return;
+    // Only while the key still holds this request's marker, as the Upstash script checks.
+    if (idempotency) this.#deps.idempotency.settle(idempotency);
+    for (const e of entries) {
+      this.#slots.set(e.message.id, {
+        entry: {
+          message: copy(e.message),
+          raw: e.raw,
+          state: copy(e.state),
+          version: 1,
+          leasedUntil: e.lease?.until ?? null,
+        },
+        dueAt: e.lease ? e.lease.until : e.dueAt,
+        token: e.lease?.token ?? "",
+        committedToken: "",
+        expiresAt: null,
+      });
+    }
+    this.#deps.events.fanout(entries.flatMap((e) => e.events ?? []));
+  }
+
+  async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
+    const claimed = this.#claim(now, limit, leaseMs);
+    return { ...claimed, eventsDue: this.#deps.events.dueChains(now) };
+  }
+
+  #claim(
+    now: number,
+    limit: number,
+    leaseMs: number,
+  ): { entries: ClaimedEntry[]; stoppedAtBudget: boolean } {
+    const due = [...this.#slots.values()]
+      .filter((s): s is Slot & { dueAt: number } => s.dueAt !== null && s.dueAt <= now)
+      .sort((a, b) => a.dueAt - b.dueAt)
+      .slice(0, limit);
+    const token = newLeaseToken();
+    const entries: ClaimedEntry[] = [];
+    let used = 0;
+    for (const slot of due) {
+      // Within the byte budget, but the first is taken however large (see the Upstash CLAIM).
+      const size = entryBytes(slot.entry);
+      if (entries.length > 0 && used + size > this.#deps.claimBudgetBytes) {
+        return { entries, stoppedAtBudget: true };
+      }
+      used += size;
+      slot.dueAt = now + leaseMs;
+      slot.token = token;
+      slot.entry.leasedUntil = now + leaseMs;
+      entries.push({ ...copy(slot.entry), token });
+    }
+    return { entries, stoppedAtBudget: false };
+  }
+
+  async commit(
+    id: string,
+    guard: WriteGuard,
+    state: DeliveryState,
+    next: NextStep,
+    events?: EventDraft[],
+  ): Promise<CommitResult> {
+    const slot = this.#slots.get(id);
+    if (!slot) return "missing";
+    const refused = refusal(slot, guard);
+    if (refused) return refused;
+    slot.entry.state = copy(state);
+    slot.entry.version += 1;
+    slot.entry.leasedUntil = null;
+    slot.token = "";
+    slot.committedToken = "token" in guard ? guard.token : "";
+    if (next.kind === "due") {
+      slot.dueAt = next.at;
+    } else {
+      slot.dueAt = null;
+      slot.expiresAt = this.#deps.now() + next.retainMs;
+    }
+    this.#deps.events.fanout(events);
+    return "ok";
+  }
+
+  async renew(id: string, token: string, until: number): Promise<boolean> {
+    const slot = this.#slots.get(id);
+    if (!slot || slot.token === "" || slot.token !== token) return false;
+    slot.dueAt = until;
+    slot.entry.leasedUntil = until;
+    return true;
+  }
+
+  async get(id: string): Promise<StoredEntry | null> {
+    const slot = this.#slots.get(id);
+    return slot ? copy(slot.entry) : null;
+  }
+
+  /** Forgets finished messages past their retention (Redis expires the hashes). */
+  purge(now: number): void {
+    for (const [id, slot] of this.#slots) {
+      if (slot.expiresAt !== null && slot.expiresAt <= now) this.#slots.delete(id);
+    }
+  }
+}

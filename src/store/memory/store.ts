@@ -1,0 +1,206 @@
+/**
+ * In-memory store: the embedded default for local development and tests. It keeps the same
+ * semantics as the Upstash driver (leases, guarded commits, retention) so the contract suites hold
+ * for both, but it is not durable: an isolate restart loses every message. The relay logs a
+ * warning when it runs on this driver.
+ *
+ * One object per port (queue.ts, idempotency.ts, keys.ts, records.ts, events.ts) over shared
+ * maps; this class only routes calls to them and expires what is past its retention first, at the
+ * points where Redis would already have expired it.
+ */
+import type {
+  ClaimedEvent,
+  ClaimRun,
+  CommitResult,
+  EventCommitResult,
+  EventDelivery,
+  EventOutcome,
+  EventSummary,
+  IdempotencyRecord,
+  IdempotencyState,
+  NewEntry,
+  NextStep,
+  RecordKind,
+  WriteGuard,
+} from "../ports.ts";
+import { CLAIM_BUDGET_BYTES } from "../shared.ts";
+import type { RelayStore } from "../store.ts";
+import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
+import { MemoryEvents } from "./events.ts";
+import { MemoryIdempotency } from "./idempotency.ts";
+import { MemoryKeys } from "./keys.ts";
+import { MemoryQueue } from "./queue.ts";
+import { MemoryRecords } from "./records.ts";
+
+export interface MemoryStoreOptions {
+  /** @default Date.now */
+  now?: () => number;
+  /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
+  claimBudgetBytes?: number;
+}
+
+export class MemoryStore implements RelayStore {
+  readonly #now: () => number;
+  readonly #idempotency: MemoryIdempotency;
+  readonly #keys = new MemoryKeys();
+  readonly #records = new MemoryRecords();
+  readonly #events: MemoryEvents;
+  readonly #queue: MemoryQueue;
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#now = options.now ?? Date.now;
+    this.#idempotency = new MemoryIdempotency(this.#now);
+    this.#events = new MemoryEvents(this.#now, this.#records);
+    this.#queue = new MemoryQueue({
+      now: this.#now,
+      claimBudgetBytes: options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
+      idempotency: this.#idempotency,
+      events: this.#events,
+    });
+  }
+
+  #purge(): void {
+    const now = this.#now();
+    this.#queue.purge(now);
+    this.#events.purge(now);
+  }
+
+  // ---- IdempotencyStore
+
+  beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState> {
+    return this.#idempotency.beginIdempotent(key, hash, token, ttlMs);
+  }
+
+  peekIdempotent(key: string): Promise<IdempotencyState> {
+    return this.#idempotency.peekIdempotent(key);
+  }
+
+  abandonIdempotent(key: string, token: string): Promise<boolean> {
+    return this.#idempotency.abandonIdempotent(key, token);
+  }
+
+  // ---- MessageQueue
+
+  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+    return this.#queue.enqueue(entries, idempotency);
+  }
+
+  claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
+    this.#purge();
+    return this.#queue.claimRun(now, limit, leaseMs);
+  }
+
+  commit(
+    id: string,
+    guard: WriteGuard,
+    state: DeliveryState,
+    next: NextStep,
+    events?: EventDraft[],
+  ): Promise<CommitResult> {
+    this.#purge();
+    return this.#queue.commit(id, guard, state, next, events);
+  }
+
+  renew(id: string, token: string, until: number): Promise<boolean> {
+    return this.#queue.renew(id, token, until);
+  }
+
+  get(id: string): Promise<StoredEntry | null> {
+    this.#purge();
+    return this.#queue.get(id);
+  }
+
+  // ---- KeyStore
+
+  putKey(record: ApiKeyRecord): Promise<void> {
+    return this.#keys.putKey(record);
+  }
+
+  keyByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    return this.#keys.keyByDigest(digest);
+  }
+
+  listKeys(): Promise<ApiKeyRecord[]> {
+    return this.#keys.listKeys();
+  }
+
+  touchKey(record: ApiKeyRecord, at: number): Promise<void> {
+    return this.#keys.touchKey(record, at);
+  }
+
+  deleteKey(id: string): Promise<boolean> {
+    return this.#keys.deleteKey(id);
+  }
+
+  // ---- RecordStore
+
+  putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {
+    return this.#records.putRecord(kind, id, value);
+  }
+
+  getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
+    return this.#records.getRecord<T>(kind, id);
+  }
+
+  listRecords<T>(kind: RecordKind): Promise<T[]> {
+    return this.#records.listRecords<T>(kind);
+  }
+
+  deleteRecord(kind: RecordKind, id: string): Promise<boolean> {
+    return this.#records.deleteRecord(kind, id);
+  }
+
+  count(kind: RecordKind, id: string, counter: string, by?: number): Promise<void> {
+    return this.#records.count(kind, id, counter, by);
+  }
+
+  counters(kind: RecordKind, id: string): Promise<Record<string, number>> {
+    return this.#records.counters(kind, id);
+  }
+
+  // ---- EventQueue
+
+  get eventsQueued(): number {
+    return this.#events.eventsQueued;
+  }
+
+  putWebhook<T>(id: string, record: T, events: readonly string[] | null): Promise<void> {
+    return this.#events.putWebhook(id, record, events);
+  }
+
+  getWebhook<T>(id: string): Promise<{ record: T; enabled: boolean } | null> {
+    return this.#events.getWebhook<T>(id);
+  }
+
+  listWebhooks<T>(): Promise<{ record: T; enabled: boolean }[]> {
+    return this.#events.listWebhooks<T>();
+  }
+
+  deleteWebhook(id: string): Promise<boolean> {
+    return this.#events.deleteWebhook(id);
+  }
+
+  claimEvents(now: number, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    this.#purge();
+    return this.#events.claimEvents(now, limit, leaseMs);
+  }
+
+  commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult> {
+    return this.#events.commitEvent(event, outcome);
+  }
+
+  eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
+    this.#purge();
+    return this.#events.eventLog(endpointId, limit);
+  }
+
+  eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
+    this.#purge();
+    return this.#events.eventDelivery(endpointId, eventId);
+  }
+}

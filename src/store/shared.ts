@@ -1,0 +1,43 @@
+/**
+ * What both store drivers share so they agree to the byte: the claim's byte budget and how one
+ * entry counts against it, the event log's cap, and lease tokens. The Upstash scripts embed these
+ * numbers in their Lua text, so changing one changes those scripts' SHA-1s too.
+ */
+
+/**
+ * Upstash's size limit for one response, as for one request: "max request size which is 10MB"
+ * (docs: https://upstash.com/docs/redis/troubleshooting/max_request_size_exceeded), read as
+ * 10,000,000 bytes, the stricter reading. A claim whose answer is larger fails after it has set
+ * its leases.
+ */
+export const UPSTASH_MAX_RESPONSE_BYTES = 10_000_000;
+
+/**
+ * The largest answer one claim may make, as estimated by `claimEntryBytes`: what bounds a batch
+ * is its REST response (under UPSTASH_MAX_RESPONSE_BYTES, with 1 MB to spare for what the
+ * estimate leaves out) and the Worker's 128 MB, which holds the batch's raw messages as strings
+ * and each one again as bytes while it is sent.
+ */
+export const CLAIM_BUDGET_BYTES = UPSTASH_MAX_RESPONSE_BYTES - 1_000_000;
+
+/** Per message in a claim's answer: its id, version, lease end and the JSON around them. */
+export const CLAIM_ENTRY_OVERHEAD = 256;
+
+/**
+ * What one claimed message adds to the claim's answer, from the stored sizes (UTF-8 bytes) of its
+ * metadata, raw and state: @upstash/redis asks for `Upstash-Encoding: base64`, so each string
+ * travels as base64, 4 characters per 3 bytes. The raw is stored as the UTF-8 of a latin1 string,
+ * so each byte >= 0x80 takes two. The Upstash script computes the same from HSTRLEN.
+ */
+export function claimEntryBytes(metaBytes: number, rawBytes: number, stateBytes: number): number {
+  const b64 = (n: number) => 4 * Math.ceil(n / 3);
+  return b64(metaBytes) + b64(rawBytes) + b64(stateBytes) + CLAIM_ENTRY_OVERHEAD;
+}
+
+/** Events kept per endpoint in its event log (`GET /webhooks/:id/events`); older ones drop out. */
+export const EVENT_LOG_MAX = 1000;
+
+/** A fresh, unguessable lease token. */
+export function newLeaseToken(): string {
+  return crypto.randomUUID();
+}

@@ -1,0 +1,65 @@
+/**
+ * The Redis key layout of the Upstash driver, in one place. Everything lives under the configured
+ * prefix (default "relay:"):
+ *
+ *   q        sorted set: message id -> when it is next due (ms), or when its lease ends
+ *   m:<id>   hash: m = metadata JSON, r = raw message, s = state JSON, v = version,
+ *            l = lease token ("" when free), lu = lease end (ms), ct = token of the last
+ *            token-guarded commit (so a repeat of it is known)
+ *   keys     hash: key id -> key record JSON (for listing)
+ *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
+ *   idem:<key id>:<Idempotency-Key>  string JSON: an in-flight marker {kind, token, hash, until}
+ *            expiring after IN_FLIGHT_TTL_MS, or the done record {kind, hash, response}, 24 h
+ *   rec:<kind>  hash: id -> record JSON (forms, hooks, webhook endpoints)
+ *   cnt:<kind>:<id>  hash: counter name -> count, for that record
+ *   wh:subs  hash: enabled webhook endpoint id -> " email.sent email.delivered " (what it wants;
+ *            absent while disabled). The enqueue and commit scripts fan events out from it, so
+ *            with no endpoint an event costs nothing but one HGETALL inside a script.
+ *   wh:failing  hash: endpoint id -> when its current run of failures began (ms)
+ *   wq       sorted set: "<endpoint id>:<email id>" event chain -> when its head is due (ms), or
+ *            when its lease ends
+ *   wc:<endpoint id>:<email id>  list: that chain's event ids, oldest first; only the head is sent
+ *   wd:<endpoint id>:<event id>  hash: p = payload, t = type, e = email id, c = created (ms),
+ *            s = status, a = attempts JSON, na = next attempt (ms), l = lease token, lu = lease end
+ *   wl:<endpoint id>  sorted set: event id -> created (ms), the newest EVENT_LOG_MAX (event log)
+ *
+ * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
+ * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
+ * ('m:', 'wd:', 'wc:', 'wl:', 'wh:subs', 'idem:', 'rec:webhook', 'wq') must match these.
+ */
+import type { RecordKind } from "../ports.ts";
+
+/** The key names under one prefix. */
+export interface KeyLayout {
+  readonly prefix: string;
+  readonly queue: string;
+  message(id: string): string;
+  readonly keyList: string;
+  keyByDigest(digest: string): string;
+  idempotency(key: string): string;
+  records(kind: RecordKind): string;
+  counters(kind: RecordKind, id: string): string;
+  readonly subscriptions: string;
+  readonly failing: string;
+  readonly eventQueue: string;
+  event(endpointId: string, eventId: string): string;
+  eventLog(endpointId: string): string;
+}
+
+export function keyLayout(prefix: string): KeyLayout {
+  return {
+    prefix,
+    queue: `${prefix}q`,
+    message: (id) => `${prefix}m:${id}`,
+    keyList: `${prefix}keys`,
+    keyByDigest: (digest) => `${prefix}k:${digest}`,
+    idempotency: (key) => `${prefix}idem:${key}`,
+    records: (kind) => `${prefix}rec:${kind}`,
+    counters: (kind, id) => `${prefix}cnt:${kind}:${id}`,
+    subscriptions: `${prefix}wh:subs`,
+    failing: `${prefix}wh:failing`,
+    eventQueue: `${prefix}wq`,
+    event: (endpointId, eventId) => `${prefix}wd:${endpointId}:${eventId}`,
+    eventLog: (endpointId) => `${prefix}wl:${endpointId}`,
+  };
+}

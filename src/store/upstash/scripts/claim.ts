@@ -1,0 +1,80 @@
+/**
+ * Claims a batch of due messages for one delivery run, in one command, and counts the due webhook
+ * event chains on the way so an idle run needs no second command.
+ *
+ * The answer must stay within Upstash's response limit: sizes are read first (HSTRLEN, O(1)) and
+ * a message is taken only while the estimated answer (claimEntryBytes) fits the budget, except
+ * the first, which is taken alone however large, so no message is ever passed over. Those left
+ * out are not leased: they stay due for the next claim.
+ */
+import type { ClaimRun } from "../../ports.ts";
+import { CLAIM_ENTRY_OVERHEAD } from "../../shared.ts";
+import type { DeliveryState, QueuedMessage } from "../../types.ts";
+import type { KeyLayout } from "../keys.ts";
+import { defineScript } from "./define.ts";
+
+export interface ClaimArgs {
+  keys: KeyLayout;
+  now: number;
+  limit: number;
+  leaseMs: number;
+  token: string;
+  budgetBytes: number;
+}
+
+/** {{id, meta, raw, state, version, leaseUntil}..., due event chains, 1 when it stopped}. */
+type ClaimReply = [string[][], number, number];
+
+export const claimScript = defineScript<ClaimArgs, ClaimReply, ClaimRun>({
+  name: "CLAIM",
+  lua: `
+local function entryBytes(m, r, s)
+  local function b64(n) return 4 * math.ceil(n / 3) end
+  return b64(m) + b64(r) + b64(s) + ${CLAIM_ENTRY_OVERHEAD}
+end
+local prefix = ARGV[1]
+local now = tonumber(ARGV[2])
+local untilMs = now + tonumber(ARGV[4])
+local budget = tonumber(ARGV[6])
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+local used = 0
+local stopped = 0
+for _, id in ipairs(ids) do
+  local k = prefix .. 'm:' .. id
+  local m = redis.call('HSTRLEN', k, 'm')
+  if m == 0 then
+    -- The record expired or was removed: drop the orphaned queue entry.
+    redis.call('ZREM', KEYS[1], id)
+  else
+    local size = entryBytes(m, redis.call('HSTRLEN', k, 'r'), redis.call('HSTRLEN', k, 's'))
+    if #out > 0 and used + size > budget then
+      stopped = 1
+      break
+    end
+    used = used + size
+    local v = redis.call('HMGET', k, 'm', 'r', 's', 'v')
+    redis.call('ZADD', KEYS[1], untilMs, id)
+    redis.call('HSET', k, 'l', ARGV[5], 'lu', untilMs)
+    out[#out + 1] = {id, v[1], v[2], v[3], v[4], tostring(untilMs)}
+  end
+end
+return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now), stopped}
+`,
+  encode: ({ keys, now, limit, leaseMs, token, budgetBytes }) => ({
+    keys: [keys.queue],
+    argv: [keys.prefix, String(now), String(limit), String(leaseMs), token, String(budgetBytes)],
+  }),
+  decode: ([rows, eventsDue, stopped], { token }) => ({
+    entries: rows.map(([, meta, raw, state, version, until]) => ({
+      message: JSON.parse(String(meta)) as QueuedMessage,
+      raw: String(raw),
+      state: JSON.parse(String(state)) as DeliveryState,
+      version: Number(version),
+      leasedUntil: Number(until),
+      token,
+    })),
+    eventsDue: Number(eventsDue),
+    stoppedAtBudget: Number(stopped) === 1,
+  }),
+});

@@ -1,0 +1,79 @@
+/**
+ * Writes a delivery's new state and releases its lease, if the guard still holds, and queues the
+ * events the change emits in the same step (only if the write succeeds).
+ *
+ * A token-guarded commit may run twice (a lost reply, re-sent by @upstash/redis or by the
+ * delivery's own retry): the token it applied is kept in ct, and a repeat with it answers ok
+ * without writing or queueing its events again.
+ */
+import type { CommitResult, NextStep, WriteGuard } from "../../ports.ts";
+import type { DeliveryState, EventDraft } from "../../types.ts";
+import type { KeyLayout } from "../keys.ts";
+import { defineScript } from "./define.ts";
+import { eventArgv, FANOUT } from "./fanout.ts";
+
+export interface CommitArgs {
+  keys: KeyLayout;
+  id: string;
+  guard: WriteGuard;
+  state: DeliveryState;
+  next: NextStep;
+  events?: EventDraft[] | undefined;
+  now: number;
+}
+
+/** {1, deliveries queued} ok, 0 conflict, -1 missing. */
+type CommitReply = number | [number, number];
+
+export const commitScript = defineScript<
+  CommitArgs,
+  CommitReply,
+  { result: CommitResult; queued: number }
+>({
+  name: "COMMIT",
+  lua: `${FANOUT}
+local k = KEYS[2]
+local h = redis.call('HMGET', k, 'v', 'l', 'lu', 'ct')
+if not h[1] then return -1 end
+if ARGV[2] ~= '' then
+  if h[2] ~= ARGV[2] then
+    if h[4] == ARGV[2] then return {1, 0} end
+    return 0
+  end
+else
+  if (h[2] and h[2] ~= '' and tonumber(h[3] or '0') > tonumber(ARGV[4])) or h[1] ~= ARGV[3] then
+    return 0
+  end
+end
+redis.call('HSET', k, 's', ARGV[5], 'v', tonumber(h[1]) + 1, 'l', '', 'lu', 0, 'ct', ARGV[2])
+if ARGV[6] == 'due' then
+  redis.call('ZADD', KEYS[1], ARGV[7], ARGV[1])
+else
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('PEXPIRE', k, ARGV[7])
+end
+return {1, fanout(ARGV[8], 10, ARGV[9])}
+`,
+  encode({ keys, id, guard, state, next, events, now }) {
+    const byToken = "token" in guard;
+    return {
+      keys: [keys.queue, keys.message(id)],
+      argv: [
+        id,
+        byToken ? guard.token : "", // "" for a version guard
+        byToken ? "" : String(guard.version),
+        byToken ? "0" : String(guard.now),
+        JSON.stringify(state),
+        next.kind,
+        String(next.kind === "due" ? Math.round(next.at) : Math.max(1, Math.round(next.retainMs))),
+        keys.prefix,
+        String(now), // for the events
+        ...eventArgv(events),
+      ],
+    };
+  },
+  decode(reply) {
+    if (Array.isArray(reply)) return { result: "ok", queued: Number(reply[1]) || 0 };
+    return { result: reply === 0 ? "conflict" : "missing", queued: 0 };
+  },
+});

@@ -1,0 +1,356 @@
+/**
+ * Upstash Redis driver for every store port, over the REST API with @upstash/redis. The key
+ * layout is in keys.ts; each multi-key operation is one Lua script in scripts/, so each costs one
+ * billed command however many messages it touches: accepting a batch, claiming a batch, and
+ * acknowledging one message are one command each. The global script lock of a single node (as
+ * Upstash is) is what makes claiming atomic. Single-key reads and writes are plain commands.
+ */
+import { Redis } from "@upstash/redis";
+import type {
+  ClaimedEvent,
+  ClaimRun,
+  CommitResult,
+  EventAttempt,
+  EventCommitResult,
+  EventDelivery,
+  EventOutcome,
+  EventSummary,
+  IdempotencyRecord,
+  IdempotencyState,
+  NewEntry,
+  NextStep,
+  RecordKind,
+  WriteGuard,
+} from "../ports.ts";
+import { IdempotencyClaimLapsedError } from "../ports.ts";
+import { CLAIM_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
+import type { RelayStore } from "../store.ts";
+import type {
+  ApiKeyRecord,
+  DeliveryState,
+  EventDraft,
+  QueuedMessage,
+  StoredEntry,
+} from "../types.ts";
+import { idempotencyState, inFlightMarker } from "./idempotency.ts";
+import { type KeyLayout, keyLayout } from "./keys.ts";
+import { bind } from "./scripts/define.ts";
+import { summaryStatus } from "./scripts/event-log.ts";
+import * as scripts from "./scripts/index.ts";
+
+/**
+ * How long one store call (with its retries) may take. It bounds how long an idempotency claim's
+ * write can be outstanding (src/idempotency.ts SEAL_DEADLINE_MS plus this stays within the
+ * in-flight marker's life), and a claim of a full budget (9 MB) still has ample time.
+ */
+export const STORE_REQUEST_TIMEOUT_MS = 20_000;
+
+export interface UpstashStoreOptions {
+  url: string;
+  token: string;
+  prefix: string;
+  /** Network retries inside @upstash/redis before a call fails (and the API answers 503). */
+  retries?: number;
+  /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
+  claimBudgetBytes?: number;
+  /**
+   * The clock for times the store stamps itself (an in-flight marker's end, when queued events
+   * are due, whether an event's lease ran out).
+   * @default Date.now
+   */
+  now?: () => number;
+}
+
+/** Without automatic deserialisation the client returns HGETALL as [field, value, ...]. */
+function hashValues(flat: unknown): string[] {
+  return ((flat ?? []) as string[]).filter((_, i) => i % 2 === 1);
+}
+
+export class UpstashStore implements RelayStore {
+  readonly #redis: Redis;
+  readonly #keys: KeyLayout;
+  readonly #options: UpstashStoreOptions;
+  readonly #now: () => number;
+  readonly #run;
+  #eventsQueued = 0;
+
+  constructor(options: UpstashStoreOptions) {
+    this.#redis = new Redis({
+      url: options.url,
+      token: options.token,
+      // Values are our own JSON and raw MIME: parse them ourselves, never guess.
+      automaticDeserialization: false,
+      enableTelemetry: false,
+      retry: { retries: options.retries ?? 2, backoff: (n) => 100 * 2 ** n },
+      // fetch has no timeout of its own: a request that hangs would hold a delivery run or an
+      // accept for ever. A function gives each call (all its attempts) a fresh signal, and makes
+      // the client throw on abort instead of answering a made-up "Aborted" result.
+      signal: () => AbortSignal.timeout(STORE_REQUEST_TIMEOUT_MS),
+    });
+    this.#keys = keyLayout(options.prefix);
+    this.#options = options;
+    this.#now = options.now ?? Date.now;
+    const r = this.#redis;
+    this.#run = {
+      enqueue: bind(r, scripts.enqueueScript),
+      claim: bind(r, scripts.claimScript),
+      commit: bind(r, scripts.commitScript),
+      renew: bind(r, scripts.renewScript),
+      touchKey: bind(r, scripts.touchKeyScript),
+      releaseIdempotent: bind(r, scripts.releaseIdempotentScript),
+      claimEvents: bind(r, scripts.claimEventsScript),
+      commitEvent: bind(r, scripts.commitEventScript),
+      eventLog: bind(r, scripts.eventLogScript),
+      putWebhook: bind(r, scripts.putWebhookScript),
+      deleteWebhook: bind(r, scripts.deleteWebhookScript),
+      getWebhooks: bind(r, scripts.getWebhooksScript),
+    };
+  }
+
+  get eventsQueued(): number {
+    return this.#eventsQueued;
+  }
+
+  /**
+   * A client with the library's default settings (JSON deserialisation on), for libraries such as
+   * @upstash/ratelimit that expect them; the store's own client leaves values untouched.
+   */
+  libraryClient(): Redis {
+    return new Redis({
+      url: this.#options.url,
+      token: this.#options.token,
+      enableTelemetry: false,
+    });
+  }
+
+  // ---- IdempotencyStore
+
+  async beginIdempotent(
+    key: string,
+    hash: string,
+    token: string,
+    ttlMs: number,
+  ): Promise<IdempotencyState> {
+    // SET NX GET claims the key and returns what it held, in one command. The token leads the
+    // marker so RELEASE_IDEMPOTENT can recognise its own marker by prefix.
+    const held = await this.#redis.set<string>(
+      this.#keys.idempotency(key),
+      inFlightMarker(token, hash, this.#now() + ttlMs),
+      { nx: true, px: ttlMs, get: true },
+    );
+    // The client's retry of a SET whose reply was lost finds this request's own marker.
+    return idempotencyState(held, token);
+  }
+
+  async peekIdempotent(key: string): Promise<IdempotencyState> {
+    return idempotencyState(await this.#redis.get<string>(this.#keys.idempotency(key)));
+  }
+
+  async abandonIdempotent(key: string, token: string): Promise<boolean> {
+    return this.#run.releaseIdempotent({ keys: this.#keys, key, token });
+  }
+
+  // ---- MessageQueue
+
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+    if (entries.length === 0) return;
+    const queued = await this.#run.enqueue({
+      keys: this.#keys,
+      entries,
+      idempotency,
+      now: this.#now(),
+    });
+    if (queued === "lapsed") throw new IdempotencyClaimLapsedError();
+    this.#eventsQueued += queued;
+  }
+
+  async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
+    return this.#run.claim({
+      keys: this.#keys,
+      now,
+      limit,
+      leaseMs,
+      token: newLeaseToken(),
+      budgetBytes: this.#options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
+    });
+  }
+
+  async commit(
+    id: string,
+    guard: WriteGuard,
+    state: DeliveryState,
+    next: NextStep,
+    events?: EventDraft[],
+  ): Promise<CommitResult> {
+    const { result, queued } = await this.#run.commit({
+      keys: this.#keys,
+      id,
+      guard,
+      state,
+      next,
+      events,
+      now: this.#now(),
+    });
+    this.#eventsQueued += queued;
+    return result;
+  }
+
+  async renew(id: string, token: string, until: number): Promise<boolean> {
+    return this.#run.renew({ keys: this.#keys, id, token, until });
+  }
+
+  async get(id: string): Promise<StoredEntry | null> {
+    // Without automatic deserialisation the client returns HMGET as a plain array.
+    const fields = (await this.#redis.hmget(
+      this.#keys.message(id),
+      "m",
+      "r",
+      "s",
+      "v",
+      "l",
+      "lu",
+    )) as unknown as (string | null)[] | null;
+    const [meta, raw, state, version, lease, leaseUntil] = fields ?? [];
+    if (!meta || raw == null || !state) return null;
+    const until = Number(leaseUntil ?? 0);
+    return {
+      message: JSON.parse(meta) as QueuedMessage,
+      raw,
+      state: JSON.parse(state) as DeliveryState,
+      version: Number(version),
+      leasedUntil: lease && until > 0 ? until : null,
+    };
+  }
+
+  // ---- KeyStore
+
+  async putKey(record: ApiKeyRecord): Promise<void> {
+    const json = JSON.stringify(record);
+    const tx = this.#redis.multi();
+    tx.set(this.#keys.keyByDigest(record.digest), json);
+    tx.hset(this.#keys.keyList, { [record.id]: json });
+    await tx.exec();
+  }
+
+  async keyByDigest(digest: string): Promise<ApiKeyRecord | null> {
+    const json = await this.#redis.get<string>(this.#keys.keyByDigest(digest));
+    return json ? (JSON.parse(json) as ApiKeyRecord) : null;
+  }
+
+  async listKeys(): Promise<ApiKeyRecord[]> {
+    return hashValues(await this.#redis.hgetall(this.#keys.keyList))
+      .map((json) => JSON.parse(json) as ApiKeyRecord)
+      .sort((a, b) => b.createdAt - a.createdAt);
+  }
+
+  async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
+    await this.#run.touchKey({ keys: this.#keys, record, at });
+  }
+
+  async deleteKey(id: string): Promise<boolean> {
+    const json = await this.#redis.hget<string>(this.#keys.keyList, id);
+    if (!json) return false;
+    const record = JSON.parse(json) as ApiKeyRecord;
+    const tx = this.#redis.multi();
+    tx.del(this.#keys.keyByDigest(record.digest));
+    tx.hdel(this.#keys.keyList, id);
+    await tx.exec();
+    return true;
+  }
+
+  // ---- RecordStore
+
+  async putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {
+    await this.#redis.hset(this.#keys.records(kind), { [id]: JSON.stringify(value) });
+  }
+
+  async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
+    const json = await this.#redis.hget<string>(this.#keys.records(kind), id);
+    return json ? (JSON.parse(json) as T) : null;
+  }
+
+  async listRecords<T>(kind: RecordKind): Promise<T[]> {
+    const flat = await this.#redis.hgetall(this.#keys.records(kind));
+    return hashValues(flat).map((json) => JSON.parse(json) as T);
+  }
+
+  async deleteRecord(kind: RecordKind, id: string): Promise<boolean> {
+    const tx = this.#redis.multi();
+    tx.hdel(this.#keys.records(kind), id);
+    tx.del(this.#keys.counters(kind, id));
+    const [removed] = (await tx.exec()) as [number, number];
+    return removed === 1;
+  }
+
+  async count(kind: RecordKind, id: string, counter: string, by = 1): Promise<void> {
+    await this.#redis.hincrby(this.#keys.counters(kind, id), counter, by);
+  }
+
+  async counters(kind: RecordKind, id: string): Promise<Record<string, number>> {
+    const flat = ((await this.#redis.hgetall(this.#keys.counters(kind, id))) ??
+      []) as unknown as string[];
+    const out: Record<string, number> = {};
+    for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = Number(flat[i + 1]);
+    return out;
+  }
+
+  // ---- EventQueue
+
+  async putWebhook<T>(id: string, record: T, events: readonly string[] | null): Promise<void> {
+    await this.#run.putWebhook({ keys: this.#keys, id, record, events });
+  }
+
+  async getWebhook<T>(id: string): Promise<{ record: T; enabled: boolean } | null> {
+    const [row] = await this.#run.getWebhooks({ keys: this.#keys, id });
+    return row ? { record: JSON.parse(row.json) as T, enabled: row.enabled } : null;
+  }
+
+  async listWebhooks<T>(): Promise<{ record: T; enabled: boolean }[]> {
+    const rows = await this.#run.getWebhooks({ keys: this.#keys, id: null });
+    return rows.map((row) => ({ record: JSON.parse(row.json) as T, enabled: row.enabled }));
+  }
+
+  async deleteWebhook(id: string): Promise<boolean> {
+    return this.#run.deleteWebhook({ keys: this.#keys, id });
+  }
+
+  async claimEvents(now: number, limit: number, leaseMs: number): Promise<ClaimedEvent[]> {
+    return this.#run.claimEvents({ keys: this.#keys, now, limit, leaseMs, token: newLeaseToken() });
+  }
+
+  async commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult> {
+    return this.#run.commitEvent({ keys: this.#keys, event, outcome });
+  }
+
+  async eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
+    return this.#run.eventLog({ keys: this.#keys, endpointId, limit, now: this.#now });
+  }
+
+  async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
+    const fields = (await this.#redis.hmget(
+      this.#keys.event(endpointId, eventId),
+      "p",
+      "t",
+      "e",
+      "c",
+      "s",
+      "a",
+      "na",
+      "l",
+      "lu",
+    )) as unknown as (string | null)[] | null;
+    const [payload, type, emailId, created, status, attempts, next, lease, until] = fields ?? [];
+    if (!payload || !type) return null;
+    const s = summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0), this.#now());
+    return {
+      id: eventId,
+      type,
+      emailId: String(emailId),
+      createdAt: Number(created),
+      status: s,
+      payload,
+      attempts: JSON.parse(attempts ?? "[]") as EventAttempt[],
+      nextAttemptAt: s === "pending" && next ? Number(next) : null,
+    };
+  }
+}

@@ -1,0 +1,21 @@
+/**
+ * The store contract: every RelayStore driver runs these suites, one per port
+ * (test/workers/store.test.ts runs them for the in-memory and Upstash drivers).
+ */
+import { describeEventsContract } from "./events.ts";
+import { describeIdempotencyContract } from "./idempotency.ts";
+import { describeKeysContract } from "./keys.ts";
+import { describeQueueContract } from "./queue.ts";
+import { describeRecordsContract } from "./records.ts";
+import type { StoreFactory } from "./support.ts";
+
+export type { StoreFactory } from "./support.ts";
+export { eventDraft, newEntry } from "./support.ts";
+
+export function describeStoreContract(factory: StoreFactory): void {
+  describeQueueContract(factory);
+  describeIdempotencyContract(factory);
+  describeKeysContract(factory);
+  describeRecordsContract(factory);
+  describeEventsContract(factory);
+}

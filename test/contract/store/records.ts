@@ -1,0 +1,30 @@
+/** The store's records contract (run for every driver by ./index.ts): by kind and id, counters. */
+import { expect, it } from "vitest";
+import { describePort, type StoreFactory } from "./support.ts";
+
+export function describeRecordsContract(factory: StoreFactory): void {
+  describePort("records", factory, () => {
+    it("keeps records by kind and id, lists a kind, and deletes one with its counters", async () => {
+      const store = factory.make();
+      const form = { id: "f1", recipients: ["a@example.com"], note: "ünïcode" };
+      await store.putRecord("form", "f1", form);
+      await store.putRecord("form", "f2", { id: "f2" });
+      await store.putRecord("hook", "f1", { id: "f1", other: true });
+      expect(await store.getRecord("form", "f1")).toEqual(form);
+      expect(await store.getRecord("form", "nope")).toBeNull();
+      const ids = (await store.listRecords<{ id: string }>("form")).map((r) => r.id).sort();
+      expect(ids).toEqual(["f1", "f2"]);
+      await store.count("form", "f1", "honeypot");
+      await store.count("form", "f1", "honeypot", 2);
+      await store.count("form", "f1", "too_fast");
+      expect(await store.counters("form", "f1")).toEqual({ honeypot: 3, too_fast: 1 });
+      expect(await store.counters("form", "f2")).toEqual({});
+      expect(await store.deleteRecord("form", "f1")).toBe(true);
+      expect(await store.deleteRecord("form", "f1")).toBe(false);
+      expect(await store.getRecord("form", "f1")).toBeNull();
+      expect(await store.counters("form", "f1")).toEqual({});
+      // The other kind's record with the same id is untouched.
+      expect(await store.getRecord("hook", "f1")).toEqual({ id: "f1", other: true });
+    });
+  });
+}

@@ -34,8 +34,8 @@ import {
   START_FIELD,
   TURNSTILE_FIELD,
   UpdateFormSchema,
-} from "../forms/forms.ts";
-import { FormRejection } from "../forms/rejection.ts";
+} from "../intake/forms/forms.ts";
+import { FormRejection } from "../intake/forms/rejection.ts";
 import {
   backLink,
   corsHeaders,
@@ -47,10 +47,10 @@ import {
   modeOf,
   preflightHeaders,
   redirect,
-} from "../forms/respond.ts";
-import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
-import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
-import { verifyTurnstile } from "../forms/turnstile.ts";
+} from "../intake/forms/respond.ts";
+import { checkStartToken, issueStartToken, newTokenKey } from "../intake/forms/start-token.ts";
+import { checkSubmission, firstValue, parseSubmission } from "../intake/forms/submit.ts";
+import { verifyTurnstile } from "../intake/forms/turnstile.ts";
 import type { AppEnv } from "../http/env.ts";
 import {
   authErrors,

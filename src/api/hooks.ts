@@ -35,9 +35,9 @@ import {
   UpdateHookSchema,
   type VerifyInput,
   verifySpec,
-} from "../hooks/hooks.ts";
-import { payloadOf, renderHookMessage } from "../hooks/render.ts";
-import { verifyHookRequest } from "../hooks/verify.ts";
+} from "../intake/hooks/hooks.ts";
+import { payloadOf, renderHookMessage } from "../intake/hooks/render.ts";
+import { verifyHookRequest } from "../intake/hooks/verify.ts";
 import type { AppEnv } from "../http/env.ts";
 import {
   authErrors,

@@ -4,7 +4,7 @@
  * outside). Secrets and signatures are compared in constant time.
  */
 import { Webhook } from "standardwebhooks";
-import { constantTimeEqual, sha256Hex } from "../auth/keys.ts";
+import { constantTimeEqual, sha256Hex } from "../../auth/keys.ts";
 import type { HookRecord } from "./hooks.ts";
 
 /** The Standard Webhooks spec's tolerance for webhook-timestamp, both ways. */

@@ -7,9 +7,9 @@
  * can choose where mail goes or whom it claims to come from.
  */
 import { z } from "@hono/zod-openapi";
-import { sha256Hex } from "../auth/keys.ts";
-import type { KeyPolicy } from "../auth/policy.ts";
-import { ValidationError } from "../errors.ts";
+import { sha256Hex } from "../../auth/keys.ts";
+import type { KeyPolicy } from "../../auth/policy.ts";
+import { ValidationError } from "../../errors.ts";
 
 /** How a caller proves it may use the hook. */
 export type VerifySpec =

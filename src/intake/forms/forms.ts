@@ -9,10 +9,10 @@
  * recipients, the sender and the headers are the operator's, fixed when the form is saved.
  */
 import { z } from "@hono/zod-openapi";
-import type { KeyPolicy } from "../auth/policy.ts";
-import { rateLimitField } from "../auth/rate-limit.ts";
-import { ValidationError } from "../errors.ts";
-import { checkTemplate } from "../templates/render.ts";
+import type { KeyPolicy } from "../../auth/policy.ts";
+import { rateLimitField } from "../../auth/rate-limit.ts";
+import { ValidationError } from "../../errors.ts";
+import { checkTemplate } from "../../templates/render.ts";
 
 export type FieldType = "text" | "email" | "file";
 

@@ -5,9 +5,9 @@
  * `POST /emails`.
  */
 
-import { parseJson } from "../api/body.ts";
-import type { SendEmailRequest } from "../api/schemas.ts";
-import { renderTemplate } from "../templates/render.ts";
+import { parseJson } from "../../api/body.ts";
+import type { SendEmailRequest } from "../../api/schemas.ts";
+import { renderTemplate } from "../../templates/render.ts";
 import type { HookRecord } from "./hooks.ts";
 
 /** `POST /emails` takes subjects up to this long; a rendered one is cut to fit. */

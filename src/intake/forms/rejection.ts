@@ -3,7 +3,7 @@
  * code and field a plain HTML form's error redirect carries (`?error=<code>&field=<name>`), and
  * the reason it is counted under.
  */
-import { type ErrorName, RelayError } from "../errors.ts";
+import { type ErrorName, RelayError } from "../../errors.ts";
 import type { RejectionReason } from "./forms.ts";
 
 export class FormRejection extends RelayError {

@@ -13,7 +13,7 @@
  * so the page's script can read why a submission was refused.
  */
 import type { Context } from "hono";
-import type { RelayError } from "../errors.ts";
+import type { RelayError } from "../../errors.ts";
 import type { FormRecord } from "./forms.ts";
 import { FormRejection } from "./rejection.ts";
 

@@ -12,6 +12,7 @@ import {
   TooLargeError,
   ValidationError,
 } from "../errors.ts";
+import { parseJson } from "../json.ts";
 
 export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
   const declared = Number(c.req.header("content-length") ?? Number.NaN);
@@ -49,45 +50,8 @@ export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8
   return out;
 }
 
-/** JSON nested deeper than this is refused before parsing: no real request needs it. */
-export const MAX_JSON_DEPTH = 32;
-
-function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 0x5c) i++;
-      else if (ch === 0x22) inString = false;
-    } else if (ch === 0x22) inString = true;
-    else if (ch === 0x7b || ch === 0x5b) {
-      if (++depth > max) return true;
-    } else if (ch === 0x7d || ch === 0x5d) depth--;
-  }
-  return false;
-}
-
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   return parseJson(await readBodyBytes(c, maxBytes));
-}
-
-export function parseJson(bytes: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    throw new MalformedBodyError("request body is not valid UTF-8");
-  }
-  if (text.trim() === "") throw new MalformedBodyError("request body is empty; expected JSON");
-  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
-    throw new MalformedBodyError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new MalformedBodyError(`request body is not valid JSON: ${(err as Error).message}`);
-  }
 }
 
 function pathToField(path: PropertyKey[]): string {

@@ -20,6 +20,16 @@ import {
   TooLargeError,
   ValidationError,
 } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import {
   CreateFormSchema,
   checkForm,
@@ -51,18 +61,9 @@ import {
 import { checkStartToken, issueStartToken, newTokenKey } from "../intake/forms/start-token.ts";
 import { checkSubmission, firstValue, parseSubmission } from "../intake/forms/submit.ts";
 import { verifyTurnstile } from "../intake/forms/turnstile.ts";
-import type { AppEnv } from "../http/env.ts";
-import {
-  authErrors,
-  bearer,
-  bodyErrors,
-  errorResponse,
-  notFound,
-  resourceApp,
-  route,
-} from "../http/route.ts";
 import { checkHeaderText } from "../mail/address.ts";
 import { composeMessage } from "../mail/compose.ts";
+import type { SendEmailRequest } from "../mail/request.ts";
 import type { Relay } from "../relay.ts";
 import { RecordCache } from "../store/record-cache.ts";
 import { renderTemplate } from "../templates/render.ts";
@@ -75,7 +76,6 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
-import type { SendEmailRequest } from "./schemas.ts";
 import { queueMessages } from "./send.ts";
 
 /** Forms, cached in the isolate: every public request needs one. */

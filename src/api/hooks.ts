@@ -22,6 +22,17 @@ import {
   RelayError,
   ValidationError,
 } from "../errors.ts";
+import type { AppEnv } from "../http/env.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  conflict,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../http/route.ts";
 import {
   CreateHookSchema,
   checkSuppliedSecret,
@@ -38,17 +49,6 @@ import {
 } from "../intake/hooks/hooks.ts";
 import { payloadOf, renderHookMessage } from "../intake/hooks/render.ts";
 import { verifyHookRequest } from "../intake/hooks/verify.ts";
-import type { AppEnv } from "../http/env.ts";
-import {
-  authErrors,
-  bearer,
-  bodyErrors,
-  conflict,
-  errorResponse,
-  notFound,
-  resourceApp,
-  route,
-} from "../http/route.ts";
 import { composeMessage } from "../mail/compose.ts";
 import type { Relay } from "../relay.ts";
 import { RecordCache } from "../store/record-cache.ts";

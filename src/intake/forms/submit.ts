@@ -8,8 +8,8 @@
  * tools, analytics fields); the request's size and its number of entries are bounded instead.
  */
 import { Buffer } from "node:buffer";
-import { parseJson } from "../../api/body.ts";
 import { MalformedBodyError } from "../../errors.ts";
+import { parseJson } from "../../json.ts";
 import { isMailboxAddress } from "../../mail/address.ts";
 import type { FieldSpec, FormRecord } from "./forms.ts";
 import { FormRejection } from "./rejection.ts";

@@ -5,8 +5,8 @@
  * `POST /emails`.
  */
 
-import { parseJson } from "../../api/body.ts";
-import type { SendEmailRequest } from "../../api/schemas.ts";
+import { parseJson } from "../../json.ts";
+import type { SendEmailRequest } from "../../mail/request.ts";
 import { renderTemplate } from "../../templates/render.ts";
 import type { HookRecord } from "./hooks.ts";
 

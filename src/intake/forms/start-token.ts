@@ -9,9 +9,7 @@
  * JavaScript sends no token. The form's `start_token` setting says what that means: "optional"
  * lets such a submission through (the other checks still apply), "required" refuses it.
  */
-
-/** A token older than this is refused: the visitor reloads the page (a day-old tab, say). */
-export const START_TOKEN_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+import { START_TOKEN_MAX_AGE_MS, START_TOKEN_MAX_SKEW_MS } from "../limits.ts";
 
 const encoder = new TextEncoder();
 
@@ -78,6 +76,7 @@ export async function checkStartToken(
   );
   if (!valid) return { ok: false, why: "bad_signature" };
   const ageMs = now - issued;
-  if (ageMs > START_TOKEN_MAX_AGE_MS || ageMs < -60_000) return { ok: false, why: "expired" };
+  if (ageMs > START_TOKEN_MAX_AGE_MS || ageMs < -START_TOKEN_MAX_SKEW_MS)
+    return { ok: false, why: "expired" };
   return { ok: true, ageMs: Math.max(0, ageMs) };
 }

@@ -11,11 +11,9 @@ import { Buffer } from "node:buffer";
 import { MalformedBodyError } from "../../errors.ts";
 import { parseJson } from "../../json.ts";
 import { isMailboxAddress } from "../../mail/address.ts";
+import { MAX_FILE_NAME_CHARS, MAX_SUBMISSION_ENTRIES } from "../limits.ts";
 import type { FieldSpec, FormRecord } from "./forms.ts";
 import { FormRejection } from "./rejection.ts";
-
-/** Entries (names with their values and files) a submission may hold, listed fields or not. */
-export const MAX_ENTRIES = 200;
 
 export interface Submission {
   values: Map<string, string[]>;
@@ -54,11 +52,11 @@ export async function parseSubmission(
   const out: Submission = { values: new Map(), files: new Map() };
   let entries = 0;
   const count = () => {
-    if (++entries > MAX_ENTRIES)
+    if (++entries > MAX_SUBMISSION_ENTRIES)
       throw new FormRejection(
         "too_large",
         413,
-        `a submission may hold at most ${MAX_ENTRIES} entries`,
+        `a submission may hold at most ${MAX_SUBMISSION_ENTRIES} entries`,
       );
   };
 
@@ -167,7 +165,9 @@ async function checkFile(spec: FieldSpec, file: File): Promise<FormAttachment> {
       field,
       `files of type ${type} are not accepted (accepted: ${spec.content_types.join(", ")})`,
     );
-  const filename = (file.name || "attachment").replace(NAME_UNSAFE, "_").slice(0, 200);
+  const filename = (file.name || "attachment")
+    .replace(NAME_UNSAFE, "_")
+    .slice(0, MAX_FILE_NAME_CHARS);
   const bytes = new Uint8Array(await file.arrayBuffer());
   return { filename, content: Buffer.from(bytes).toString("base64"), content_type: type };
 }

@@ -7,8 +7,7 @@
  * The secret is sent nowhere else: never logged, never in an answer.
  */
 
-/** siteverify answers in well under a second; a visitor should not wait longer than this. */
-const TIMEOUT_MS = 10_000;
+import { TURNSTILE_TIMEOUT_MS } from "../limits.ts";
 
 export type TurnstileVerdict =
   | { ok: true }
@@ -31,7 +30,7 @@ export async function verifyTurnstile(
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: body.toString(),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(TURNSTILE_TIMEOUT_MS),
     });
   } catch (err) {
     return { ok: false, unavailable: err instanceof Error ? err.name : "fetch failed" };

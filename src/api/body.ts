@@ -1,53 +1,16 @@
 /**
- * Reading request bodies within limits, and turning schema failures into errors that name the
- * field. A body over the limit is refused before it is buffered when Content-Length says so, and
- * cut off while streaming when it does not.
+ * Reading request bodies within limits (src/read-within.ts, with the request's Content-Length),
+ * and turning schema failures into errors that name the field.
  */
 
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import {
-  MalformedBodyError,
-  MissingFieldError,
-  TooLargeError,
-  ValidationError,
-} from "../errors.ts";
+import { MissingFieldError, ValidationError } from "../errors.ts";
 import { parseJson } from "../json.ts";
+import { readWithin } from "../read-within.ts";
 
 export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new TooLargeError(`request body is ${declared} bytes, over the limit of ${maxBytes}`);
-  }
-  const stream = c.req.raw.body;
-  if (!stream) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      // The client went away or the upload broke off: nothing was stored.
-      throw new MalformedBodyError("the request body could not be read to its end");
-    }
-    const { done, value } = chunk;
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new TooLargeError(`request body is over the limit of ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
+  return readWithin(c.req.raw.body, c.req.header("content-length"), maxBytes);
 }
 
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {

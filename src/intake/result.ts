@@ -63,6 +63,8 @@ export interface Rejection {
   headers?: Record<string, string>;
   /** The refusal of the composer or the policy check, answered as it is. */
   error?: RelayError;
+  /** Retry-After for a refusal that a later retry may pass (a key still in flight). */
+  retryAfterSeconds?: number;
   /** Refused before the sender proved itself: charged to the client's failure limit. */
   unproven?: boolean;
 }

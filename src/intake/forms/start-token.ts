@@ -54,7 +54,7 @@ export async function issueStartToken(formId: string, key: string, now: number):
 
 export type StartCheck =
   | { ok: true; ageMs: number }
-  | { ok: false; why: "malformed" | "bad_signature" | "expired" };
+  | { ok: false; reason: "malformed" | "bad_signature" | "expired" };
 
 /** Checks a posted token; `ageMs` is how long ago it was issued. */
 export async function checkStartToken(
@@ -65,7 +65,7 @@ export async function checkStartToken(
 ): Promise<StartCheck> {
   const m = /^(\d{1,15})\.([A-Za-z0-9_-]{43})$/.exec(token);
   const signature = m?.[2] ? fromBase64url(m[2]) : null;
-  if (!m?.[1] || !signature) return { ok: false, why: "malformed" };
+  if (!m?.[1] || !signature) return { ok: false, reason: "malformed" };
   const issued = Number(m[1]);
   // crypto.subtle.verify compares in constant time.
   const valid = await crypto.subtle.verify(
@@ -74,9 +74,9 @@ export async function checkStartToken(
     signature,
     encoder.encode(`${formId}.${issued}`),
   );
-  if (!valid) return { ok: false, why: "bad_signature" };
+  if (!valid) return { ok: false, reason: "bad_signature" };
   const ageMs = now - issued;
   if (ageMs > START_TOKEN_MAX_AGE_MS || ageMs < -START_TOKEN_MAX_SKEW_MS)
-    return { ok: false, why: "expired" };
+    return { ok: false, reason: "expired" };
   return { ok: true, ageMs: Math.max(0, ageMs) };
 }

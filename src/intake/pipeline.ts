@@ -23,7 +23,6 @@ import { readWithin } from "../read-within.ts";
 import type { Relay } from "../relay.ts";
 import type { RecordCache } from "../store/record-cache.ts";
 import type { IdempotencyRecord, StoredResponse } from "../store/store.ts";
-import { WEBHOOK_ID_TTL_MS } from "./limits.ts";
 import { counterOf, type IntakeKind, ok, type Rejection, type Result, reject } from "./result.ts";
 
 /** What the pipeline needs of a request, whatever carried it. */
@@ -63,7 +62,7 @@ export interface IntakeContext {
   guard: FailureGuard;
   /** Runs a store call; an unreachable store becomes a 503 that names `op` in the log. */
   stored: <T>(op: string, run: () => Promise<T>) => Promise<T>;
-  /** Opens a claim on a replay key; needed only by sources with `replayKey`. */
+  /** Opens a claim on a replay key; needed only by sources with `replay`. */
   claim?: (key: string, hash: string, ttlMs: number) => ReplayClaim;
 }
 
@@ -86,8 +85,8 @@ export interface IntakeSource<R extends IntakeRecord, V> {
   render(record: R, verified: V, body: Uint8Array<ArrayBuffer>): SendEmailRequest;
   /** The composer's or the policy's refusal as a rejection; undefined lets it be thrown. */
   refused(err: RelayError, record: R, verified: V, stage: RefusalStage): Rejection | undefined;
-  /** The replay key (a Standard Webhooks id), when the request carries one. */
-  replayKey?(record: R, verified: V): string | undefined;
+  /** Replays: the key a request carries (a Standard Webhooks id), and how long it is kept. */
+  replay?: { key(record: R, verified: V): string | undefined; ttlMs: number };
   /** Logged (info) once the message is queued. */
   acceptedEvent?: string;
 }
@@ -153,9 +152,10 @@ async function steps<R extends IntakeRecord, V>(
   if (!verified.ok) return verified;
   const composed = await compose(source, ctx, record, verified.value, body.value);
   if (!composed.ok) return composed;
-  const replayKey = source.replayKey?.(record, verified.value);
-  if (replayKey === undefined) return queue(source, ctx, record, composed.value);
-  return queueOnce(source.kind, ctx, record.id, composed.value, replayKey, body.value);
+  const replayKey = source.replay?.key(record, verified.value);
+  if (!source.replay || replayKey === undefined) return queue(source, ctx, record, composed.value);
+  const key = { key: replayKey, ttlMs: source.replay.ttlMs };
+  return queueOnce(source.kind, ctx, record.id, composed.value, key, body.value);
 }
 
 async function readBody(
@@ -237,11 +237,11 @@ async function queueOnce(
   ctx: IntakeContext,
   recordId: string,
   composed: Composed,
-  key: string,
+  replay: { key: string; ttlMs: number },
   body: Uint8Array<ArrayBuffer>,
 ): Promise<Result<Accepted>> {
   if (!ctx.claim) throw new Error(`a ${kind} with a replay key needs ctx.claim`);
-  const claim = ctx.claim(key, await sha256Hex(body), WEBHOOK_ID_TTL_MS);
+  const claim = ctx.claim(replay.key, await sha256Hex(body), replay.ttlMs);
   const held = await claim.begin(`${kind}.replay_guard`);
   if (held.kind === "in_flight")
     return reject("in_flight", "the first request with this key is still being queued", {

@@ -10,7 +10,7 @@ import { ipAllowed } from "../../auth/policy.ts";
 import { parseRateLimit, rateLimitHeaders } from "../../auth/rate-limit.ts";
 import { MalformedBodyError, type RelayError } from "../../errors.ts";
 import { RecordCache } from "../../store/record-cache.ts";
-import { retryAfterSeconds } from "../limits.ts";
+import { retryAfterSeconds, WEBHOOK_ID_TTL_MS } from "../limits.ts";
 import type { IntakeContext, IntakeSource } from "../pipeline.ts";
 import { ok, PASSED, type Rejection, type Result, reject } from "../result.ts";
 import type { HookRecord } from "./hooks.ts";
@@ -83,7 +83,10 @@ export function hookSource(pathSecret: string | undefined): IntakeSource<HookRec
     },
     render: (hook, proven, body) => renderHookMessage(hook, payloadOf(body, proven.contentType)),
     refused,
-    replayKey: (hook, proven) =>
-      proven.webhookId === undefined ? undefined : `hook:${hook.id}:${proven.webhookId}`,
+    replay: {
+      key: (hook, proven) =>
+        proven.webhookId === undefined ? undefined : `hook:${hook.id}:${proven.webhookId}`,
+      ttlMs: WEBHOOK_ID_TTL_MS,
+    },
   };
 }

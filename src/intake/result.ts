@@ -11,47 +11,51 @@ import type { RelayError } from "../errors.ts";
 /** Where the mail came in; also the store's record kind, and the prefix of log events. */
 export type IntakeKind = "form" | "hook";
 
-export type RejectionReason =
+/** Every reason an intake step can refuse with, each with what it means. */
+export const INTAKE_REASONS = [
   /** No record with that id. */
-  | "not_found"
+  "not_found",
   /** A form post from an origin the form does not allow. */
-  | "origin"
+  "origin",
   /** A hook request from outside the hook's allowed_ips (logged, not counted: it costs nothing). */
-  | "client_address"
+  "client_address",
   /** A hook request without a valid proof. */
-  | "unauthorized"
+  "unauthorized",
   /** A Standard Webhooks request signed correctly but with a timestamp out of tolerance. */
-  | "stale_timestamp"
+  "stale_timestamp",
   /** Over a rate limit; `headers` say when to retry. */
-  | "rate_limited"
+  "rate_limited",
   /** The body, a file or the composed message is over a limit. */
-  | "too_large"
+  "too_large",
   /** The body could not be read or parsed. */
-  | "invalid_body"
+  "invalid_body",
   /** A Content-Type the source does not read. */
-  | "unsupported_type"
+  "unsupported_type",
   /** The body parsed, but is not the shape the source takes (JSON that is not an object). */
-  | "invalid_payload"
+  "invalid_payload",
   /** A submitted field fails its check (`field` names it). */
-  | "invalid_field"
+  "invalid_field",
   /** A required field is missing (`field` names it). */
-  | "missing_field"
+  "missing_field",
   /** A filled honeypot: the bot is answered as if it had succeeded. */
-  | "honeypot"
+  "honeypot",
   /** Sent sooner after the page loaded than the form's minimum fill time. */
-  | "too_fast"
+  "too_fast",
   /** A start token that is missing (when required), forged or expired. */
-  | "start_token"
+  "start_token",
   /** Turnstile missing or refused. */
-  | "turnstile"
+  "turnstile",
   /** A verifier (Turnstile) could not be asked: nothing is known, nothing was sent. */
-  | "verifier_unavailable"
+  "verifier_unavailable",
   /** The rendered message does not compose (`error` is the composer's refusal). */
-  | "invalid_message"
+  "invalid_message",
   /** A form's message is outside its sending policy (`error` says how). */
-  | "outside_policy"
+  "outside_policy",
   /** The first request with this webhook-id is still being queued. */
-  | "in_flight";
+  "in_flight",
+] as const;
+
+export type RejectionReason = (typeof INTAKE_REASONS)[number];
 
 export interface Rejection {
   ok: false;

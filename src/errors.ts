@@ -292,19 +292,6 @@ export class HookUnauthorizedError extends RelayError {
   }
 }
 
-/** A hook received more requests than its rate limit allows; `headers` say when to retry. */
-export class HookRateLimitError extends RelayError {
-  constructor(limit: number, headers: Record<string, string>) {
-    super(
-      429,
-      "rate_limit_exceeded",
-      `Too many requests: this hook takes ${limit} requests per window. Retry after ${headers["retry-after"] ?? "a while"} s.`,
-      { headers },
-    );
-    this.name = "HookRateLimitError";
-  }
-}
-
 /** A Standard Webhooks message id whose first request is still being queued. */
 export class HookInFlightError extends RelayError {
   constructor(retryAfterSeconds?: number) {

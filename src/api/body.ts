@@ -1,93 +1,20 @@
 /**
- * Reading request bodies within limits, and turning schema failures into errors that name the
- * field. A body over the limit is refused before it is buffered when Content-Length says so, and
- * cut off while streaming when it does not.
+ * Reading request bodies within limits (src/read-within.ts, with the request's Content-Length),
+ * and turning schema failures into errors that name the field.
  */
 
 import type { z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import {
-  MalformedBodyError,
-  MissingFieldError,
-  TooLargeError,
-  ValidationError,
-} from "../errors.ts";
+import { MissingFieldError, ValidationError } from "../errors.ts";
+import { parseJson } from "../json.ts";
+import { readWithin } from "../read-within.ts";
 
 export async function readBodyBytes(c: Context, maxBytes: number): Promise<Uint8Array> {
-  const declared = Number(c.req.header("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    throw new TooLargeError(`request body is ${declared} bytes, over the limit of ${maxBytes}`);
-  }
-  const stream = c.req.raw.body;
-  if (!stream) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = stream.getReader();
-  for (;;) {
-    let chunk: ReadableStreamReadResult<Uint8Array>;
-    try {
-      chunk = await reader.read();
-    } catch {
-      // The client went away or the upload broke off: nothing was stored.
-      throw new MalformedBodyError("the request body could not be read to its end");
-    }
-    const { done, value } = chunk;
-    if (done) break;
-    size += value.byteLength;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw new TooLargeError(`request body is over the limit of ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
-}
-
-/** JSON nested deeper than this is refused before parsing: no real request needs it. */
-export const MAX_JSON_DEPTH = 32;
-
-function jsonDepthExceeds(text: string, max: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const ch = text.charCodeAt(i);
-    if (inString) {
-      if (ch === 0x5c) i++;
-      else if (ch === 0x22) inString = false;
-    } else if (ch === 0x22) inString = true;
-    else if (ch === 0x7b || ch === 0x5b) {
-      if (++depth > max) return true;
-    } else if (ch === 0x7d || ch === 0x5d) depth--;
-  }
-  return false;
+  return readWithin(c.req.raw.body, c.req.header("content-length"), maxBytes);
 }
 
 export async function readJson(c: Context, maxBytes: number): Promise<unknown> {
   return parseJson(await readBodyBytes(c, maxBytes));
-}
-
-export function parseJson(bytes: Uint8Array): unknown {
-  let text: string;
-  try {
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);
-  } catch {
-    throw new MalformedBodyError("request body is not valid UTF-8");
-  }
-  if (text.trim() === "") throw new MalformedBodyError("request body is empty; expected JSON");
-  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) {
-    throw new MalformedBodyError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`);
-  }
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new MalformedBodyError(`request body is not valid JSON: ${(err as Error).message}`);
-  }
 }
 
 function pathToField(path: PropertyKey[]): string {

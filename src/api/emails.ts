@@ -17,11 +17,13 @@ import {
   resourceApp,
   route,
 } from "../http/route.ts";
+import { parseJson } from "../json.ts";
 import { type Composed, composeMessage } from "../mail/compose.ts";
 import { acceptRawMessage } from "../mail/raw.ts";
+import { SendEmailSchema } from "../mail/request.ts";
 import type { Relay } from "../relay.ts";
 import { authenticate } from "./auth.ts";
-import { parseJson, readBodyBytes, readJson, validate } from "./body.ts";
+import { readBodyBytes, readJson, validate } from "./body.ts";
 import { idempotent } from "./idempotency.ts";
 import { UUID } from "./resource.ts";
 import { parseScheduledAt } from "./schedule.ts";
@@ -30,7 +32,6 @@ import {
   BatchSchema,
   EmailSchema,
   IdSchema,
-  SendEmailSchema,
   UpdateEmailSchema,
 } from "./schemas.ts";
 import { queueMessages } from "./send.ts";

@@ -9,48 +9,8 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { clientBucket, failureGuard } from "../auth/abuse.ts";
 import { requireFullAccess } from "../auth/keys.ts";
-import { checkMessage } from "../auth/policy.ts";
-import { parseRateLimit, type RateLimit, rateLimitHeaders } from "../auth/rate-limit.ts";
-import {
-  MalformedBodyError,
-  NotFoundError,
-  RelayError,
-  TooLargeError,
-  ValidationError,
-} from "../errors.ts";
-import {
-  CreateFormSchema,
-  checkForm,
-  DEFAULTS,
-  defaultText,
-  type FieldSpec,
-  type FormRecord,
-  fieldSpec,
-  formView,
-  list,
-  REJECTION_REASONS,
-  START_FIELD,
-  TURNSTILE_FIELD,
-  UpdateFormSchema,
-} from "../forms/forms.ts";
-import { FormRejection } from "../forms/rejection.ts";
-import {
-  backLink,
-  corsHeaders,
-  errorCode,
-  errorField,
-  errorTitle,
-  htmlPage,
-  type Mode,
-  modeOf,
-  preflightHeaders,
-  redirect,
-} from "../forms/respond.ts";
-import { checkStartToken, issueStartToken, newTokenKey } from "../forms/start-token.ts";
-import { checkSubmission, firstValue, parseSubmission } from "../forms/submit.ts";
-import { verifyTurnstile } from "../forms/turnstile.ts";
+import { RelayError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
 import {
   authErrors,
@@ -61,13 +21,46 @@ import {
   resourceApp,
   route,
 } from "../http/route.ts";
-import { checkHeaderText } from "../mail/address.ts";
-import { composeMessage } from "../mail/compose.ts";
-import type { Relay } from "../relay.ts";
-import { RecordCache } from "../store/record-cache.ts";
-import { renderTemplate } from "../templates/render.ts";
+import {
+  CreateFormSchema,
+  type FormRecord,
+  formView,
+  START_FIELD,
+  UpdateFormSchema,
+} from "../intake/forms/forms.ts";
+import {
+  changedForm,
+  checkWholeForm,
+  formCounters,
+  newForm,
+  type Saver,
+  saveForm,
+  storedForm,
+} from "../intake/forms/records.ts";
+import { allowedOrigin, formCache, formSource } from "../intake/forms/source.ts";
+import { issueStartToken } from "../intake/forms/start-token.ts";
+import { FORM_DEFINITION_BYTES } from "../intake/limits.ts";
+import { type Accepted, loadRecord, runOn } from "../intake/pipeline.ts";
+import { reject } from "../intake/result.ts";
 import { authenticate } from "./auth.ts";
-import { readBodyBytes, readJson, validate } from "./body.ts";
+import { readJson, validate } from "./body.ts";
+import {
+  backLink,
+  corsHeaders,
+  errorTitle,
+  htmlPage,
+  type Mode,
+  modeOf,
+  preflightHeaders,
+  redirect,
+} from "./form-respond.ts";
+import {
+  type FormFailure,
+  formFailure,
+  intakeContext,
+  intakeError,
+  thrownFailure,
+} from "./intake.ts";
 import {
   registerRecordRoutes,
   requestOrigin,
@@ -75,55 +68,6 @@ import {
   sendingPolicy,
   stored,
 } from "./resource.ts";
-import type { SendEmailRequest } from "./schemas.ts";
-import { queueMessages } from "./send.ts";
-
-/** Forms, cached in the isolate: every public request needs one. */
-const forms = new RecordCache<FormRecord>("form");
-
-/** Three templates of 100,000 characters, JSON-escaped, and fifty field specs fit. */
-const MAX_DEFINITION_BYTES = 1024 * 1024;
-/** A rendered subject is cut here: an unbreakable subject still folds under 998 octets. */
-const MAX_SUBJECT_CHARS = 900;
-
-/** The message a submission becomes: only templates and the checked Reply-To come from it. */
-function renderFormMessage(
-  form: FormRecord,
-  data: Record<string, string | string[]>,
-  replyTo: string | null,
-  attachments: SendEmailRequest["attachments"],
-): SendEmailRequest {
-  return {
-    from: form.from,
-    to: form.to,
-    ...(replyTo ? { reply_to: [replyTo] } : {}),
-    subject: renderTemplate(form.subject, data, "header").slice(0, MAX_SUBJECT_CHARS),
-    ...(form.text !== null ? { text: renderTemplate(form.text, data, "text") } : {}),
-    ...(form.html !== null ? { html: renderTemplate(form.html, data, "html") } : {}),
-    ...(attachments?.length ? { attachments } : {}),
-    tags: [{ name: "form", value: form.id }],
-  };
-}
-
-/**
- * Checks a form before it is saved: everything `checkForm` checks, and that a message rendered
- * from sample values composes and passes the saving key's policy (sender and recipients).
- */
-async function checkWholeForm(relay: Relay, form: FormRecord): Promise<void> {
-  checkForm(form, relay.config.limits.maxMessageBytes);
-  const sample: Record<string, string> = {};
-  for (const f of form.fields) sample[f.name] = f.type === "email" ? "visitor@example.com" : "x";
-  // compose names the request's fields ("to[0]", "from"), which are the form's fields too.
-  const composed = await composeMessage(
-    renderFormMessage(form, sample, form.reply_to_field ? "visitor@example.com" : null, []),
-    { id: crypto.randomUUID(), keyId: form.id, now: relay.now(), limits: relay.config.limits },
-  );
-  checkMessage(form.policy ?? undefined, composed);
-}
-
-function fieldsOf(input: Parameters<typeof fieldSpec>[0][], maxBodyBytes: number): FieldSpec[] {
-  return input.map((f, i) => fieldSpec(f, i, maxBodyBytes));
-}
 
 const noForm = notFound("form");
 const formErrors = {
@@ -217,57 +161,33 @@ const submitForm = createRoute({
   },
 });
 
+/** The key saving a form: it sends under that key's policy. */
+function saverOf(c: Context<AppEnv>): Saver {
+  const principal = c.get("principal");
+  requireFullAccess(principal);
+  return { keyId: principal.keyId, policy: sendingPolicy(principal.policy) };
+}
+
 /** Mounted at /forms: managing forms, with a full_access key. */
 export function formRoutes(): OpenAPIHono<AppEnv> {
   const app = resourceApp();
   route(app, createForm, async (c) => {
-    const principal = c.get("principal");
-    requireFullAccess(principal);
+    const saver = saverOf(c);
     const relay = c.get("relay");
-    const body = validate(CreateFormSchema, await readJson(c, MAX_DEFINITION_BYTES));
-    const now = relay.now();
-    const maxBody = body.max_body_bytes ?? DEFAULTS.max_body_bytes;
-    const fields = fieldsOf(body.fields, maxBody);
-    const form: FormRecord = {
-      id: crypto.randomUUID(),
-      name: body.name ?? null,
-      from: body.from,
-      to: list(body.to),
-      reply_to_field: body.reply_to_field ?? null,
-      subject: body.subject ?? DEFAULTS.subject,
-      text: body.text ?? (body.html === undefined ? defaultText(fields) : null),
-      html: body.html ?? null,
-      fields,
-      allowed_origins: body.allowed_origins,
-      success_url: body.success_url ?? null,
-      error_url: body.error_url ?? null,
-      honeypot: body.honeypot ?? DEFAULTS.honeypot,
-      min_fill_seconds: body.min_fill_seconds ?? DEFAULTS.min_fill_seconds,
-      start_token: body.start_token ?? "optional",
-      ip_rate_limit: body.ip_rate_limit ?? DEFAULTS.ip_rate_limit,
-      rate_limit: body.rate_limit ?? DEFAULTS.rate_limit,
-      max_body_bytes: maxBody,
-      turnstile_secret: body.turnstile_secret ?? null,
-      token_key: newTokenKey(),
-      policy: sendingPolicy(principal.policy),
-      created_by: principal.keyId,
-      created_at: now,
-      updated_at: now,
-    };
+    const body = validate(CreateFormSchema, await readJson(c, FORM_DEFINITION_BYTES));
+    const form = newForm(body, saver, relay.now());
     await checkWholeForm(relay, form);
-    await stored(relay, "form.create", () => forms.save(relay.store, form));
-    relay.log.info("form.created", { form_id: form.id, key_id: principal.keyId });
+    await stored(relay, "form.create", () => saveForm(relay, form));
+    relay.log.info("form.created", { form_id: form.id, key_id: saver.keyId });
     return c.json(formView(form, requestOrigin(c)), 201);
   });
 
   registerRecordRoutes(app, {
     kind: "form",
     name: "Form",
-    cache: forms,
+    cache: formCache,
     view: formView,
-    counted: (counters) => ({
-      rejected: Object.fromEntries(REJECTION_REASONS.map((r) => [r, counters[r] ?? 0])),
-    }),
+    counted: formCounters,
     docs: {
       list: "List forms (never their Turnstile secret)",
       get: "Read a form, with its rejected submissions counted by reason",
@@ -276,54 +196,16 @@ export function formRoutes(): OpenAPIHono<AppEnv> {
   });
 
   route(app, updateForm, async (c) => {
-    const principal = c.get("principal");
-    requireFullAccess(principal);
+    const saver = saverOf(c);
     const relay = c.get("relay");
     const id = resourceId(c, "Form");
-    const body = validate(UpdateFormSchema, await readJson(c, MAX_DEFINITION_BYTES));
-    const old = await stored(relay, "form.get", () =>
-      relay.store.getRecord<FormRecord>("form", id),
-    );
-    if (!old) throw new NotFoundError("Form");
-    const keep = <T>(value: T | undefined, was: T): T => (value === undefined ? was : value);
-    const maxBody = body.max_body_bytes ?? old.max_body_bytes;
-    const form: FormRecord = {
-      ...old,
-      name: keep(body.name, old.name),
-      from: body.from ?? old.from,
-      to: body.to === undefined ? old.to : list(body.to),
-      reply_to_field: keep(body.reply_to_field, old.reply_to_field),
-      subject: body.subject ?? old.subject,
-      text: keep(body.text, old.text),
-      html: keep(body.html, old.html),
-      fields: body.fields ? fieldsOf(body.fields, maxBody) : old.fields,
-      allowed_origins: body.allowed_origins ?? old.allowed_origins,
-      success_url: keep(body.success_url, old.success_url),
-      error_url: keep(body.error_url, old.error_url),
-      honeypot: keep(body.honeypot, old.honeypot),
-      min_fill_seconds: body.min_fill_seconds ?? old.min_fill_seconds,
-      start_token: body.start_token ?? old.start_token,
-      ip_rate_limit: body.ip_rate_limit ?? old.ip_rate_limit,
-      rate_limit: body.rate_limit ?? old.rate_limit,
-      max_body_bytes: maxBody,
-      turnstile_secret: keep(body.turnstile_secret, old.turnstile_secret),
-      // A form sends under the policy of the key that last saved it: a narrower key cannot widen
-      // where an existing form sends by editing it.
-      policy: sendingPolicy(principal.policy),
-      updated_by: principal.keyId,
-      updated_at: relay.now(),
-    };
-    if (form.text === null && form.html === null)
-      throw new ValidationError("give a text or an html template (or both)", "text");
-    for (const f of form.fields)
-      if (f.type === "file" && f.max_bytes > form.max_body_bytes)
-        throw new ValidationError(
-          `is larger than the form's max_body_bytes (${form.max_body_bytes})`,
-          `fields[${form.fields.indexOf(f)}].max_bytes`,
-        );
+    const body = validate(UpdateFormSchema, await readJson(c, FORM_DEFINITION_BYTES));
+    const old = await stored(relay, "form.get", () => storedForm(relay, id));
+    if (!old) throw intakeError("form", reject("not_found", "not found"));
+    const form = changedForm(old, body, saver, relay.now());
     await checkWholeForm(relay, form);
-    await stored(relay, "form.update", () => forms.save(relay.store, form));
-    relay.log.info("form.updated", { form_id: id, key_id: principal.keyId });
+    await stored(relay, "form.update", () => saveForm(relay, form));
+    relay.log.info("form.updated", { form_id: id, key_id: saver.keyId });
     return c.json(formView(form, requestOrigin(c)));
   });
 
@@ -343,33 +225,18 @@ export function publicFormRoutes(): OpenAPIHono<AppEnv> {
   return app;
 }
 
+/** The form of a public request; an unknown id is charged to the client's failure limit. */
 async function publicForm(c: Context<AppEnv>): Promise<FormRecord> {
-  const relay = c.get("relay");
   const id = resourceId(c, "Form");
-  // An unknown id is cached as missing and charged to the client's failure limit.
-  const guard = failureGuard(relay.store, c.get("clientIp"), relay.now());
-  const form = await stored(relay, "form.get", () =>
-    forms.load(relay.store, id, relay.now(), relay.config.keyCacheMs, guard),
-  );
-  if (!form) throw new NotFoundError("Form");
+  const form = await loadRecord(formSource, intakeContext(c), id);
+  if (!form) throw intakeError("form", reject("not_found", "not found"));
   return form;
 }
-
-/** The request's Origin when the form allows it; anything else (none, "null", another) is refused. */
-function allowedOrigin(c: Context, form: FormRecord): string | undefined {
-  const o = c.req.header("origin");
-  return o && form.allowed_origins.includes(o) ? o : undefined;
-}
-
-const originRefused = () =>
-  new FormRejection("origin", 403, "this form does not take submissions from this page's origin", {
-    code: "invalid_access",
-  });
 
 /** CORS preflight: answered for the form's origins only; others get a 403 without CORS headers. */
 async function preflight(c: Context<AppEnv>, methods: string): Promise<Response> {
   const form = await publicForm(c);
-  const o = allowedOrigin(c, form);
+  const o = allowedOrigin(form, c.req.header("origin"));
   if (!o) return new Response(null, { status: 403, headers: { vary: "Origin" } });
   return new Response(null, { status: 204, headers: preflightHeaders(o, methods) });
 }
@@ -378,8 +245,12 @@ async function preflight(c: Context<AppEnv>, methods: string): Promise<Response>
 async function start(c: Context<AppEnv>): Promise<Response> {
   const relay = c.get("relay");
   const form = await publicForm(c);
-  const o = allowedOrigin(c, form);
-  if (!o) throw originRefused();
+  const o = allowedOrigin(form, c.req.header("origin"));
+  if (!o)
+    throw intakeError(
+      "form",
+      reject("origin", "this form does not take submissions from this page's origin"),
+    );
   const token = await issueStartToken(form.id, form.token_key, relay.now());
   return c.json({ token, field: START_FIELD, min_fill_seconds: form.min_fill_seconds }, 200, {
     ...corsHeaders(o),
@@ -387,224 +258,36 @@ async function start(c: Context<AppEnv>): Promise<Response> {
   });
 }
 
-function limitOf(value: string): RateLimit {
-  // Checked when the form was saved.
-  return parseRateLimit(value) ?? { requests: 1, windowSeconds: 1 };
-}
-
-/** `POST /f/:id`: every check, then queue; answered for a navigation or for a script. */
+/** `POST /f/:id`: the intake pipeline, answered for a navigation or for a script. */
 async function submit(c: Context<AppEnv>): Promise<Response> {
-  const relay = c.get("relay");
   const mode = modeOf(c);
+  const ctx = intakeContext(c);
   let form: FormRecord | null = null;
-  let cors: string | undefined;
   try {
-    form = await publicForm(c);
-    cors = allowedOrigin(c, form);
-    if (!cors) throw originRefused();
-    const id = await accept(c, form);
-    return succeeded(c, mode, form, id, cors);
+    form = await loadRecord(formSource, ctx, resourceId(c, "Form"));
+    if (!form) return failed(c, mode, null, formFailure(reject("not_found", "not found")));
+    const result = await runOn(formSource, ctx, form);
+    if (result.ok) return succeeded(c, mode, form, acceptedId(result.value));
+    // A filled honeypot: the bot is answered as if it had succeeded, with an id of nothing.
+    if (result.reason === "honeypot") return succeeded(c, mode, form, crypto.randomUUID());
+    return failed(c, mode, form, formFailure(result));
   } catch (err) {
     if (!(err instanceof RelayError)) throw err;
-    if (err instanceof FormRejection && form) {
-      const formIdValue = form.id;
-      relay.log.warn("form.rejected", {
-        form_id: formIdValue,
-        reason: err.reason,
-        ...(err.field ? { field: err.field } : {}),
-      });
-      c.get("background")(
-        relay.store
-          .count("form", formIdValue, err.reason)
-          .catch((e) => relay.log.warn("form.count_failed", { error: String(e) })),
-      );
-    }
-    return failed(c, mode, form, err, cors);
+    return failed(c, mode, form, thrownFailure(err));
   }
 }
 
-/** Whose allowance a submission uses (kept here for callers; it lives with the abuse limits). */
-export { clientBucket };
-
-/**
- * The submitted field that made the rendered subject unsafe (an encoded word hiding a line
- * break, say), so the refusal can name it; the subject itself is the operator's template.
- */
-function unsafeSubjectField(data: Record<string, string | string[]>): string | undefined {
-  for (const [name, value] of Object.entries(data)) {
-    for (const v of Array.isArray(value) ? value : [value]) {
-      try {
-        checkHeaderText(v.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, " "), name, {
-          tab: true,
-        });
-      } catch {
-        return name;
-      }
-    }
-  }
-  return undefined;
+function acceptedId(accepted: Accepted): string {
+  return accepted.kind === "queued" ? accepted.id : "";
 }
 
-/** Runs the checks in order of cost and queues the message; returns its id. */
-async function accept(c: Context<AppEnv>, form: FormRecord): Promise<string> {
-  const relay = c.get("relay");
-  const ip = clientBucket(c.get("clientIp"));
-
-  // Before the body is read: a flood costs a rate-limit check per request, nothing more.
-  for (const [identifier, limit] of [
-    [`form-ip:${form.id}:${ip}`, form.ip_rate_limit],
-    [`form:${form.id}`, form.rate_limit],
-  ] as const) {
-    const r = await stored(relay, "form.rate_limit", () =>
-      relay.limiter.check(identifier, limitOf(limit)),
-    );
-    if (!r.allowed) {
-      const headers = rateLimitHeaders(r, relay.now());
-      throw new FormRejection(
-        "rate_limited",
-        429,
-        `too many submissions; retry after ${headers["ratelimit-reset"]} s`,
-        {
-          code: "rate_limit_exceeded",
-          headers: {
-            ...headers,
-            "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
-          },
-        },
-      );
-    }
-  }
-
-  let bytes: Uint8Array<ArrayBuffer>;
-  try {
-    // readBodyBytes copies the body into a fresh ArrayBuffer (never a shared one).
-    bytes = (await readBodyBytes(c, form.max_body_bytes)) as Uint8Array<ArrayBuffer>;
-  } catch (err) {
-    if (err instanceof TooLargeError) throw new FormRejection("too_large", 413, err.message);
-    if (err instanceof MalformedBodyError)
-      throw new FormRejection("invalid_body", 400, err.message);
-    throw err;
-  }
-  const submission = await parseSubmission(bytes, c.req.header("content-type"));
-
-  // A filled honeypot looks like success to the bot, and nothing is queued.
-  if (form.honeypot && firstValue(submission, form.honeypot) !== "") {
-    throw new Honeypot();
-  }
-
-  const token = firstValue(submission, START_FIELD);
-  if (token === "") {
-    if (form.start_token === "required")
-      throw new FormRejection(
-        "start_token",
-        422,
-        `is missing: the page must fetch a start token (GET /f/${form.id}/start) and send it`,
-        { field: START_FIELD },
-      );
-  } else {
-    const checked = await checkStartToken(form.id, form.token_key, token, relay.now());
-    if (!checked.ok)
-      throw new FormRejection(
-        "start_token",
-        422,
-        checked.why === "expired"
-          ? "the page is too old: reload it and send the form again"
-          : "is not a start token this form issued",
-        { field: START_FIELD },
-      );
-    if (checked.ageMs < form.min_fill_seconds * 1000)
-      throw new FormRejection(
-        "too_fast",
-        422,
-        `the form was sent ${(checked.ageMs / 1000).toFixed(1)} s after the page loaded; this form takes at least ${form.min_fill_seconds} s`,
-        { field: START_FIELD },
-      );
-  }
-
-  if (form.turnstile_secret) {
-    const response = firstValue(submission, TURNSTILE_FIELD);
-    if (response === "")
-      throw new FormRejection(
-        "turnstile",
-        422,
-        "is missing: the page must include the Turnstile widget",
-        {
-          field: TURNSTILE_FIELD,
-        },
-      );
-    const verdict = await verifyTurnstile(
-      relay.config.forms.turnstileVerifyUrl,
-      form.turnstile_secret,
-      response,
-      c.get("clientIp"),
-    );
-    if (!verdict.ok && "unavailable" in verdict) {
-      relay.log.error("form.turnstile_unavailable", {
-        form_id: form.id,
-        error: verdict.unavailable,
-      });
-      throw new RelayError(
-        503,
-        "application_error",
-        "The challenge could not be verified; nothing was sent. Retry later.",
-        { headers: { "retry-after": "5" } },
-      );
-    }
-    if (!verdict.ok)
-      throw new FormRejection(
-        "turnstile",
-        422,
-        `was not accepted by Turnstile (${verdict.codes.join(", ") || "no reason given"})`,
-        { field: TURNSTILE_FIELD },
-      );
-  }
-
-  const checked = await checkSubmission(form, submission);
-  let composed: Awaited<ReturnType<typeof composeMessage>>;
-  try {
-    composed = await composeMessage(
-      renderFormMessage(form, checked.data, checked.replyTo, checked.attachments),
-      {
-        id: crypto.randomUUID(),
-        keyId: form.id,
-        now: relay.now(),
-        limits: relay.config.limits,
-      },
-    );
-  } catch (err) {
-    if (err instanceof TooLargeError) throw new FormRejection("too_large", 413, err.message);
-    if (err instanceof ValidationError) {
-      // Only the Reply-To and attachment names come from the visitor; name the form's field.
-      const field =
-        err.field === "reply_to" || err.field?.startsWith("reply_to[")
-          ? (form.reply_to_field ?? undefined)
-          : err.field === "subject"
-            ? unsafeSubjectField(checked.data)
-            : undefined;
-      throw new FormRejection("invalid_field", 422, err.detail, field ? { field } : {});
-    }
-    throw err;
-  }
-  checkMessage(form.policy ?? undefined, composed);
-  const [id] = await queueMessages(c, [{ composed, scheduledAt: null }]);
-  relay.log.info("form.submitted", { form_id: form.id, email_id: id });
-  return id ?? composed.message.id;
+/** The allowed origin of the request, for CORS headers; undefined for any other. */
+function corsOrigin(c: Context, form: FormRecord | null): string | undefined {
+  return form ? allowedOrigin(form, c.req.header("origin")) : undefined;
 }
 
-/** Not an error to the visitor: the bot is answered as if it had succeeded. */
-class Honeypot extends FormRejection {
-  constructor() {
-    super("honeypot", 200, "honeypot");
-  }
-}
-
-function succeeded(
-  c: Context<AppEnv>,
-  mode: Mode,
-  form: FormRecord,
-  id: string,
-  cors: string,
-): Response {
+function succeeded(c: Context<AppEnv>, mode: Mode, form: FormRecord, id: string): Response {
+  const cors = corsOrigin(c, form);
   if (mode === "json")
     return c.json({ id }, 200, { ...corsHeaders(cors), "cache-control": "no-store" });
   if (form.success_url) return redirect(form.success_url);
@@ -615,11 +298,10 @@ function failed(
   c: Context<AppEnv>,
   mode: Mode,
   form: FormRecord | null,
-  err: RelayError,
-  cors: string | undefined,
+  failure: FormFailure,
 ): Response {
-  if (err instanceof Honeypot && form && cors)
-    return succeeded(c, mode, form, crypto.randomUUID(), cors);
+  const { error: err, code, field } = failure;
+  const cors = corsOrigin(c, form);
   const headers = { ...err.headers, ...corsHeaders(cors) };
   if (mode === "json") {
     return new Response(JSON.stringify(err.toBody()), {
@@ -628,9 +310,7 @@ function failed(
     });
   }
   // A page from another origin is not sent to this form's error page: it gets a 403 page.
-  if (form?.error_url && cors) {
-    const field = errorField(err);
-    return redirect(form.error_url, { error: errorCode(err), ...(field ? { field } : {}) });
-  }
-  return htmlPage(err.status, errorTitle(err), err.message, backLink(c, form), headers);
+  if (form?.error_url && cors)
+    return redirect(form.error_url, { error: code, ...(field ? { field } : {}) });
+  return htmlPage(err.status, errorTitle(err.status), err.message, backLink(c, form), headers);
 }

@@ -1,66 +1,9 @@
 /**
- * Request and response schemas, defined once with zod. They validate requests and generate
- * `/openapi.json`. Field names follow Resend's API, so the official SDK works unchanged.
+ * The HTTP API's own request and response schemas, defined once with zod. They validate requests
+ * and generate `/openapi.json`. The send request itself is src/mail/request.ts.
  */
 import { z } from "@hono/zod-openapi";
-
-// Values that end up in a header or an SMTP command must never carry a line break or another
-// control character: that is how header and command injection happens.
-const NO_CONTROL = /^[^\u0000-\u0008\u000a-\u001f\u007f-\u009f\u2028\u2029]*$/;
-const noControl = (what: string) =>
-  z.string().regex(NO_CONTROL, `${what} must not contain line breaks or control characters`);
-
-const addressList = z
-  .union([noControl("address"), z.array(noControl("address")).max(50)])
-  .openapi({ example: ["Ann <ann@example.com>"] });
-
-export const AttachmentSchema = z
-  .object({
-    filename: noControl("filename").max(255).optional(),
-    content: z.string().optional().openapi({ description: "Base64-encoded file content." }),
-    path: z.string().optional().openapi({ description: "Not supported: send `content` instead." }),
-    content_type: noControl("content_type").max(255).optional(),
-    content_id: noControl("content_id").max(255).optional().openapi({
-      description: "Makes the attachment inline, referenced from the HTML as cid:<content_id>.",
-    }),
-  })
-  .openapi("Attachment");
-
-export const TagSchema = z
-  .object({
-    name: z
-      .string()
-      .max(256)
-      .regex(/^[A-Za-z0-9_-]+$/, "tag name may only contain ASCII letters, digits, _ and -"),
-    value: z
-      .string()
-      .max(256)
-      .regex(/^[A-Za-z0-9_-]*$/, "tag value may only contain ASCII letters, digits, _ and -"),
-  })
-  .openapi("Tag");
-
-export const SendEmailSchema = z
-  .object({
-    from: noControl("from").openapi({ example: "Acme <onboarding@example.com>" }),
-    to: addressList,
-    cc: addressList.optional(),
-    bcc: addressList.optional(),
-    reply_to: addressList.optional(),
-    // 900: an unbreakable subject still folds into lines under 998 octets.
-    subject: noControl("subject").max(900).openapi({ example: "Hello" }),
-    html: z.string().optional(),
-    text: z.string().optional(),
-    headers: z.record(z.string(), z.string()).optional(),
-    attachments: z.array(AttachmentSchema).max(100).optional(),
-    tags: z.array(TagSchema).max(50).optional(),
-    scheduled_at: z.string().optional().openapi({
-      description: "ISO 8601 time, or 'in N minutes|hours|days'. Up to 30 days ahead.",
-      example: "2026-12-01T09:00:00Z",
-    }),
-  })
-  .openapi("SendEmailRequest");
-
-export type SendEmailRequest = z.infer<typeof SendEmailSchema>;
+import { noControl, SendEmailSchema, TagSchema } from "../mail/request.ts";
 
 export const BatchSchema = z.array(SendEmailSchema).min(1).max(100).openapi("BatchRequest");
 

@@ -1,9 +1,9 @@
 /**
- * The one way a request queues mail: store it (all or none, with the idempotency record when
- * there is one), then try it at once in the background. `POST /emails`, the batch endpoint, form
- * submissions and inbound hooks all go through here, so they share one durability promise.
+ * Queueing mail from a route: the relay and the background hook of the request's context, handed
+ * to the one accept path (src/delivery/accept.ts) that every sender shares.
  */
 import type { Context } from "hono";
+import { acceptAndDeliver } from "../delivery/accept.ts";
 import type { AppEnv } from "../http/env.ts";
 import type { Composed } from "../mail/compose.ts";
 import type { IdempotencyRecord } from "../store/store.ts";
@@ -13,14 +13,5 @@ export async function queueMessages(
   items: { composed: Composed; scheduledAt: number | null }[],
   idempotency?: IdempotencyRecord,
 ): Promise<string[]> {
-  const relay = c.get("relay");
-  const accepted = await relay.accept(items, idempotency);
-  if (accepted.immediate.length > 0 || accepted.events) {
-    c.get("background")(
-      relay
-        .deliverNow(accepted.immediate)
-        .catch((err) => relay.log.error("delivery.immediate_failed", { error: String(err) })),
-    );
-  }
-  return accepted.ids;
+  return acceptAndDeliver(c.get("relay"), c.get("background"), items, idempotency);
 }

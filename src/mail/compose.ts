@@ -7,7 +7,6 @@
 // Explicit, so the core names no Node global (Workers give node:buffer under nodejs_compat).
 import { Buffer } from "node:buffer";
 import MailComposer from "nodemailer/lib/mail-composer";
-import type { SendEmailRequest } from "../api/schemas.ts";
 import { StoredSizeError, TooLargeError, ValidationError } from "../errors.ts";
 import type { QueuedMessage } from "../store/types.ts";
 import {
@@ -20,6 +19,7 @@ import {
   uniqueAddresses,
 } from "./address.ts";
 import { bytesToLatin1, storedSize } from "./bytes.ts";
+import type { SendEmailRequest } from "./request.ts";
 
 export interface ComposeLimits {
   maxMessageBytes: number;

@@ -7,7 +7,7 @@
  */
 import PostalMime from "postal-mime";
 import { beforeEach, describe, expect, it } from "vitest";
-import { clientBucket } from "../../src/api/forms.ts";
+import { clientBucket } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { ConfigError } from "../../src/errors.ts";
 import { gatewayApi, requireRedis, services, sinkApi } from "../support/services.ts";

@@ -9,9 +9,7 @@
  * JavaScript sends no token. The form's `start_token` setting says what that means: "optional"
  * lets such a submission through (the other checks still apply), "required" refuses it.
  */
-
-/** A token older than this is refused: the visitor reloads the page (a day-old tab, say). */
-export const START_TOKEN_MAX_AGE_MS = 24 * 60 * 60 * 1000;
+import { START_TOKEN_MAX_AGE_MS, START_TOKEN_MAX_SKEW_MS } from "../limits.ts";
 
 const encoder = new TextEncoder();
 
@@ -56,7 +54,7 @@ export async function issueStartToken(formId: string, key: string, now: number):
 
 export type StartCheck =
   | { ok: true; ageMs: number }
-  | { ok: false; why: "malformed" | "bad_signature" | "expired" };
+  | { ok: false; reason: "malformed" | "bad_signature" | "expired" };
 
 /** Checks a posted token; `ageMs` is how long ago it was issued. */
 export async function checkStartToken(
@@ -67,7 +65,7 @@ export async function checkStartToken(
 ): Promise<StartCheck> {
   const m = /^(\d{1,15})\.([A-Za-z0-9_-]{43})$/.exec(token);
   const signature = m?.[2] ? fromBase64url(m[2]) : null;
-  if (!m?.[1] || !signature) return { ok: false, why: "malformed" };
+  if (!m?.[1] || !signature) return { ok: false, reason: "malformed" };
   const issued = Number(m[1]);
   // crypto.subtle.verify compares in constant time.
   const valid = await crypto.subtle.verify(
@@ -76,8 +74,9 @@ export async function checkStartToken(
     signature,
     encoder.encode(`${formId}.${issued}`),
   );
-  if (!valid) return { ok: false, why: "bad_signature" };
+  if (!valid) return { ok: false, reason: "bad_signature" };
   const ageMs = now - issued;
-  if (ageMs > START_TOKEN_MAX_AGE_MS || ageMs < -60_000) return { ok: false, why: "expired" };
+  if (ageMs > START_TOKEN_MAX_AGE_MS || ageMs < -START_TOKEN_MAX_SKEW_MS)
+    return { ok: false, reason: "expired" };
   return { ok: true, ageMs: Math.max(0, ageMs) };
 }

@@ -13,9 +13,7 @@
  * so the page's script can read why a submission was refused.
  */
 import type { Context } from "hono";
-import type { RelayError } from "../errors.ts";
-import type { FormRecord } from "./forms.ts";
-import { FormRejection } from "./rejection.ts";
+import type { FormRecord } from "../intake/forms/forms.ts";
 
 export type Mode = "html" | "json";
 
@@ -107,24 +105,11 @@ export function backLink(c: Context, form: FormRecord | null): string | null {
   }
 }
 
-/** The short code an error redirect carries. */
-export function errorCode(err: RelayError): string {
-  if (err instanceof FormRejection)
-    return err.code === "missing_required_field" ? "missing_field" : err.reason;
-  if (err.status === 404) return "not_found";
-  if (err.status === 503) return "unavailable";
-  return "invalid";
-}
-
-export function errorField(err: RelayError): string | undefined {
-  return err instanceof FormRejection ? err.field : undefined;
-}
-
 /** A visitor-facing sentence for a plain-form error page. */
-export function errorTitle(err: RelayError): string {
-  if (err.status === 429) return "Too many submissions";
-  if (err.status === 503) return "Please try again";
-  if (err.status === 404) return "Form not found";
-  if (err.status === 403) return "Not allowed";
+export function errorTitle(status: number): string {
+  if (status === 429) return "Too many submissions";
+  if (status === 503) return "Please try again";
+  if (status === 404) return "Form not found";
+  if (status === 403) return "Not allowed";
   return "The form could not be sent";
 }

@@ -4,13 +4,9 @@
  * outside). Secrets and signatures are compared in constant time.
  */
 import { Webhook } from "standardwebhooks";
-import { constantTimeEqual, sha256Hex } from "../auth/keys.ts";
+import { constantTimeEqual, sha256Hex } from "../../auth/keys.ts";
+import { MAX_WEBHOOK_ID_CHARS } from "../limits.ts";
 import type { HookRecord } from "./hooks.ts";
-
-/** The Standard Webhooks spec's tolerance for webhook-timestamp, both ways. */
-export const STANDARD_WEBHOOKS_TOLERANCE_MS = 5 * 60 * 1000;
-/** Longest webhook-id taken; it becomes part of a store key. */
-const MAX_WEBHOOK_ID = 256;
 
 export interface HookRequest {
   body: Uint8Array<ArrayBuffer>;
@@ -97,7 +93,7 @@ function standardWebhooks(hook: HookRecord, req: HookRequest): Verdict {
   const timestamp = req.header("webhook-timestamp");
   const signature = req.header("webhook-signature");
   if (!id || !timestamp || !signature) return DENIED;
-  if (id.length > MAX_WEBHOOK_ID || !/^[\x21-\x7e]+$/.test(id)) return DENIED;
+  if (id.length > MAX_WEBHOOK_ID_CHARS || !/^[\x21-\x7e]+$/.test(id)) return DENIED;
   // The package signs `${id}.${timestamp}.${payload}` over the payload as text.
   const payload = new TextDecoder().decode(req.body);
   try {

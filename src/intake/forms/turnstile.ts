@@ -7,15 +7,14 @@
  * The secret is sent nowhere else: never logged, never in an answer.
  */
 
-/** siteverify answers in well under a second; a visitor should not wait longer than this. */
-const TIMEOUT_MS = 10_000;
+import { TURNSTILE_TIMEOUT_MS } from "../limits.ts";
 
 export type TurnstileVerdict =
   | { ok: true }
   /** The token was refused; `codes` are siteverify's error codes. */
-  | { ok: false; codes: string[] }
+  | { ok: false; reason: "refused"; codes: string[] }
   /** siteverify could not be asked or answered nonsense: nothing is known about the token. */
-  | { ok: false; unavailable: string };
+  | { ok: false; reason: "unavailable"; detail: string };
 
 export async function verifyTurnstile(
   url: string,
@@ -31,16 +30,24 @@ export async function verifyTurnstile(
       method: "POST",
       headers: { "content-type": "application/x-www-form-urlencoded" },
       body: body.toString(),
-      signal: AbortSignal.timeout(TIMEOUT_MS),
+      signal: AbortSignal.timeout(TURNSTILE_TIMEOUT_MS),
     });
   } catch (err) {
-    return { ok: false, unavailable: err instanceof Error ? err.name : "fetch failed" };
+    return {
+      ok: false,
+      reason: "unavailable",
+      detail: err instanceof Error ? err.name : "fetch failed",
+    };
   }
   let answer: unknown;
   try {
     answer = await res.json();
   } catch {
-    return { ok: false, unavailable: `siteverify answered ${res.status} without JSON` };
+    return {
+      ok: false,
+      reason: "unavailable",
+      detail: `siteverify answered ${res.status} without JSON`,
+    };
   }
   const { success, "error-codes": codes } = (answer ?? {}) as {
     success?: unknown;
@@ -50,7 +57,12 @@ export async function verifyTurnstile(
   if (success === false)
     return {
       ok: false,
+      reason: "refused",
       codes: Array.isArray(codes) ? codes.filter((c): c is string => typeof c === "string") : [],
     };
-  return { ok: false, unavailable: `siteverify answered ${res.status} without a verdict` };
+  return {
+    ok: false,
+    reason: "unavailable",
+    detail: `siteverify answered ${res.status} without a verdict`,
+  };
 }

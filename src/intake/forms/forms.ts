@@ -9,10 +9,17 @@
  * recipients, the sender and the headers are the operator's, fixed when the form is saved.
  */
 import { z } from "@hono/zod-openapi";
-import type { KeyPolicy } from "../auth/policy.ts";
-import { rateLimitField } from "../auth/rate-limit.ts";
-import { ValidationError } from "../errors.ts";
-import { checkTemplate } from "../templates/render.ts";
+import type { KeyPolicy } from "../../auth/policy.ts";
+import { rateLimitField } from "../../auth/rate-limit.ts";
+import { ValidationError } from "../../errors.ts";
+import { checkTemplate } from "../../templates/render.ts";
+import {
+  MAX_FIELD_LENGTH,
+  MAX_FIELDS,
+  MAX_FORM_TEMPLATE_CHARS,
+  MAX_MIN_FILL_SECONDS,
+  MAX_ORIGINS,
+} from "../limits.ts";
 
 export type FieldType = "text" | "email" | "file";
 
@@ -94,14 +101,6 @@ export const DEFAULTS = {
   subject: "New form submission",
 } as const;
 
-/** Bounds on what a form may ask for: a form is for people typing, not for bulk uploads. */
-export const MAX_FIELDS = 50;
-const MAX_TEXT_LENGTH = 100_000;
-const MAX_MIN_FILL_SECONDS = 3600;
-const MAX_ORIGINS = 20;
-/** Templates are small: a subject line and a body with a few placeholders. */
-const MAX_TEMPLATE_CHARS = 100_000;
-
 const FIELD_NAME = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 const CONTENT_TYPE_PATTERN =
   /^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}\/(\*|[a-z0-9][a-z0-9!#$&^_.+-]{0,126})$/;
@@ -112,7 +111,7 @@ const FieldSchema = z
     type: z.enum(["text", "email", "file"]).optional(),
     required: z.boolean().optional(),
     multiple: z.boolean().optional(),
-    max_length: z.number().int().min(1).max(MAX_TEXT_LENGTH).optional(),
+    max_length: z.number().int().min(1).max(MAX_FIELD_LENGTH).optional(),
     max_bytes: z.number().int().min(1).optional(),
     content_types: z.array(z.string().max(255)).min(1).max(50).optional(),
   })
@@ -120,7 +119,9 @@ const FieldSchema = z
   .openapi("FormField");
 
 const template = (what: string) =>
-  z.string().max(MAX_TEMPLATE_CHARS, `${what} template is over ${MAX_TEMPLATE_CHARS} characters`);
+  z
+    .string()
+    .max(MAX_FORM_TEMPLATE_CHARS, `${what} template is over ${MAX_FORM_TEMPLATE_CHARS} characters`);
 const urlField = z.string().max(2048);
 const addressList = z.union([z.string().max(320), z.array(z.string().max(320)).min(1).max(50)]);
 

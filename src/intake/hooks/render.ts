@@ -5,13 +5,11 @@
  * `POST /emails`.
  */
 
-import { parseJson } from "../api/body.ts";
-import type { SendEmailRequest } from "../api/schemas.ts";
-import { renderTemplate } from "../templates/render.ts";
+import { parseJson } from "../../json.ts";
+import type { SendEmailRequest } from "../../mail/request.ts";
+import { renderTemplate } from "../../templates/render.ts";
+import { MAX_SUBJECT_CHARS } from "../limits.ts";
 import type { HookRecord } from "./hooks.ts";
-
-/** `POST /emails` takes subjects up to this long; a rendered one is cut to fit. */
-const MAX_SUBJECT = 900;
 
 /**
  * The payload as template data. JSON whatever the content type says (senders label JSON in many
@@ -53,7 +51,7 @@ export function renderHookMessage(hook: HookRecord, payload: unknown): SendEmail
     to: hook.to,
     ...(hook.cc ? { cc: hook.cc } : {}),
     ...(hook.reply_to ? { reply_to: hook.reply_to } : {}),
-    subject: cut(renderTemplate(hook.subject, data, "header"), MAX_SUBJECT),
+    subject: cut(renderTemplate(hook.subject, data, "header"), MAX_SUBJECT_CHARS),
     ...(hook.text !== null ? { text: renderTemplate(hook.text, data, "text") } : {}),
     ...(hook.html !== null ? { html: renderTemplate(hook.html, data, "html") } : {}),
   };

@@ -7,9 +7,16 @@
  * can choose where mail goes or whom it claims to come from.
  */
 import { z } from "@hono/zod-openapi";
-import { sha256Hex } from "../auth/keys.ts";
-import type { KeyPolicy } from "../auth/policy.ts";
-import { ValidationError } from "../errors.ts";
+import { sha256Hex } from "../../auth/keys.ts";
+import type { KeyPolicy } from "../../auth/policy.ts";
+import { ValidationError } from "../../errors.ts";
+import {
+  MAX_HOOK_BODY_TEMPLATE_CHARS,
+  MAX_HOOK_SUBJECT_TEMPLATE_CHARS,
+  MAX_SECRET_CHARS,
+  MIN_SECRET_CHARS,
+  STANDARD_KEY_BYTES,
+} from "../limits.ts";
 
 /** How a caller proves it may use the hook. */
 export type VerifySpec =
@@ -56,11 +63,6 @@ export interface HookRecord {
 
 /** Generated secrets: 32 random bytes, as much as an HMAC-SHA256 key can use. */
 const SECRET_BYTES = 32;
-/** A secret the caller chooses must be at least this long (a header token, an HMAC key). */
-export const MIN_SECRET_CHARS = 24;
-const MAX_SECRET_CHARS = 256;
-/** Standard Webhooks keys are 24 to 64 bytes (the spec's recommendation); we take up to 128. */
-const STANDARD_KEY_BYTES = { min: 24, max: 128 };
 
 function base64url(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes))
@@ -171,9 +173,6 @@ const VerifySchema = z.discriminatedUnion("type", [
 export type VerifyInput = z.infer<typeof VerifySchema>;
 
 const addresses = z.union([noControl("address"), z.array(noControl("address")).min(1).max(50)]);
-/** Templates are the operator's; these bound what one render can cost. */
-const MAX_SUBJECT_TEMPLATE = 2000;
-const MAX_BODY_TEMPLATE = 256 * 1024;
 
 const HookFields = {
   name: noControl("name").min(1).max(100).optional(),
@@ -184,10 +183,10 @@ const HookFields = {
   subject: z
     .string()
     .min(1)
-    .max(MAX_SUBJECT_TEMPLATE)
+    .max(MAX_HOOK_SUBJECT_TEMPLATE_CHARS)
     .openapi({ example: "[{{repository.full_name}}] {{head_commit.message}}" }),
-  text: z.string().max(MAX_BODY_TEMPLATE).optional(),
-  html: z.string().max(MAX_BODY_TEMPLATE).optional(),
+  text: z.string().max(MAX_HOOK_BODY_TEMPLATE_CHARS).optional(),
+  html: z.string().max(MAX_HOOK_BODY_TEMPLATE_CHARS).optional(),
   verify: VerifySchema,
   rate_limit: z.string().max(32).optional().openapi({
     description: "Requests per window for this hook, e.g. 60/1m (default: HOOK_RATE_LIMIT).",

@@ -17,9 +17,6 @@ import type { AppEnv } from "../http/env.ts";
 import { KeyClaim, retryAfterSeconds, type Seal } from "../idempotency.ts";
 import type { StoredResponse } from "../store/store.ts";
 
-// Inbound hooks and their tests still import these from here; they live in src/idempotency.ts.
-export { IN_FLIGHT_TTL_MS, KeyClaim, retryAfterSeconds } from "../idempotency.ts";
-
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_IDEMPOTENCY_KEY = 256;
 

@@ -6,12 +6,11 @@
  * its error redirect carries (`?error=<code>&field=<name>`): the name it is counted under.
  */
 import type { Context } from "hono";
-import { failureGuard } from "../auth/abuse.ts";
 import { HookInFlightError, HookUnauthorizedError, NotFoundError, RelayError } from "../errors.ts";
 import type { AppEnv } from "../http/env.ts";
+import { KeyClaim, retryAfterSeconds } from "../idempotency.ts";
 import type { IntakeContext, ReplayClaim } from "../intake/pipeline.ts";
 import { counterOf, type IntakeKind, type Rejection, unreachable } from "../intake/result.ts";
-import { KeyClaim, retryAfterSeconds } from "./idempotency.ts";
 import { stored } from "./resource.ts";
 
 /** The pipeline's view of a request, and what it needs of the relay and the route layer. */
@@ -22,7 +21,7 @@ export function intakeContext(c: Context<AppEnv>): IntakeContext {
     relay,
     request: { clientIp, header: (name) => c.req.header(name), body: c.req.raw.body },
     background: c.get("background"),
-    guard: failureGuard(relay.store, clientIp, relay.now()),
+    guard: relay.failureGuard(clientIp),
     stored: (op, run) => stored(relay, op, run),
     claim: (key, hash, ttlMs): ReplayClaim => {
       const claim = new KeyClaim(relay, key, hash, ttlMs);

@@ -65,7 +65,7 @@ export interface Config {
   hooks: { rateLimit: RateLimit; maxBodyBytes: number };
   /** Forms (`POST /f/:id`): where Turnstile tokens are verified (siteverify or a stand-in). */
   forms: { turnstileVerifyUrl: string };
-  /** Delivery of events to webhook endpoints (src/webhooks/). */
+  /** Delivery of events to webhook endpoints (src/events/). */
   webhooks: WebhookConfig;
 }
 

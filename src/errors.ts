@@ -1,7 +1,7 @@
 /**
  * Every error the API can answer with, as named types, and the one place that turns them into
  * Resend-shaped responses (`{ statusCode, name, message }`). Route code throws these; anything
- * else that escapes is a bug and is answered as a 500 without its details (see `app.ts`).
+ * else that escapes is a bug and is answered as a 500 without its details (see src/http/app.ts).
  */
 
 /** Resend's error names (its SDK types them as `RESEND_ERROR_CODE_KEY`). */

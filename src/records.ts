@@ -1,6 +1,6 @@
 /**
  * The records the API manages by kind (forms, hooks): what every kind answers alike, listing,
- * reading one with its counters, deleting. The routes (src/api/resource.ts) call these and only
+ * reading one with its counters, deleting. The routes (src/http/routes/resource.ts) call these and only
  * translate the request and the answer; store errors reach them as thrown, to be answered 503.
  */
 import type { Logger } from "./log.ts";

@@ -16,6 +16,9 @@ import {
 } from "./delivery/deliver.ts";
 import { cancelState, initialState, lastEvent, type Policy } from "./delivery/state.ts";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
+import { type DispatchReport, dispatchEvents } from "./events/dispatch.ts";
+import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events.ts";
+import { WebhookEndpoints } from "./events/manage.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
 import { Records } from "./records.ts";
@@ -27,9 +30,6 @@ import {
   type RelayStore,
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
-import { type DispatchReport, dispatchEvents } from "./webhooks/dispatch.ts";
-import { acceptedEvents, canceledEvents, type EventDraft } from "./webhooks/events.ts";
-import { WebhookEndpoints } from "./webhooks/manage.ts";
 
 /** Which store backs the relay, as /health reports it. */
 export type StoreKind = "upstash" | "memory";

@@ -2,12 +2,13 @@
  * The delivery stage: sends claimed messages over one SMTP transport and writes each outcome back
  * as soon as its SMTP transaction ends, so a crash repeats as little as possible.
  */
+
+import { deliveryEvents, type EventDraft } from "../events/events.ts";
 import type { Logger } from "../log.ts";
 import { latin1ToBytes } from "../mail/bytes.ts";
 import type { SmtpTransport } from "../smtp/transport.ts";
 import type { RelayStore } from "../store/store.ts";
 import type { ClaimedEntry } from "../store/types.ts";
-import { deliveryEvents, type EventDraft } from "../webhooks/events.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
 
 /**

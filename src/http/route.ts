@@ -12,8 +12,8 @@
  */
 import { OpenAPIHono, type RouteConfig } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ErrorSchema } from "../api/schemas.ts";
 import type { AppEnv } from "./env.ts";
+import { ErrorSchema } from "./schemas.ts";
 
 /** A sub-app for one resource, mounted with `app.route()`. */
 export function resourceApp(): OpenAPIHono<AppEnv> {

@@ -3,7 +3,7 @@
  * union. Expected refusals (a wrong origin, a bad signature, a body over its limit, a field that
  * fails its check) are values, not exceptions; only what the step cannot answer for (the store
  * unreachable, a bug) is thrown. The route layer maps each reason to its HTTP answer in one
- * exhaustive switch (src/api/intake-answer.ts); which reasons are counted, and under what name,
+ * exhaustive switch (src/http/intake.ts); which reasons are counted, and under what name,
  * is `counterOf` below, exhaustive too, so a new reason cannot be forgotten in either.
  */
 import type { RelayError } from "../errors.ts";

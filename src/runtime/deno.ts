@@ -7,12 +7,12 @@
  * each is needed).
  */
 import type { Context } from "hono";
-import { createApp } from "../app.ts";
 import type { Env } from "../config.ts";
 import { ConfigError } from "../errors.ts";
+import { setEndpointFetch } from "../events/dispatch.ts";
+import { pinnedFetch } from "../events/pinned-fetch.ts";
+import { createApp } from "../http/app.ts";
 import type { Relay } from "../relay.ts";
-import { setEndpointFetch } from "../webhooks/dispatch.ts";
-import { pinnedFetch } from "../webhooks/pinned-fetch.ts";
 import { logConfigError, relayFor } from "./isolate.ts";
 
 // Unlike a Worker, this process can reach its own network: webhook POSTs resolve the endpoint's

@@ -3,8 +3,9 @@
  * only adapts the runtime (env bindings, ctx.waitUntil); the relay itself lives in src/relay.ts,
  * built by compose.ts.
  */
-import { createApp } from "../app.ts";
+
 import type { Env } from "../config.ts";
+import { createApp } from "../http/app.ts";
 import { relayFor, relayOrConfigError } from "./isolate.ts";
 
 const app = createApp({

@@ -246,7 +246,7 @@ export type EventCommitResult =
     };
 
 /**
- * Webhook endpoints (src/webhooks/) and the events queued for them. An endpoint is "enabled"
+ * Webhook endpoints (src/events/) and the events queued for them. An endpoint is "enabled"
  * exactly while it has a subscription: what `enqueue` and `commit` fan events out from, in the
  * same atomic step as the message write.
  */

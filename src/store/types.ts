@@ -105,7 +105,7 @@ export interface ApiKeyRecord {
 
 /**
  * A delivery event ready to be stored: its id (the `webhook-id` header) and its JSON payload.
- * src/webhooks/events.ts drafts them (narrowing `type` to its event names); the store only keeps
+ * src/events/events.ts drafts them (narrowing `type` to its event names); the store only keeps
  * and fans them out, so it takes any type name.
  */
 export interface EventDraft<Type extends string = string> {

@@ -1,12 +1,12 @@
 /**
- * Webhook POSTs on Deno (src/webhooks/pinned-fetch.ts, installed by src/runtime/deno.ts): the
+ * Webhook POSTs on Deno (src/events/pinned-fetch.ts, installed by src/runtime/deno.ts): the
  * endpoint's name is resolved by the relay and every answer checked before a connection opens, so
  * a name that leads to loopback or a private address is refused unless WEBHOOK_ALLOW_LOOPBACK
  * allows loopback, and the connection goes to the checked address, not to a second lookup. A
  * receiver served here with Deno.serve counts what reaches it.
  */
 import assert from "node:assert/strict";
-import { pinnedFetch, type Resolver, resolvePublic } from "../../src/webhooks/pinned-fetch.ts";
+import { pinnedFetch, type Resolver, resolvePublic } from "../../src/events/pinned-fetch.ts";
 
 function receiver() {
   const seen: { host: string | null; body: string }[] = [];

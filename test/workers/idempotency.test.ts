@@ -3,8 +3,8 @@
  * what a lost store reply does to it, with request faults in the Upstash gateway.
  */
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import { createApp } from "../../src/http/app.ts";
 import { IN_FLIGHT_TTL_MS, SEAL_DEADLINE_MS } from "../../src/idempotency.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formFailure, intakeError } from "../../src/api/intake.ts";
+import { formFailure, intakeError } from "../../src/http/intake.ts";
 import { REJECTION_REASONS as FORM_COUNTERS } from "../../src/intake/forms/forms.ts";
 import { REJECTION_REASONS as HOOK_COUNTERS } from "../../src/intake/hooks/hooks.ts";
 import { counterOf, INTAKE_REASONS, reject } from "../../src/intake/result.ts";

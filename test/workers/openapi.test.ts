@@ -4,8 +4,8 @@
  * sample of documented error statuses is what a request provoking them gets.
  */
 import { beforeAll, describe, expect, it } from "vitest";
-import { createApp } from "../../src/app.ts";
 import { loadConfig } from "../../src/config.ts";
+import { createApp } from "../../src/http/app.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory/store.ts";

@@ -10,16 +10,16 @@ import { Webhook } from "standardwebhooks";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { applyOutcomes, cancelState, initialState } from "../../src/delivery/state.ts";
-import type { RecipientOutcome } from "../../src/smtp/transport.ts";
-import type { QueuedMessage } from "../../src/store/types.ts";
-import { signedHeaders } from "../../src/webhooks/dispatch.ts";
-import { checkEndpointUrl, checkEvents } from "../../src/webhooks/endpoints.ts";
+import { signedHeaders } from "../../src/events/dispatch.ts";
+import { checkEndpointUrl, checkEvents } from "../../src/events/endpoints.ts";
 import {
   acceptedEvents,
   canceledEvents,
   deliveryEvents,
   type EventDraft,
-} from "../../src/webhooks/events.ts";
+} from "../../src/events/events.ts";
+import type { RecipientOutcome } from "../../src/smtp/transport.ts";
+import type { QueuedMessage } from "../../src/store/types.ts";
 import { services, sinkApi } from "../support/services.ts";
 import { call, email, type TestEnv, testEnv, tick } from "../support/worker.ts";
 

@@ -4,8 +4,8 @@
  */
 import { describe } from "vitest";
 import { initialState } from "../../../src/delivery/state.ts";
+import type { EventDraft, EventType } from "../../../src/events/events.ts";
 import type { ClaimedEvent, NewEntry, RelayStore } from "../../../src/store/store.ts";
-import type { EventDraft, EventType } from "../../../src/webhooks/events.ts";
 
 export interface StoreFactory {
   name: string;
@@ -45,7 +45,7 @@ export function newEntry(
   };
 }
 
-/** An event about `emailId`, as src/webhooks/events.ts drafts them. */
+/** An event about `emailId`, as src/events/events.ts drafts them. */
 export function eventDraft(type: EventType, emailId: string, createdAt = Date.now()): EventDraft {
   const id = crypto.randomUUID();
   return {

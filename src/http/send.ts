@@ -4,9 +4,9 @@
  */
 import type { Context } from "hono";
 import { acceptAndDeliver } from "../delivery/accept.ts";
-import type { AppEnv } from "../http/env.ts";
 import type { Composed } from "../mail/compose.ts";
 import type { IdempotencyRecord } from "../store/store.ts";
+import type { AppEnv } from "./env.ts";
 
 export async function queueMessages(
   c: Context<AppEnv>,

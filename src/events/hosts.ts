@@ -1,7 +1,7 @@
 /**
  * Which hosts a webhook endpoint may name: public DNS names and global unicast addresses only.
  * Used when an endpoint is saved (names and literals) and, on Deno, for every address a name
- * resolves to before the relay connects (src/webhooks/pinned-fetch.ts).
+ * resolves to before the relay connects (src/events/pinned-fetch.ts).
  */
 import ipaddr from "ipaddr.js";
 

@@ -4,9 +4,11 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../auth/keys.ts";
-import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../auth/policy.ts";
-import type { AppEnv } from "../http/env.ts";
+import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../../auth/keys.ts";
+import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../../auth/policy.ts";
+import { authenticate } from "../auth.ts";
+import { readJson, validate } from "../body.ts";
+import type { AppEnv } from "../env.ts";
 import {
   authErrors,
   bearer,
@@ -15,10 +17,8 @@ import {
   notFound,
   resourceApp,
   route,
-} from "../http/route.ts";
-import { authenticate } from "./auth.ts";
-import { readJson, validate } from "./body.ts";
-import { ApiKeySchema, CreateApiKeySchema } from "./schemas.ts";
+} from "../route.ts";
+import { ApiKeySchema, CreateApiKeySchema } from "../schemas.ts";
 
 const isAdmin = (p: Principal) => p.keyId === ADMIN_KEY_ID;
 

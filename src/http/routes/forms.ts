@@ -9,25 +9,15 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { requireFullAccess } from "../auth/keys.ts";
-import { RelayError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
-import {
-  authErrors,
-  bearer,
-  bodyErrors,
-  errorResponse,
-  notFound,
-  resourceApp,
-  route,
-} from "../http/route.ts";
+import { requireFullAccess } from "../../auth/keys.ts";
+import { RelayError } from "../../errors.ts";
 import {
   CreateFormSchema,
   type FormRecord,
   formView,
   START_FIELD,
   UpdateFormSchema,
-} from "../intake/forms/forms.ts";
+} from "../../intake/forms/forms.ts";
 import {
   changedForm,
   checkWholeForm,
@@ -36,14 +26,15 @@ import {
   type Saver,
   saveForm,
   storedForm,
-} from "../intake/forms/records.ts";
-import { allowedOrigin, formCache, formSource } from "../intake/forms/source.ts";
-import { issueStartToken } from "../intake/forms/start-token.ts";
-import { FORM_DEFINITION_BYTES } from "../intake/limits.ts";
-import { type Accepted, loadRecord, runOn } from "../intake/pipeline.ts";
-import { reject } from "../intake/result.ts";
-import { authenticate } from "./auth.ts";
-import { readJson, validate } from "./body.ts";
+} from "../../intake/forms/records.ts";
+import { allowedOrigin, formCache, formSource } from "../../intake/forms/source.ts";
+import { issueStartToken } from "../../intake/forms/start-token.ts";
+import { FORM_DEFINITION_BYTES } from "../../intake/limits.ts";
+import { type Accepted, loadRecord, runOn } from "../../intake/pipeline.ts";
+import { reject } from "../../intake/result.ts";
+import { authenticate } from "../auth.ts";
+import { readJson, validate } from "../body.ts";
+import type { AppEnv } from "../env.ts";
 import {
   backLink,
   corsHeaders,
@@ -53,14 +44,23 @@ import {
   modeOf,
   preflightHeaders,
   redirect,
-} from "./form-respond.ts";
+} from "../form-respond.ts";
 import {
   type FormFailure,
   formFailure,
   intakeContext,
   intakeError,
   thrownFailure,
-} from "./intake.ts";
+} from "../intake.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../route.ts";
 import {
   registerRecordRoutes,
   requestOrigin,

@@ -6,20 +6,20 @@
 import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { apiKeyRoutes } from "./api/api-keys.ts";
-import { emailRoutes } from "./api/emails.ts";
-import { formRoutes, publicFormRoutes } from "./api/forms.ts";
-import { hookRoutes } from "./api/hooks.ts";
-import { webhookRoutes } from "./api/webhooks.ts";
 import {
   internalErrorResponse,
   MethodNotAllowedError,
   NotFoundError,
   RelayError,
-} from "./errors.ts";
-import type { AppEnv } from "./http/env.ts";
-import { route } from "./http/route.ts";
-import type { Relay } from "./relay.ts";
+} from "../errors.ts";
+import type { Relay } from "../relay.ts";
+import type { AppEnv } from "./env.ts";
+import { route } from "./route.ts";
+import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { emailRoutes } from "./routes/emails.ts";
+import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
+import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
+import { webhookRoutes } from "./routes/webhooks.ts";
 
 export interface AppOptions {
   /** The relay for this request (built once per isolate by the runtime entry). */
@@ -56,12 +56,16 @@ export function createApp(options: AppOptions) {
     });
   });
 
+  // Behind an API key (or ADMIN_TOKEN): the Resend API and the resources it manages.
   app.route("/emails", emailRoutes());
   app.route("/api-keys", apiKeyRoutes());
   app.route("/forms", formRoutes());
-  app.route("/f", publicFormRoutes());
   app.route("/webhooks", webhookRoutes());
   app.route("/hooks", hookRoutes());
+  // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token) and
+  // hooks' deliveries (their proof). After hookRoutes: see there for why the order matters.
+  app.route("/f", publicFormRoutes());
+  app.route("/hooks", publicHookRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -13,9 +13,9 @@ import {
   IdempotentRequestMismatchError,
   InvalidIdempotencyKeyError,
 } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
 import { KeyClaim, retryAfterSeconds, type Seal } from "../idempotency.ts";
 import type { StoredResponse } from "../store/store.ts";
+import type { AppEnv } from "./env.ts";
 
 export const IDEMPOTENCY_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_IDEMPOTENCY_KEY = 256;

@@ -6,14 +6,14 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { requireFullAccess } from "../auth/keys.ts";
-import { NotFoundError, ValidationError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
-import { authErrors, bearer, bodyErrors, notFound, resourceApp, route } from "../http/route.ts";
-import { EVENT_TYPES } from "../webhooks/events.ts";
-import type { Endpoint } from "../webhooks/manage.ts";
-import { authenticate } from "./auth.ts";
-import { readJson, validate } from "./body.ts";
+import { requireFullAccess } from "../../auth/keys.ts";
+import { NotFoundError, ValidationError } from "../../errors.ts";
+import { EVENT_TYPES } from "../../events/events.ts";
+import type { Endpoint } from "../../events/manage.ts";
+import { authenticate } from "../auth.ts";
+import { readJson, validate } from "../body.ts";
+import type { AppEnv } from "../env.ts";
+import { authErrors, bearer, bodyErrors, notFound, resourceApp, route } from "../route.ts";
 import { UUID } from "./resource.ts";
 
 const BODY_LIMIT = 64 * 1024;

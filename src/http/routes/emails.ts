@@ -4,9 +4,17 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { checkMessage } from "../auth/policy.ts";
-import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
+import { checkMessage } from "../../auth/policy.ts";
+import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../../errors.ts";
+import { parseJson } from "../../json.ts";
+import { type Composed, composeMessage } from "../../mail/compose.ts";
+import { acceptRawMessage } from "../../mail/raw.ts";
+import { SendEmailSchema } from "../../mail/request.ts";
+import type { Relay } from "../../relay.ts";
+import { authenticate } from "../auth.ts";
+import { readBodyBytes, readJson, validate } from "../body.ts";
+import type { AppEnv } from "../env.ts";
+import { idempotent } from "../idempotency.ts";
 import {
   authErrors,
   bearer,
@@ -16,26 +24,18 @@ import {
   notFound,
   resourceApp,
   route,
-} from "../http/route.ts";
-import { parseJson } from "../json.ts";
-import { type Composed, composeMessage } from "../mail/compose.ts";
-import { acceptRawMessage } from "../mail/raw.ts";
-import { SendEmailSchema } from "../mail/request.ts";
-import type { Relay } from "../relay.ts";
-import { authenticate } from "./auth.ts";
-import { readBodyBytes, readJson, validate } from "./body.ts";
-import { idempotent } from "./idempotency.ts";
-import { UUID } from "./resource.ts";
-import { parseScheduledAt } from "./schedule.ts";
+} from "../route.ts";
+import { parseScheduledAt } from "../schedule.ts";
 import {
   BatchResponseSchema,
   BatchSchema,
   EmailSchema,
   IdSchema,
   UpdateEmailSchema,
-} from "./schemas.ts";
-import { queueMessages } from "./send.ts";
-import { emailView } from "./view.ts";
+} from "../schemas.ts";
+import { queueMessages } from "../send.ts";
+import { emailView } from "../view.ts";
+import { UUID } from "./resource.ts";
 
 function emailId(c: Context): string {
   const id = c.req.param("id") ?? "";

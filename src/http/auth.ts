@@ -13,7 +13,7 @@ import {
   rateLimitHeaders,
 } from "../auth/rate-limit.ts";
 import { RelayError, StoreUnavailableError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
+import type { AppEnv } from "./env.ts";
 
 export const authenticate: MiddlewareHandler<AppEnv> = async (c, next) => {
   // Routes register this for "/x" and "/x/*", and Hono's "/x/*" matches "/x" too: run once.

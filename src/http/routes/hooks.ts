@@ -9,24 +9,13 @@
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { requireFullAccess } from "../auth/keys.ts";
-import type { AppEnv } from "../http/env.ts";
-import {
-  authErrors,
-  bearer,
-  bodyErrors,
-  conflict,
-  errorResponse,
-  notFound,
-  resourceApp,
-  route,
-} from "../http/route.ts";
+import { requireFullAccess } from "../../auth/keys.ts";
 import {
   CreateHookSchema,
   type HookRecord,
   hookView,
   UpdateHookSchema,
-} from "../intake/hooks/hooks.ts";
+} from "../../intake/hooks/hooks.ts";
 import {
   changedHook,
   checkHook,
@@ -37,14 +26,25 @@ import {
   type Saver,
   saveHook,
   storedHook,
-} from "../intake/hooks/records.ts";
-import { hookCache, hookSource } from "../intake/hooks/source.ts";
-import { HOOK_DEFINITION_BYTES } from "../intake/limits.ts";
-import { receive } from "../intake/pipeline.ts";
-import { reject } from "../intake/result.ts";
-import { authenticate } from "./auth.ts";
-import { readJson, validate } from "./body.ts";
-import { intakeContext, intakeError } from "./intake.ts";
+} from "../../intake/hooks/records.ts";
+import { hookCache, hookSource } from "../../intake/hooks/source.ts";
+import { HOOK_DEFINITION_BYTES } from "../../intake/limits.ts";
+import { receive } from "../../intake/pipeline.ts";
+import { reject } from "../../intake/result.ts";
+import { authenticate } from "../auth.ts";
+import { readJson, validate } from "../body.ts";
+import type { AppEnv } from "../env.ts";
+import { intakeContext, intakeError } from "../intake.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  conflict,
+  errorResponse,
+  notFound,
+  resourceApp,
+  route,
+} from "../route.ts";
 import {
   registerRecordRoutes,
   requestOrigin,
@@ -145,8 +145,9 @@ const receiveWithSecret = createRoute({
 });
 
 /**
- * Mounted at /hooks. Route order matters: `POST /:id/rotate` is registered before
- * `POST /:id/:secret`, so a rotation is never taken for a received request.
+ * The hooks' management routes (API key), mounted at /hooks. They are mounted before
+ * `publicHookRoutes` on the same path: `POST /:id/rotate` must match before `POST /:id/:secret`,
+ * so a rotation is never taken for a received request.
  */
 export function hookRoutes(): OpenAPIHono<AppEnv> {
   const app = resourceApp();
@@ -206,6 +207,12 @@ export function hookRoutes(): OpenAPIHono<AppEnv> {
     return c.json(withSecret(c, hook, secret));
   });
 
+  return app;
+}
+
+/** What other systems post to (no API key: each hook's own proof), mounted at /hooks. */
+export function publicHookRoutes(): OpenAPIHono<AppEnv> {
+  const app = resourceApp();
   route(app, receiveHook, (c) => receiveRequest(c, undefined));
   route(app, receiveWithSecret, (c) => receiveRequest(c, c.req.param("secret")));
   return app;

@@ -1,6 +1,6 @@
 /**
  * Managing webhook endpoints, independent of HTTP: register, change, enable or disable, remove,
- * rotate the signing secret, and read an endpoint's event log. The routes (src/api/webhooks.ts)
+ * rotate the signing secret, and read an endpoint's event log. The routes (src/http/routes/webhooks.ts)
  * read the request, call these and shape the answer. Records keep the camelCase fields existing
  * deployments hold (WebhookRecord).
  */

@@ -5,15 +5,15 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { requireFullAccess } from "../auth/keys.ts";
-import type { KeyPolicy } from "../auth/policy.ts";
-import { NotFoundError, RelayError, StoreUnavailableError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
-import { authErrors, bearer, notFound, route } from "../http/route.ts";
-import type { Relay } from "../relay.ts";
-import type { RecordCache } from "../store/record-cache.ts";
-import type { RecordKind } from "../store/store.ts";
-import { authenticate } from "./auth.ts";
+import { requireFullAccess } from "../../auth/keys.ts";
+import type { KeyPolicy } from "../../auth/policy.ts";
+import { NotFoundError, RelayError, StoreUnavailableError } from "../../errors.ts";
+import type { Relay } from "../../relay.ts";
+import type { RecordCache } from "../../store/record-cache.ts";
+import type { RecordKind } from "../../store/store.ts";
+import { authenticate } from "../auth.ts";
+import type { AppEnv } from "../env.ts";
+import { authErrors, bearer, notFound, route } from "../route.ts";
 
 export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 

@@ -7,11 +7,11 @@
  */
 import type { Context } from "hono";
 import { HookInFlightError, HookUnauthorizedError, NotFoundError, RelayError } from "../errors.ts";
-import type { AppEnv } from "../http/env.ts";
 import { KeyClaim, retryAfterSeconds } from "../idempotency.ts";
 import type { IntakeContext, ReplayClaim } from "../intake/pipeline.ts";
 import { counterOf, type IntakeKind, type Rejection, unreachable } from "../intake/result.ts";
-import { stored } from "./resource.ts";
+import type { AppEnv } from "./env.ts";
+import { stored } from "./routes/resource.ts";
 
 /** The pipeline's view of a request, and what it needs of the relay and the route layer. */
 export function intakeContext(c: Context<AppEnv>): IntakeContext {

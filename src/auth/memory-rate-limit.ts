@@ -28,6 +28,15 @@ interface Counter {
   previous: number;
 }
 
+/** This window's count and the one before it, from a counter last written in `c.window`. */
+function windowCounts(
+  c: Counter | undefined,
+  window: number,
+): { current: number; previous: number } {
+  if (c?.window === window) return { current: c.current, previous: c.previous };
+  return { current: 0, previous: c?.window === window - 1 ? c.current : 0 };
+}
+
 export function memoryRateLimiter(now: () => number): RateLimiter {
   const counters = new Map<string, Counter>();
   const blockedUntil = new Map<string, number>();
@@ -63,9 +72,7 @@ export function memoryRateLimiter(now: () => number): RateLimiter {
       const windowMs = limit.windowSeconds * 1000;
       const window = Math.floor(t / windowMs);
       const resetAt = (window + 1) * windowMs;
-      const c = counters.get(key);
-      const current = c?.window === window ? c.current : 0;
-      const previous = c?.window === window ? c.previous : c?.window === window - 1 ? c.current : 0;
+      const { current, previous } = windowCounts(counters.get(key), window);
       const weighted = Math.floor((1 - (t % windowMs) / windowMs) * previous);
       if (weighted + current >= limit.requests) {
         blockedUntil.set(key, resetAt);

@@ -149,27 +149,15 @@ function keepLease(entry: ClaimedEntry, ctx: DeliveryContext): () => void {
     const wait = Math.max(minWait, until - ctx.sendWindowMs - ctx.now());
     timer = setTimeout(async () => {
       if (stopped) return;
-      const next = ctx.now() + ctx.leaseMs;
-      try {
-        if (await ctx.store.renew(entry.message.id, entry.token, next)) {
-          until = next;
-          entry.leasedUntil = next;
-          ctx.log.info("delivery.lease_renewed", {
-            email_id: entry.message.id,
-            leased_until: new Date(next).toISOString(),
-          });
-          if (!stopped) schedule();
-        } else {
-          ctx.log.warn("delivery.lease_lost", { email_id: entry.message.id });
-        }
-      } catch (err) {
-        ctx.log.warn("delivery.lease_renew_failed", {
-          email_id: entry.message.id,
-          error: String(err),
-        });
+      const renewed = await renewLease(entry, ctx);
+      if (renewed === "lost" || stopped) return;
+      if (renewed === "unreachable") {
         // The store is unreachable: try again shortly, not in a tight loop.
-        if (!stopped) schedule(1_000);
+        schedule(1_000);
+        return;
       }
+      until = renewed;
+      schedule();
     }, wait);
   };
   schedule();
@@ -177,6 +165,29 @@ function keepLease(entry: ClaimedEntry, ctx: DeliveryContext): () => void {
     stopped = true;
     if (timer !== undefined) clearTimeout(timer);
   };
+}
+
+/** One renewal: the new lease end, or why there is none. */
+async function renewLease(
+  entry: ClaimedEntry,
+  ctx: DeliveryContext,
+): Promise<number | "lost" | "unreachable"> {
+  const next = ctx.now() + ctx.leaseMs;
+  try {
+    if (!(await ctx.store.renew(entry.message.id, entry.token, next))) {
+      ctx.log.warn("delivery.lease_lost", { email_id: entry.message.id });
+      return "lost";
+    }
+  } catch (err) {
+    ctx.log.warn("delivery.lease_renew_failed", { email_id: entry.message.id, error: String(err) });
+    return "unreachable";
+  }
+  entry.leasedUntil = next;
+  ctx.log.info("delivery.lease_renewed", {
+    email_id: entry.message.id,
+    leased_until: new Date(next).toISOString(),
+  });
+  return next;
 }
 
 /**

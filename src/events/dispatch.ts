@@ -135,6 +135,31 @@ export async function dispatchEvents(
   return report;
 }
 
+/** What an attempt leads to: success, a retry on the schedule, or failure (at once on 410). */
+function outcomeOf(
+  ok: boolean,
+  status: number | null,
+  attempts: EventAttempt[],
+  now: number,
+  ctx: DispatchContext,
+): EventOutcome {
+  if (ok) return { kind: "success", attempts, now, retainMs: ctx.retainMs };
+  if (status === 410) {
+    return { kind: "failed", attempts, now, retainMs: ctx.retainMs, disable: true };
+  }
+  const schedule = ctx.config.retryScheduleMs;
+  if (attempts.length <= schedule.length) {
+    return { kind: "retry", attempts, now, at: now + (schedule[attempts.length - 1] ?? 0) };
+  }
+  return { kind: "failed", attempts, now, retainMs: ctx.retainMs };
+}
+
+function countOutcome(outcome: EventOutcome, report: DispatchReport): void {
+  if (outcome.kind === "success") report.delivered++;
+  else if (outcome.kind === "retry") report.retried++;
+  else if (outcome.kind === "failed") report.failed++;
+}
+
 async function sendOne(
   event: ClaimedEvent,
   ctx: DispatchContext,
@@ -158,22 +183,8 @@ async function sendOne(
   const attempts = [...event.attempts, attempt].slice(-ATTEMPTS_KEPT);
   const now = ctx.now();
   const ok = attempt.status !== null && attempt.status >= 200 && attempt.status < 300;
-  const schedule = ctx.config.retryScheduleMs;
-  let outcome: EventOutcome;
-  if (ok) {
-    report.delivered++;
-    outcome = { kind: "success", attempts, now, retainMs: ctx.retainMs };
-  } else if (attempt.status === 410) {
-    report.failed++;
-    outcome = { kind: "failed", attempts, now, retainMs: ctx.retainMs, disable: true };
-  } else if (attempts.length <= schedule.length) {
-    report.retried++;
-    const wait = schedule[attempts.length - 1] ?? 0;
-    outcome = { kind: "retry", attempts, now, at: now + wait };
-  } else {
-    report.failed++;
-    outcome = { kind: "failed", attempts, now, retainMs: ctx.retainMs };
-  }
+  const outcome = outcomeOf(ok, attempt.status, attempts, now, ctx);
+  countOutcome(outcome, report);
   ctx.log[ok ? "info" : "warn"]("webhook.attempt", {
     ...fields,
     type: event.type,

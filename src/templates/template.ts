@@ -150,7 +150,9 @@ function variablesOf(
     const field = `variables[${i}]`;
     if (seen.has(v.key)) throw new ValidationError(`declares ${v.key} twice`, `${field}.key`);
     seen.add(v.key);
-    if (RESERVED.has(v.key)) throw new ValidationError(`${v.key} is reserved`, `${field}.key`);
+    // Names starting "__" are refused too: no `__proto__` among a template's values.
+    if (RESERVED.has(v.key) || v.key.startsWith("__"))
+      throw new ValidationError(`${v.key} is reserved`, `${field}.key`);
     const fallback = v.fallback_value ?? null;
     if (fallback !== null && typeof fallback !== v.type)
       throw new ValidationError(`must be a ${v.type}, as the type says`, `${field}.fallback_value`);

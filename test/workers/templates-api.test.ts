@@ -11,7 +11,7 @@ import PostalMime from "postal-mime";
 import { Resend } from "resend";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import worker from "../../src/runtime/workers.ts";
-import { redisSkipReason, sinkApi } from "../support/services.ts";
+import { gatewayApi, redisSkipReason, sinkApi } from "../support/services.ts";
 import { ADMIN, type TestEnv, testEnv, upstashEnv } from "../support/worker.ts";
 
 const BASE = "https://relay.test";
@@ -364,4 +364,42 @@ suite("templates with the resend SDK (memory store)", () => testEnv());
 const skip = redisSkipReason();
 describe.skipIf(Boolean(skip))(`on Upstash${skip ? ` (skipped: ${skip})` : ""}`, () => {
   suite("templates with the resend SDK (Upstash gateway)", () => upstashEnv());
+
+  it("costs no Upstash command per send once the template is in the isolate's cache (2 by alias, cold)", async () => {
+    const env = upstashEnv({ IMMEDIATE_DELIVERY: "false" });
+    pointSdkAt(env);
+    try {
+      const admin = new Resend(ADMIN, { baseUrl: BASE });
+      const gateway = gatewayApi();
+      expect((await admin.templates.create(ORDER).publish()).error).toBeNull();
+      const send = async (id: string) => {
+        const before = await gateway.commands();
+        const sent = await admin.emails.send({
+          to: "ann@example.com",
+          template: { id, variables: { NAME: "Ann", ORDER: "1" } },
+        });
+        expect(sent.error).toBeNull();
+        return (await gateway.commands()) - before;
+      };
+      const plain = async () => {
+        const before = await gateway.commands();
+        const sent = await admin.emails.send({
+          from: "a@acme.test",
+          to: "ann@example.com",
+          subject: "s",
+          text: "t",
+        });
+        expect(sent.error).toBeNull();
+        return (await gateway.commands()) - before;
+      };
+      const base = await plain(); // rate limit 1, enqueue 1
+      expect(base).toBe(2);
+      // The publish left this isolate's cache empty for the template: the first send by alias
+      // reads the alias and the template (one command each), the next ones read nothing.
+      expect(await send("order-confirmation")).toBe(base + 2);
+      expect(await send("order-confirmation")).toBe(base);
+    } finally {
+      vi.unstubAllGlobals();
+    }
+  });
 });

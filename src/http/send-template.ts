@@ -7,7 +7,7 @@
  * it could without one.
  */
 import type { Context } from "hono";
-import { NotFoundError, ValidationError } from "../errors.ts";
+import { NotFoundError, TooLargeError, ValidationError } from "../errors.ts";
 import type { Relay } from "../relay.ts";
 import { renderPublished, type TemplateRecord, TemplateRefSchema } from "../templates/template.ts";
 import { validate } from "./body.ts";
@@ -47,18 +47,34 @@ export function applyTemplate(c: Context<AppEnv>, raw: unknown): Promise<unknown
   return resolve(c.get("relay"), raw, new Map());
 }
 
+const renderedChars = (body: unknown) =>
+  isObject(body)
+    ? (typeof body.html === "string" ? body.html.length : 0) +
+      (typeof body.text === "string" ? body.text.length : 0)
+    : 0;
+
 /**
  * A batch with each email's template applied (each template read once per batch). An error
- * names the email: "[3].template.variables.NAME: ...".
+ * names the email: "[3].template.variables.NAME: ...". A small request can render large bodies
+ * (a long value in a template that repeats it), so the batch stops as soon as what it rendered
+ * passes the message size limit, which the whole batch must fit in anyway: memory stays bounded.
  */
 export async function applyTemplates(c: Context<AppEnv>, raw: unknown): Promise<unknown> {
   if (!Array.isArray(raw)) return raw;
   const relay = c.get("relay");
+  const limit = relay.config.limits.maxMessageBytes;
   const loaded: Loaded = new Map();
   const out: unknown[] = [];
+  let total = 0;
   for (const [i, item] of raw.entries()) {
     try {
-      out.push(await resolve(relay, item, loaded));
+      const body = await resolve(relay, item, loaded);
+      if (body !== item) total += renderedChars(body);
+      if (total > limit)
+        throw new TooLargeError(
+          `the batch's templates render more than the limit of ${limit} bytes in total; split it`,
+        );
+      out.push(body);
     } catch (err) {
       if (err instanceof ValidationError) throw err.within(`[${i}]`);
       if (err instanceof NotFoundError) throw new NotFoundError(`[${i}].template: Template`);

@@ -213,6 +213,27 @@ function suite(name: string, makeEnv: () => TestEnv) {
       expect(subjects.sort()).toEqual(["Order 1 for A", "Order 2 for B"]);
     });
 
+    it("refuses a batch whose templates would render past the message size limit (413), sending nothing", async () => {
+      const created = await admin.templates
+        .create({
+          name: "amplifier",
+          html: "{{{A}}}".repeat(100),
+          variables: [{ key: "A", type: "string" }],
+        })
+        .publish();
+      const id = created.data?.id as string;
+      const A = "x".repeat(10_000); // 1 MB rendered per email from 10 kB sent
+      const batch = await admin.batch.send(
+        Array.from({ length: 100 }, (_, i) => ({
+          to: `r${i}@example.com`,
+          template: { id, variables: { A } },
+        })),
+      );
+      expect(batch.error?.statusCode).toBe(413);
+      expect(batch.error?.message).toMatch(/render more than the limit/);
+      expect(await sink.messages()).toEqual([]);
+    });
+
     it("keeps sending the published version while the draft changes, until it is published again", async () => {
       const id = await published();
       const updated = await admin.templates.update(id, { html: "<p>New {{{NAME}}}</p>" });

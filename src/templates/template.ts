@@ -305,7 +305,6 @@ export function templateView(record: TemplateRecord) {
     html: draft.html,
     text: draft.text,
     variables: draft.variables.map((v) => ({
-      id: `${record.id}:${v.key}`,
       key: v.key,
       type: v.type,
       fallback_value: v.fallback_value,

@@ -30,6 +30,7 @@ import {
   type RelayStore,
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
+import { TemplateLibrary } from "./template-library.ts";
 
 /** Which store backs the relay, as /health reports it. */
 export type StoreKind = "upstash" | "memory";
@@ -63,6 +64,7 @@ export class Relay {
   readonly storeKind: StoreKind;
   readonly keys: ApiKeys;
   readonly records: Records;
+  readonly templates: TemplateLibrary;
   readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
@@ -80,6 +82,11 @@ export class Relay {
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
     this.records = new Records(deps.store, deps.log);
+    this.templates = new TemplateLibrary(deps.store, {
+      log: deps.log,
+      now: deps.now,
+      cacheMs: deps.config.keyCacheMs,
+    });
     this.webhooks = new WebhookEndpoints({
       store: deps.store,
       allowLoopback: deps.config.webhooks.allowLoopback,

@@ -19,6 +19,7 @@ import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
+import { templateRoutes } from "./routes/templates.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
 export interface AppOptions {
@@ -62,6 +63,7 @@ export function createApp(options: AppOptions) {
   app.route("/forms", formRoutes());
   app.route("/webhooks", webhookRoutes());
   app.route("/hooks", hookRoutes());
+  app.route("/templates", templateRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token) and
   // hooks' deliveries (their proof). After hookRoutes: see there for why the order matters.
   app.route("/f", publicFormRoutes());

@@ -57,6 +57,16 @@ export const SendEmailSchema = z
     headers: z.record(z.string(), z.string()).optional(),
     attachments: z.array(AttachmentSchema).max(100).optional(),
     tags: z.array(TagSchema).max(50).optional(),
+    template: z
+      .object({
+        id: z.string(),
+        variables: z.record(z.string(), z.union([z.string(), z.number()])).optional(),
+      })
+      .optional()
+      .openapi({
+        description:
+          "A published template's id or alias and its variables, instead of html and text: the template gives html, text and (unless given here) from, subject and reply_to.",
+      }),
     scheduled_at: z.string().optional().openapi({
       description: "ISO 8601 time, or 'in N minutes|hours|days'. Up to 30 days ahead.",
       example: "2026-12-01T09:00:00Z",

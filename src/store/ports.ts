@@ -166,11 +166,15 @@ export interface KeyStore {
 
 // ---- Records and their counters ---------------------------------------------------------------
 
-/** The kinds of record `putRecord` and friends keep. */
-export type RecordKind = "form" | "hook" | "webhook";
+/**
+ * The kinds of record `putRecord` and friends keep. Email templates are "template", and
+ * "template_alias" maps an alias to its template's id (so a send by alias reads one record).
+ */
+export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_alias";
 
 /**
- * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints). They
+ * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints,
+ * templates). They
  * are few and read whole, so one hash per kind holds them all.
  */
 export interface RecordStore {

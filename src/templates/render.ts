@@ -133,3 +133,70 @@ function toView(value: unknown, depth: number): unknown {
   if (typeof value === "function") return null;
   return value;
 }
+
+// ---- Variable templates (Resend's `{{{NAME}}}`) ------------------------------------------------
+
+/** A variable's name: a letter or `_`, then letters, digits and `_` (no dots: no paths). */
+export const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+
+/**
+ * Checks a variable template (Resend's templates: `{{{NAME}}}`, or `{{NAME}}`, both escaped for
+ * where they land) and returns the names it uses. Only plain variables are allowed: sections,
+ * partials, delimiter changes and dotted names are refused, naming `field`.
+ */
+export function templateVariables(template: string, field: string): string[] {
+  let tokens: Token[];
+  try {
+    tokens = Mustache.parse(template) as Token[];
+  } catch (err) {
+    throw new ValidationError(
+      `is not a valid template: ${err instanceof Error ? err.message : String(err)}`,
+      field,
+    );
+  }
+  const names = new Set<string>();
+  for (const [kind, name] of tokens) {
+    if (kind === "text" || kind === "!") continue;
+    if (kind !== "name" && kind !== "{" && kind !== "&")
+      throw new ValidationError(
+        `may only use variables ({{{NAME}}}), not sections, partials or delimiter changes`,
+        field,
+      );
+    if (!VARIABLE_NAME.test(name))
+      throw new ValidationError(
+        `uses {{{${name.slice(0, 64)}}}}: a variable name is letters, digits and _`,
+        field,
+      );
+    names.add(name);
+  }
+  return [...names];
+}
+
+/**
+ * Renders a variable template checked by `templateVariables`. Every value is escaped for `mode`,
+ * whichever braces the template used: the relay never inserts a value as markup. Throws a
+ * TooLargeError when the values would add more than `MAX_RENDERED_VALUES` characters (a large
+ * value used many times).
+ */
+export function renderVariables(
+  template: string,
+  values: Readonly<Record<string, string | number>>,
+  mode: TemplateMode,
+): string {
+  let budget = MAX_RENDERED_VALUES;
+  let out = "";
+  for (const [kind, name] of Mustache.parse(template) as Token[]) {
+    if (kind === "text") out += name;
+    else if (kind === "name" || kind === "{" || kind === "&") {
+      const value = Object.hasOwn(values, name) ? values[name] : undefined;
+      const text = escapeFor(mode, value === undefined ? "" : String(value));
+      budget -= text.length;
+      if (budget < 0)
+        throw new TooLargeError(
+          `The template renders more than ${MAX_RENDERED_VALUES} characters of variable values`,
+        );
+      out += text;
+    }
+  }
+  return mode === "header" ? out.replace(/\s+/g, " ").trim() : out;
+}

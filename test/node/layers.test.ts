@@ -27,6 +27,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/intake/",
       "src/relay.ts",
       "src/records.ts",
+      "src/template-library.ts",
       "src/idempotency.ts",
     ],
   },

@@ -1,6 +1,18 @@
 import { describe, expect, it } from "vitest";
 import { TooLargeError, ValidationError } from "../../src/errors.ts";
-import { checkTemplate, MAX_LIST_ITEMS, renderTemplate } from "../../src/templates/render.ts";
+import {
+  checkTemplate,
+  MAX_LIST_ITEMS,
+  renderTemplate,
+  renderVariables,
+  templateVariables,
+} from "../../src/templates/render.ts";
+import {
+  newTemplate,
+  publishedTemplate,
+  renderPublished,
+  TEMPLATE_LIMITS,
+} from "../../src/templates/template.ts";
 
 const refused = (template: string) => {
   try {
@@ -81,5 +93,75 @@ describe("templates", () => {
     const t = "{{#items}}{{#items}}{{big}}{{/items}}{{/items}}";
     checkTemplate(t, "text");
     expect(() => renderTemplate(t, data, "text")).toThrow(TooLargeError);
+  });
+});
+
+describe("variable templates (Resend's {{{NAME}}})", () => {
+  it("lists the names a template uses, and refuses sections, partials and dotted names", () => {
+    expect(templateVariables("Hi {{{NAME}}}, {{NAME}} {{ COUNT }}{{! note }}", "html")).toEqual([
+      "NAME",
+      "COUNT",
+    ]);
+    for (const t of ["{{#A}}x{{/A}}", "{{^A}}x{{/A}}", "{{>p}}", "{{=<% %>=}}", "{{{a.b}}}"])
+      expect(() => templateVariables(t, "html")).toThrow(ValidationError);
+    expect(() => templateVariables("{{{A}}", "subject")).toThrow(/^subject: /);
+  });
+
+  it("escapes values in HTML whichever braces the template uses; text stays as given", () => {
+    const values = { A: `<img src=x onerror="y">`, N: 3 };
+    const escaped = "&lt;img src&#61;x onerror&#61;&quot;y&quot;&gt;";
+    expect(renderVariables("<p>{{{A}}}|{{A}}|{{&A}}|{{{N}}}</p>", values, "html")).toBe(
+      `<p>${escaped}|${escaped}|${escaped}|3</p>`,
+    );
+    expect(renderVariables("{{{A}}}", values, "text")).toBe(values.A);
+  });
+
+  it("turns line breaks and control characters into spaces in a header", () => {
+    const out = renderVariables("Re: {{{S}}}", { S: "a\r\nBcc: x@y\u2028z\u0000" }, "header");
+    expect(out).toBe("Re: a Bcc: x@y z");
+    expect(out).not.toMatch(/[\r\n]/);
+  });
+
+  it("finds only the values given, never a prototype's", () => {
+    expect(renderVariables("[{{{constructor}}}|{{{toString}}}]", {}, "text")).toBe("[|]");
+  });
+
+  it("refuses values that would render too large", () => {
+    const big = "x".repeat(1_000_000);
+    expect(() => renderVariables("{{{A}}}".repeat(5), { A: big }, "text")).toThrow(TooLargeError);
+  });
+});
+
+describe("the template model", () => {
+  const input = {
+    name: "t",
+    html: "<p>{{{A}}}</p>",
+    variables: [{ key: "A", type: "string" as const }],
+  };
+
+  it("refuses a template over the record limit, naming the limit", () => {
+    const html = "x".repeat(TEMPLATE_LIMITS.maxRecordBytes);
+    expect(() => newTemplate({ ...input, html }, "k", 0)).toThrow(TooLargeError);
+  });
+
+  it("refuses __proto__ and other names starting with __", () => {
+    const bad = { ...input, html: "x", variables: [{ key: "__proto__", type: "string" as const }] };
+    expect(() => newTemplate(bad, "k", 0)).toThrow(/variables\[0\]\.key: __proto__ is reserved/);
+  });
+
+  it("renders only the published version, with fallbacks and type checks", () => {
+    const draft = newTemplate(
+      { ...input, variables: [{ key: "A", type: "number" as const, fallback_value: 7 }] },
+      "k",
+      0,
+    );
+    expect(() => renderPublished(draft, {})).toThrow(/^template\.id: is not published/);
+    const live = publishedTemplate(draft, 1);
+    expect(renderPublished(live, {}).html).toBe("<p>7</p>");
+    expect(renderPublished(live, { A: 8 }).html).toBe("<p>8</p>");
+    expect(() => renderPublished(live, { A: "8" })).toThrow(
+      "template.variables.A: must be a number",
+    );
+    expect(publishedTemplate(live, 2)).toBe(live);
   });
 });

@@ -34,6 +34,7 @@ import {
   UpdateEmailSchema,
 } from "../schemas.ts";
 import { queueMessages } from "../send.ts";
+import { applyTemplate, applyTemplates } from "../send-template.ts";
 import { emailView } from "../view.ts";
 import { UUID } from "./resource.ts";
 
@@ -83,7 +84,7 @@ async function composeFromRequest(
     checkMessage(principal.policy, composed);
     return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
   }
-  const body = validate(SendEmailSchema, parseJson(bytes));
+  const body = validate(SendEmailSchema, await applyTemplate(c, parseJson(bytes)));
   const scheduledAt = parseScheduledAt(body.scheduled_at, now);
   const composed = await composeMessage(body, ctx);
   checkMessage(principal.policy, composed);
@@ -224,7 +225,7 @@ export function emailRoutes(): OpenAPIHono<AppEnv> {
           "body",
         );
       }
-      const bodies = validate(BatchSchema, raw);
+      const bodies = validate(BatchSchema, await applyTemplates(c, raw));
       const now = relay.now();
       const items: { composed: Composed; scheduledAt: number | null }[] = [];
       let total = 0;

@@ -26,5 +26,21 @@ export function describeRecordsContract(factory: StoreFactory): void {
       // The other kind's record with the same id is untouched.
       expect(await store.getRecord("hook", "f1")).toEqual({ id: "f1", other: true });
     });
+
+    it("keeps templates and their aliases as kinds of their own", async () => {
+      const store = factory.make();
+      const template = { id: "t1", name: "welcome", draft: { html: "<p>{{{NAME}}}</p>" } };
+      await store.putRecord("template", "t1", template);
+      await store.putRecord("template_alias", "welcome", { id: "welcome", template_id: "t1" });
+      expect(await store.getRecord("template", "t1")).toEqual(template);
+      expect(await store.getRecord("template_alias", "welcome")).toEqual({
+        id: "welcome",
+        template_id: "t1",
+      });
+      expect(await store.listRecords("template")).toEqual([template]);
+      expect(await store.getRecord("form", "t1")).toBeNull();
+      expect(await store.deleteRecord("template_alias", "welcome")).toBe(true);
+      expect(await store.getRecord("template", "t1")).toEqual(template);
+    });
   });
 }

@@ -12,6 +12,8 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EmailListQuery,
+  EmailListWindow,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -29,6 +31,7 @@ import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../ty
 import { MemoryEvents } from "./events.ts";
 import { MemoryIdempotency } from "./idempotency.ts";
 import { MemoryKeys } from "./keys.ts";
+import { listWindow, MemoryMetrics } from "./listing.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
 
@@ -46,6 +49,7 @@ export class MemoryStore implements RelayStore {
   readonly #records = new MemoryRecords();
   readonly #events: MemoryEvents;
   readonly #queue: MemoryQueue;
+  readonly #metrics = new MemoryMetrics();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -56,6 +60,7 @@ export class MemoryStore implements RelayStore {
       claimBudgetBytes: options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
       idempotency: this.#idempotency,
       events: this.#events,
+      metrics: this.#metrics,
     });
   }
 
@@ -63,6 +68,7 @@ export class MemoryStore implements RelayStore {
     const now = this.#now();
     this.#queue.purge(now);
     this.#events.purge(now);
+    this.#metrics.purge(now);
   }
 
   // ---- IdempotencyStore
@@ -113,6 +119,23 @@ export class MemoryStore implements RelayStore {
   get(id: string): Promise<StoredEntry | null> {
     this.#purge();
     return this.#queue.get(id);
+  }
+
+  // ---- EmailIndex
+
+  async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
+    this.#purge();
+    return listWindow(this.#queue.live(), query);
+  }
+
+  async emailMetrics(query: {
+    fromHour: number;
+    toHour: number;
+    names: readonly string[];
+    keyId?: string | undefined;
+  }): Promise<Record<string, number>[]> {
+    this.#purge();
+    return this.#metrics.read(query);
   }
 
   // ---- KeyStore

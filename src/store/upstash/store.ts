@@ -10,6 +10,8 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EmailListQuery,
+  EmailListWindow,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -104,6 +106,8 @@ export class UpstashStore implements RelayStore {
       putWebhook: bind(r, scripts.putWebhookScript),
       deleteWebhook: bind(r, scripts.deleteWebhookScript),
       getWebhooks: bind(r, scripts.getWebhooksScript),
+      listEmails: bind(r, scripts.listEmailsScript),
+      metrics: bind(r, scripts.metricsScript),
     };
   }
 
@@ -220,6 +224,29 @@ export class UpstashStore implements RelayStore {
       version: Number(version),
       leasedUntil: lease && until > 0 ? until : null,
     };
+  }
+
+  // ---- EmailIndex
+
+  async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
+    return this.#run.listEmails({ keys: this.#keys, query });
+  }
+
+  async emailMetrics(query: {
+    fromHour: number;
+    toHour: number;
+    names: readonly string[];
+    keyId?: string | undefined;
+  }): Promise<Record<string, number>[]> {
+    const { keyId, names } = query;
+    const fields = names.map((n) => (keyId === undefined ? n : `${keyId}|${n}`));
+    if (fields.length === 0 || query.toHour < query.fromHour) return [];
+    const flat = await this.#run.metrics({ keys: this.#keys, ...query, fields });
+    const hours: Record<string, number>[] = [];
+    for (let i = 0; i < flat.length; i += names.length) {
+      hours.push(Object.fromEntries(names.map((n, j) => [n, flat[i + j] ?? 0])));
+    }
+    return hours;
   }
 
   // ---- KeyStore

@@ -9,7 +9,6 @@ import type {
   EventQueue,
   IdempotencyStore,
   KeyStore,
-  ListedEntry,
   MessageQueue,
   RecordStore,
 } from "./ports.ts";
@@ -32,6 +31,7 @@ export type {
   IdempotencyState,
   IdempotencyStore,
   KeyStore,
+  ListedEntry,
   MessageQueue,
   NewEntry,
   NextStep,

@@ -11,8 +11,8 @@
  * INDEX_TRIM_PER_COMMIT expired emails from the index (index-fragment.ts).
  */
 import type { CommitResult, NextStep, WriteGuard } from "../../ports.ts";
-import type { DeliveryState, EventDraft } from "../../types.ts";
 import { INDEX_TRIM_PER_COMMIT } from "../../shared.ts";
+import type { DeliveryState, EventDraft } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 import { eventArgv, FANOUT } from "./fanout.ts";

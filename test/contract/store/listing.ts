@@ -126,7 +126,9 @@ export function describeListingContract(factory: StoreFactory): void {
           now: now(),
         }));
       expect(rest).toMatchObject({ found: true, more: false });
-      expect(rest && rest.found && ids(rest.entries)).toEqual(ids(es.slice(1, 3)).reverse());
+      expect(rest && "entries" in rest ? ids(rest.entries) : null).toEqual(
+        ids(es.slice(1, 3)).reverse(),
+      );
     });
 
     it("drops an email from the index once its record expires with retention", async () => {

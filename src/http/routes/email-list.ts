@@ -42,6 +42,14 @@ const time = (description: string) =>
 const cursor = (description: string) =>
   z.string().regex(UUID, "must be an email id (a UUID)").optional().openapi({ description });
 
+/** A key's id ("admin" for ADMIN_TOKEN); it names a Redis key, so only id characters. */
+const keyId = (description: string) =>
+  z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, "must be an API key id")
+    .optional()
+    .openapi({ description });
+
 export const ListEmailsQuery = z
   .object({
     limit: z
@@ -54,12 +62,7 @@ export const ListEmailsQuery = z
     before: cursor("An email id: the page of newer emails before it"),
     last_event: z.enum(LAST_EVENTS).optional().openapi({ description: "Relay filter" }),
     to: z.string().min(1).max(254).optional().openapi({ description: "Relay filter: a recipient" }),
-    key_id: z
-      .string()
-      .min(1)
-      .max(64)
-      .optional()
-      .openapi({ description: "Relay filter: the sender's key" }),
+    key_id: keyId("Relay filter: the sending key's id"),
     tag: z
       .string()
       .regex(/^[A-Za-z0-9_-]{1,256}:[^\r\n]{0,256}$/, "must be name:value")
@@ -105,7 +108,7 @@ export const MetricsQuery = z
     metrics: csv(`Comma-separated, of: ${EMAIL_METRICS.join(", ")} (default all)`),
     dimensions: csv("Comma-separated; only period is supported"),
     timezone: z.string().optional().openapi({ description: "Only UTC" }),
-    key_id: z.string().min(1).max(64).optional().openapi({ description: "Relay: one key's" }),
+    key_id: keyId("Relay: one key's counters (full_access)"),
   })
   .openapi("EmailMetricsQuery");
 

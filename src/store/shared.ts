@@ -55,3 +55,10 @@ export const METRICS_BUCKET_MS = 3_600_000;
  * retention). Bounds the counters to 32 × 24 small hashes.
  */
 export const METRICS_RETENTION_MS = 32 * 24 * METRICS_BUCKET_MS;
+
+/**
+ * The most metadata and state bytes (as stored) one list window carries: a window stops before
+ * the email that would pass it (the first is taken whatever its size), so a page of 200 emails
+ * with long SMTP replies still answers well under UPSTASH_MAX_RESPONSE_BYTES (base64: 4/3).
+ */
+export const LIST_BUDGET_BYTES = 4_000_000;

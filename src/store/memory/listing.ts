@@ -6,7 +6,7 @@
 import type { EmailListQuery, EmailListWindow } from "../ports.ts";
 import { METRICS_BUCKET_MS, METRICS_RETENTION_MS } from "../shared.ts";
 import type { EventDraft, StoredEntry } from "../types.ts";
-import { copy } from "./values.ts";
+import { copy, utf8Length } from "./values.ts";
 
 /** ZREVRANGE order: score descending, then member descending (byte order; ids are ASCII). */
 function newestFirst(a: StoredEntry, b: StoredEntry): number {
@@ -32,30 +32,71 @@ function windowRanks(
   return { first: Math.max(lo, r - query.count), last: r - 1 };
 }
 
-export function listWindow(live: StoredEntry[], query: EmailListQuery): EmailListWindow {
+/** Bytes as the Upstash script counts them (HSTRLEN of the metadata and state JSON). */
+function storedSize(e: StoredEntry): number {
+  return utf8Length(JSON.stringify(e.message)) + utf8Length(JSON.stringify(e.state));
+}
+
+/**
+ * Takes the window's emails nearest the cursor first, as LIST_EMAILS does: past `since` a walk to
+ * older emails ends (nothing more that way), and the byte budget ends it early (more follow).
+ */
+function pick(
+  order: StoredEntry[],
+  query: EmailListQuery,
+  budgetBytes: number,
+): { picked: StoredEntry[]; stop: "since" | "budget" | null; edge: string | null } {
+  const before = query.before !== undefined;
+  const picked: StoredEntry[] = [];
+  let used = 0;
+  let edge: string | null = null;
+  for (const e of order) {
+    if (query.since !== undefined && e.message.createdAt < query.since) {
+      if (!before) return { picked, stop: "since", edge };
+      edge = e.message.id;
+      continue;
+    }
+    const size = storedSize(e);
+    if (used > 0 && used + size > budgetBytes) return { picked, stop: "budget", edge };
+    used += size;
+    edge = e.message.id;
+    picked.push(e);
+  }
+  return { picked, stop: null, edge };
+}
+
+export function listWindow(
+  live: StoredEntry[],
+  query: EmailListQuery,
+  budgetBytes: number,
+): EmailListWindow {
   const sorted = live
     .filter((e) => query.keyId === undefined || e.message.keyId === query.keyId)
     .sort(newestFirst);
-  const ids = sorted.map((e) => e.message.id);
   const until = query.until;
   const lo = until === undefined ? 0 : sorted.filter((e) => e.message.createdAt > until).length;
-  const ranks = windowRanks(ids, lo, query);
+  const ranks = windowRanks(
+    sorted.map((e) => e.message.id),
+    lo,
+    query,
+  );
   if (!ranks) return { found: false };
-  const before = query.before !== undefined;
   let got = ranks.last < ranks.first ? [] : sorted.slice(ranks.first, ranks.last + 1);
-  const inRange = (e: StoredEntry | undefined) =>
-    e !== undefined && (query.since === undefined || e.message.createdAt >= query.since);
-  let more = before ? ranks.first > lo && got.length > 0 : false;
-  if (!before && got.length > query.count) {
-    more = inRange(got[query.count]);
+  if (got.length === 0) return { found: true, entries: [], more: false, edge: null };
+  const before = query.before !== undefined;
+  let more = before && ranks.first > lo;
+  const extra = got[query.count];
+  if (!before && extra) {
+    more = query.since === undefined || extra.message.createdAt >= query.since;
     got = got.slice(0, query.count);
   }
-  const kept = got.filter(inRange);
-  if (!before && kept.length < got.length) more = false;
-  const edge = before ? (got[0]?.message.id ?? null) : (kept.at(-1)?.message.id ?? null);
+  const { picked, stop, edge } = pick(before ? [...got].reverse() : got, query, budgetBytes);
+  if (stop === "since") more = false;
+  if (stop === "budget") more = true;
+  if (before) picked.reverse();
   return {
     found: true,
-    entries: kept.map((e) => ({ message: copy(e.message), state: copy(e.state) })),
+    entries: picked.map((e) => ({ message: copy(e.message), state: copy(e.state) })),
     more,
     edge,
   };

@@ -25,7 +25,7 @@ import type {
   RecordKind,
   WriteGuard,
 } from "../ports.ts";
-import { CLAIM_BUDGET_BYTES } from "../shared.ts";
+import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
 import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { MemoryEvents } from "./events.ts";
@@ -40,6 +40,8 @@ export interface MemoryStoreOptions {
   now?: () => number;
   /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
   claimBudgetBytes?: number;
+  /** A list window's byte budget; LIST_BUDGET_BYTES unless a test wants a small one. */
+  listBudgetBytes?: number;
 }
 
 export class MemoryStore implements RelayStore {
@@ -50,9 +52,11 @@ export class MemoryStore implements RelayStore {
   readonly #events: MemoryEvents;
   readonly #queue: MemoryQueue;
   readonly #metrics = new MemoryMetrics();
+  readonly #listBudgetBytes: number;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
+    this.#listBudgetBytes = options.listBudgetBytes ?? LIST_BUDGET_BYTES;
     this.#idempotency = new MemoryIdempotency(this.#now);
     this.#events = new MemoryEvents(this.#now, this.#records);
     this.#queue = new MemoryQueue({
@@ -125,7 +129,7 @@ export class MemoryStore implements RelayStore {
 
   async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
     this.#purge();
-    return listWindow(this.#queue.live(), query);
+    return listWindow(this.#queue.live(), query, this.#listBudgetBytes);
   }
 
   async emailMetrics(query: {

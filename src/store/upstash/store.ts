@@ -25,7 +25,7 @@ import type {
   WriteGuard,
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
-import { CLAIM_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
+import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
 import type {
   ApiKeyRecord,
@@ -55,6 +55,8 @@ export interface UpstashStoreOptions {
   retries?: number;
   /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
   claimBudgetBytes?: number;
+  /** A list window's byte budget; LIST_BUDGET_BYTES unless a test wants a small one. */
+  listBudgetBytes?: number;
   /**
    * The clock for times the store stamps itself (an in-flight marker's end, when queued events
    * are due, whether an event's lease ran out).
@@ -229,7 +231,8 @@ export class UpstashStore implements RelayStore {
   // ---- EmailIndex
 
   async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
-    return this.#run.listEmails({ keys: this.#keys, query });
+    const budgetBytes = this.#options.listBudgetBytes ?? LIST_BUDGET_BYTES;
+    return this.#run.listEmails({ keys: this.#keys, query, budgetBytes });
   }
 
   async emailMetrics(query: {

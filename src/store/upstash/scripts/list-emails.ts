@@ -1,7 +1,8 @@
 /**
  * One window of the email list index (GET /emails), in one command: it first trims up to
  * INDEX_TRIM_PER_READ emails whose record expired from the index, then finds the cursor's rank
- * and reads the metadata and state (never the raw message) of up to `count` emails next to it.
+ * and reads the metadata and state (never the raw message) of up to `count` emails next to it,
+ * within LIST_BUDGET_BYTES (stopping early says `more`).
  * Newest first: ZREVRANGE order, by created time and then by id. A read only: safe to repeat.
  */
 import type { EmailListQuery, EmailListWindow, ListedEntry } from "../../ports.ts";
@@ -14,6 +15,8 @@ import { INDEX } from "./index-fragment.ts";
 export interface ListEmailsArgs {
   keys: KeyLayout;
   query: EmailListQuery;
+  /** LIST_BUDGET_BYTES unless a test wants a small one. */
+  budgetBytes: number;
 }
 
 /** {0}: cursor not found; {1, more, edge, id, m, s, id, m, s, ...}. */
@@ -48,28 +51,45 @@ local floor = nil
 if since ~= '-inf' then floor = tonumber(since) end
 if mode == 'before' then
   if first > lo then out[2] = 1 end
-  if n > 0 then out[3] = got[1] end
 elseif n > count then
   n = count
   if not floor or tonumber(got[2 * count + 2]) >= floor then out[2] = 1 end
 end
-for i = 1, n do
+-- Nearest the cursor first: walking to newer emails, from the window's end.
+local from, to, step = 1, n, 1
+if mode == 'before' then from, to, step = n, 1, -1 end
+local budget, used, picked = tonumber(ARGV[8]), 0, {}
+for i = from, to, step do
   local id = got[2 * i - 1]
+  local key = prefix .. 'm:' .. id
   if floor and tonumber(got[2 * i]) < floor then
-    if mode ~= 'before' then out[2] = 0 end
-    break
+    if mode ~= 'before' then
+      out[2] = 0
+      break
+    end
+    out[3] = id -- older than since: passed over, newer ones may follow
+  else
+    local size = redis.call('HSTRLEN', key, 'm') + redis.call('HSTRLEN', key, 's')
+    if used > 0 and used + size > budget then
+      out[2] = 1
+      break
+    end
+    used = used + size
+    out[3] = id
+    local h = redis.call('HMGET', key, 'm', 's')
+    if h[1] and h[2] then picked[#picked + 1] = {id, h[1], h[2]} end
   end
-  if mode ~= 'before' then out[3] = id end
-  local h = redis.call('HMGET', prefix .. 'm:' .. id, 'm', 's')
-  if h[1] and h[2] then
-    out[#out + 1] = id
-    out[#out + 1] = h[1]
-    out[#out + 1] = h[2]
-  end
+end
+local a, b, s = 1, #picked, 1
+if mode == 'before' then a, b, s = #picked, 1, -1 end
+for i = a, b, s do
+  out[#out + 1] = picked[i][1]
+  out[#out + 1] = picked[i][2]
+  out[#out + 1] = picked[i][3]
 end
 return out
 `,
-  encode({ keys, query }) {
+  encode({ keys, query, budgetBytes }) {
     const mode = query.after ? "after" : query.before ? "before" : "";
     return {
       keys: [query.keyId === undefined ? keys.index : keys.keyIndex(query.keyId)],
@@ -81,6 +101,7 @@ return out
         query.since === undefined ? "-inf" : String(query.since),
         query.until === undefined ? "+inf" : String(query.until),
         String(query.count),
+        String(budgetBytes),
       ],
     };
   },

@@ -446,6 +446,8 @@ interface CommandRow {
   extra: string;
 }
 const commandRows: CommandRow[] = [];
+const readRows: { what: string; tally: Tally }[] = [];
+const readIds: string[] = [];
 
 function commandLine(row: CommandRow): string {
   const per = row.messages > 0 ? (row.tally.total / row.messages).toFixed(2) : "–";
@@ -542,6 +544,29 @@ try {
     progress(`  read back: ${await countDelivered(immediateRelay, ids)}`);
   }
 
+  // 1d. What reading the list and the metrics costs (GET /emails, GET /emails/metrics), on the
+  // immediate relay's index (the warm-up, the 50 sends above). The key cache is warm, so each
+  // request pays its rate limit (1) and then its reads.
+  for (const [what, pathOf] of [
+    ["list page of 20", () => "/emails"],
+    ["list page of 100", () => "/emails?limit=100"],
+    ["next list page (after a cursor)", () => `/emails?limit=20&after=${readIds[0]}`],
+    ["filtered list (last_event=bounced, scans all)", () => "/emails?last_event=bounced"],
+    ["metrics, 7 days by day", () => "/emails/metrics?dimensions=period"],
+  ] as const) {
+    const path = pathOf();
+    await settle();
+    gateway.resetCounters();
+    const res = await fetch(`${immediateRelay.base}${path}`, { headers: immediateRelay.headers });
+    const body = (await res.json()) as { data?: { id: string }[] };
+    if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${JSON.stringify(body)}`);
+    if (what === "list page of 20") readIds.push(body.data?.at(-1)?.id ?? "");
+    await settle();
+    const t = tally(gateway.commandLog(), immediateRelay.prefix);
+    readRows.push({ what, tally: t });
+    progress(`${what}: ${t.total} commands [${fmtCounts(t.byName)}] [${fmtCounts(t.byOperation)}]`);
+  }
+
   // ---------------------------------------------------------------------------------------------
   // 2. Latency: relay (immediate path) vs nodemailer straight to the sink vs one gateway EVAL
 
@@ -631,6 +656,12 @@ Upstash commands, counted as Upstash bills them, with a warm key cache (\`DELIVE
 ${rows.join("\n")}
 
 Goal: at most 3 commands per message for batches of 20 or more; the scheduled path costs at most ${worst.toFixed(2)} (${worst <= 3 ? "met" : "NOT met"}). An idle cron run costs ${idle.tally.total}, so ${idle.tally.total * 1440} a day. Not in the rows: a key cache miss (each \`KEY_CACHE_SECONDS\` per isolate) adds a key lookup and a \`last_used_at\` write.
+
+Reads (one request each, warm key cache; the rate limit is 1 of the commands):
+
+| Read | Commands | By operation |
+| ---- | -------: | ------------ |
+${readRows.map((r) => `| ${r.what} | ${r.tally.total} | ${fmtCounts(r.tally.byOperation)} |`).join("\n")}
 
 Latency in ms, p50 / p90 / max over ${LATENCY_SENDS} sequential sends, interleaved with the reference; direct = nodemailer to the same sink over a fresh connection per message. The sink (smtp-server) greets a new connection only after ${ms(lat.greeting.p50)} ms (p50, its early-talker wait), which both columns pay; the last column, relay minus direct per round, is what the relay adds:
 

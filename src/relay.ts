@@ -19,6 +19,8 @@ import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts
 import { type DispatchReport, dispatchEvents } from "./events/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events.ts";
 import { WebhookEndpoints } from "./events/manage.ts";
+import { EmailListing } from "./listing/emails.ts";
+import { EmailMetrics } from "./listing/metrics.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
 import { Records } from "./records.ts";
@@ -65,6 +67,9 @@ export class Relay {
   readonly keys: ApiKeys;
   readonly records: Records;
   readonly templates: TemplateLibrary;
+  /** `GET /emails` and `GET /emails/metrics`: the list index and the event counters. */
+  readonly emailList: EmailListing;
+  readonly emailMetrics: EmailMetrics;
   readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
@@ -87,6 +92,8 @@ export class Relay {
       now: deps.now,
       cacheMs: deps.config.keyCacheMs,
     });
+    this.emailList = new EmailListing(deps.store, this.now);
+    this.emailMetrics = new EmailMetrics(deps.store, this.now);
     this.webhooks = new WebhookEndpoints({
       store: deps.store,
       allowLoopback: deps.config.webhooks.allowLoopback,

@@ -16,6 +16,7 @@ import type { Relay } from "../relay.ts";
 import type { AppEnv } from "./env.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { emailListRoutes } from "./routes/email-list.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
@@ -58,6 +59,8 @@ export function createApp(options: AppOptions) {
   });
 
   // Behind an API key (or ADMIN_TOKEN): the Resend API and the resources it manages.
+  // The list and metrics first: GET /emails/metrics is not an email id.
+  app.route("/emails", emailListRoutes());
   app.route("/emails", emailRoutes());
   app.route("/api-keys", apiKeyRoutes());
   app.route("/forms", formRoutes());

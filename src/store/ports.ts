@@ -279,3 +279,63 @@ export interface EventQueue {
    */
   readonly eventsQueued: number;
 }
+
+// ---- The email list index and the event counters ----------------------------------------------
+
+/**
+ * One window of the email list index (`GET /emails`): emails newest first (by created time, then
+ * id), all of them or one key's. A cursor is an email id; `after` walks to older emails, `before`
+ * to newer ones. `since` / `until` bound the created time (ms, inclusive).
+ */
+export interface EmailListQuery {
+  /** Only the emails this key sent (its own index); every email when absent. */
+  keyId?: string | undefined;
+  after?: string | undefined;
+  before?: string | undefined;
+  since?: number | undefined;
+  until?: number | undefined;
+  /** Index entries to look at, at most (1 to 200). */
+  count: number;
+  now: number;
+}
+
+/** An email as the list shows it: no raw message. */
+export interface ListedEntry {
+  message: QueuedMessage;
+  state: DeliveryState;
+}
+
+export type EmailListWindow =
+  /** The cursor is not in this index (never was, another key's, or trimmed with retention). */
+  | { found: false }
+  | {
+      found: true;
+      /** Newest first; index entries whose email expired meanwhile are left out. */
+      entries: ListedEntry[];
+      /** More index entries lie past the window, in the direction it walked. */
+      more: boolean;
+      /** The id the window ended on (oldest for `after`, newest for `before`), to walk on. */
+      edge: string | null;
+    };
+
+/**
+ * The email list index and the per-hour event counters (`GET /emails/metrics`). Both are written
+ * inside `enqueue` and `commit` (no extra command on the send path): an email enters the index
+ * when it is accepted and leaves it when its record expires (a finished email's retention); each
+ * event drafted counts in the hour it was made, for everyone and for the sending key.
+ */
+export interface EmailIndex {
+  /** One window of the index (one command). */
+  listEmails(query: EmailListQuery): Promise<EmailListWindow>;
+  /**
+   * Event counts per hour from `fromHour` to `toHour` (hour numbers: ms / METRICS_BUCKET_MS,
+   * inclusive), one record per hour, by event name without "email." (`sent`, `delivered`, ...);
+   * only the key's own when `keyId` is given. One command.
+   */
+  emailMetrics(query: {
+    fromHour: number;
+    toHour: number;
+    names: readonly string[];
+    keyId?: string | undefined;
+  }): Promise<Record<string, number>[]>;
+}

@@ -41,3 +41,24 @@ export const EVENT_LOG_MAX = 1000;
 export function newLeaseToken(): string {
   return crypto.randomUUID();
 }
+
+/** Finished emails leave the list index this many at a time, inside a commit or a list read. */
+export const INDEX_TRIM_PER_COMMIT = 10;
+export const INDEX_TRIM_PER_READ = 100;
+
+/** One metrics bucket per hour (`mx:<hour>`), counted inside the enqueue and commit scripts. */
+export const METRICS_BUCKET_MS = 3_600_000;
+
+/**
+ * How long an hour's counters are kept after the hour ends: 32 days, so `GET /emails/metrics`
+ * can serve the last 31 days at any hour (older starts are clamped, as Resend clamps to its
+ * retention). Bounds the counters to 32 × 24 small hashes.
+ */
+export const METRICS_RETENTION_MS = 32 * 24 * METRICS_BUCKET_MS;
+
+/**
+ * The most metadata and state bytes (as stored) one list window carries: a window stops before
+ * the email that would pass it (the first is taken whatever its size), so a page of 200 emails
+ * with long SMTP replies still answers well under UPSTASH_MAX_RESPONSE_BYTES (base64: 4/3).
+ */
+export const LIST_BUDGET_BYTES = 4_000_000;

@@ -4,12 +4,22 @@
  * One folder per driver (`upstash/`, `memory/`) and one contract suite per port
  * (test/contract/store/, run against both by test/workers/store.test.ts).
  */
-import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
+import type {
+  EmailIndex,
+  EventQueue,
+  IdempotencyStore,
+  KeyStore,
+  MessageQueue,
+  RecordStore,
+} from "./ports.ts";
 
 export type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EmailIndex,
+  EmailListQuery,
+  EmailListWindow,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -21,6 +31,7 @@ export type {
   IdempotencyState,
   IdempotencyStore,
   KeyStore,
+  ListedEntry,
   MessageQueue,
   NewEntry,
   NextStep,
@@ -35,9 +46,19 @@ export {
   CLAIM_ENTRY_OVERHEAD,
   claimEntryBytes,
   EVENT_LOG_MAX,
+  INDEX_TRIM_PER_COMMIT,
+  INDEX_TRIM_PER_READ,
+  LIST_BUDGET_BYTES,
+  METRICS_BUCKET_MS,
+  METRICS_RETENTION_MS,
   newLeaseToken,
   UPSTASH_MAX_RESPONSE_BYTES,
 } from "./shared.ts";
 
 /** Everything the relay keeps, in one database: what the use-cases and routes are handed. */
-export type RelayStore = MessageQueue & IdempotencyStore & KeyStore & RecordStore & EventQueue;
+export type RelayStore = MessageQueue &
+  IdempotencyStore &
+  KeyStore &
+  RecordStore &
+  EventQueue &
+  EmailIndex;

@@ -29,6 +29,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/records.ts",
       "src/template-library.ts",
       "src/idempotency.ts",
+      "src/listing/",
     ],
   },
   { name: "http", paths: ["src/http/"] },

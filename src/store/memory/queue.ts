@@ -14,6 +14,7 @@ import { claimEntryBytes, newLeaseToken } from "../shared.ts";
 import type { ClaimedEntry, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import type { MemoryEvents } from "./events.ts";
 import type { MemoryIdempotency } from "./idempotency.ts";
+import type { MemoryMetrics } from "./listing.ts";
 import { copy, utf8Length } from "./values.ts";
 
 interface Slot {
@@ -51,6 +52,7 @@ export interface MemoryQueueDeps {
   claimBudgetBytes: number;
   idempotency: MemoryIdempotency;
   events: MemoryEvents;
+  metrics: MemoryMetrics;
 }
 
 /** The MessageQueue port, apart from purging (the store purges every part at once). */
@@ -83,7 +85,9 @@ export class MemoryQueue {
         expiresAt: null,
       });
     }
-    this.#deps.events.fanout(entries.flatMap((e) => e.events ?? []));
+    const events = entries.flatMap((e) => e.events ?? []);
+    this.#deps.metrics.count(events, (id) => this.#slots.get(id)?.entry.message.keyId);
+    this.#deps.events.fanout(events);
   }
 
   async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
@@ -140,6 +144,7 @@ export class MemoryQueue {
       slot.dueAt = null;
       slot.expiresAt = this.#deps.now() + next.retainMs;
     }
+    this.#deps.metrics.count(events, () => slot.entry.message.keyId);
     this.#deps.events.fanout(events);
     return "ok";
   }
@@ -155,6 +160,11 @@ export class MemoryQueue {
   async get(id: string): Promise<StoredEntry | null> {
     const slot = this.#slots.get(id);
     return slot ? copy(slot.entry) : null;
+  }
+
+  /** The stored messages as they are (not copies), for the list index. */
+  live(): StoredEntry[] {
+    return [...this.#slots.values()].map((s) => s.entry);
   }
 
   /** Forgets finished messages past their retention (Redis expires the hashes). */

@@ -12,6 +12,8 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EmailListQuery,
+  EmailListWindow,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -23,12 +25,13 @@ import type {
   RecordKind,
   WriteGuard,
 } from "../ports.ts";
-import { CLAIM_BUDGET_BYTES } from "../shared.ts";
+import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
 import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { MemoryEvents } from "./events.ts";
 import { MemoryIdempotency } from "./idempotency.ts";
 import { MemoryKeys } from "./keys.ts";
+import { listWindow, MemoryMetrics } from "./listing.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
 
@@ -37,6 +40,8 @@ export interface MemoryStoreOptions {
   now?: () => number;
   /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
   claimBudgetBytes?: number;
+  /** A list window's byte budget; LIST_BUDGET_BYTES unless a test wants a small one. */
+  listBudgetBytes?: number;
 }
 
 export class MemoryStore implements RelayStore {
@@ -46,9 +51,12 @@ export class MemoryStore implements RelayStore {
   readonly #records = new MemoryRecords();
   readonly #events: MemoryEvents;
   readonly #queue: MemoryQueue;
+  readonly #metrics = new MemoryMetrics();
+  readonly #listBudgetBytes: number;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
+    this.#listBudgetBytes = options.listBudgetBytes ?? LIST_BUDGET_BYTES;
     this.#idempotency = new MemoryIdempotency(this.#now);
     this.#events = new MemoryEvents(this.#now, this.#records);
     this.#queue = new MemoryQueue({
@@ -56,6 +64,7 @@ export class MemoryStore implements RelayStore {
       claimBudgetBytes: options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
       idempotency: this.#idempotency,
       events: this.#events,
+      metrics: this.#metrics,
     });
   }
 
@@ -63,6 +72,7 @@ export class MemoryStore implements RelayStore {
     const now = this.#now();
     this.#queue.purge(now);
     this.#events.purge(now);
+    this.#metrics.purge(now);
   }
 
   // ---- IdempotencyStore
@@ -113,6 +123,23 @@ export class MemoryStore implements RelayStore {
   get(id: string): Promise<StoredEntry | null> {
     this.#purge();
     return this.#queue.get(id);
+  }
+
+  // ---- EmailIndex
+
+  async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
+    this.#purge();
+    return listWindow(this.#queue.live(), query, this.#listBudgetBytes);
+  }
+
+  async emailMetrics(query: {
+    fromHour: number;
+    toHour: number;
+    names: readonly string[];
+    keyId?: string | undefined;
+  }): Promise<Record<string, number>[]> {
+    this.#purge();
+    return this.#metrics.read(query);
   }
 
   // ---- KeyStore

@@ -22,10 +22,18 @@
  *   wd:<endpoint id>:<event id>  hash: p = payload, t = type, e = email id, c = created (ms),
  *            s = status, a = attempts JSON, na = next attempt (ms), l = lease token, lu = lease end
  *   wl:<endpoint id>  sorted set: event id -> created (ms), the newest EVENT_LOG_MAX (event log)
+ *   ix       sorted set: email id -> created (ms), every email whose record lives (GET /emails)
+ *   ix:k:<key id>  sorted set: the same, for the emails that key sent
+ *   ix:exp   sorted set: "<email id> <key id>" -> when that finished email's record expires (ms);
+ *            the commit and list scripts drop what is due from ix and ix:k:<key id>
+ *   mx:<hour>  hash: event name ("sent", "delivered", ...) -> count in that hour (ms / 3,600,000),
+ *            and "<key id>|<event name>" -> that key's count; expires METRICS_RETENTION_MS after
+ *            the hour ends
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
- * ('m:', 'wd:', 'wc:', 'wl:', 'wh:subs', 'idem:', 'rec:webhook', 'wq') must match these.
+ * ('m:', 'wd:', 'wc:', 'wl:', 'wh:subs', 'idem:', 'rec:webhook', 'wq', 'ix', 'ix:k:',
+ * 'ix:exp', 'mx:') must match these.
  */
 import type { RecordKind } from "../ports.ts";
 
@@ -44,6 +52,8 @@ export interface KeyLayout {
   readonly eventQueue: string;
   event(endpointId: string, eventId: string): string;
   eventLog(endpointId: string): string;
+  readonly index: string;
+  keyIndex(keyId: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -61,5 +71,7 @@ export function keyLayout(prefix: string): KeyLayout {
     eventQueue: `${prefix}wq`,
     event: (endpointId, eventId) => `${prefix}wd:${endpointId}:${eventId}`,
     eventLog: (endpointId) => `${prefix}wl:${endpointId}`,
+    index: `${prefix}ix`,
+    keyIndex: (keyId) => `${prefix}ix:k:${keyId}`,
   };
 }

@@ -10,6 +10,8 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EmailListQuery,
+  EmailListWindow,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -23,7 +25,7 @@ import type {
   WriteGuard,
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
-import { CLAIM_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
+import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
 import type {
   ApiKeyRecord,
@@ -53,6 +55,8 @@ export interface UpstashStoreOptions {
   retries?: number;
   /** The claim's byte budget; CLAIM_BUDGET_BYTES unless a test wants a small one. */
   claimBudgetBytes?: number;
+  /** A list window's byte budget; LIST_BUDGET_BYTES unless a test wants a small one. */
+  listBudgetBytes?: number;
   /**
    * The clock for times the store stamps itself (an in-flight marker's end, when queued events
    * are due, whether an event's lease ran out).
@@ -104,6 +108,8 @@ export class UpstashStore implements RelayStore {
       putWebhook: bind(r, scripts.putWebhookScript),
       deleteWebhook: bind(r, scripts.deleteWebhookScript),
       getWebhooks: bind(r, scripts.getWebhooksScript),
+      listEmails: bind(r, scripts.listEmailsScript),
+      metrics: bind(r, scripts.metricsScript),
     };
   }
 
@@ -220,6 +226,30 @@ export class UpstashStore implements RelayStore {
       version: Number(version),
       leasedUntil: lease && until > 0 ? until : null,
     };
+  }
+
+  // ---- EmailIndex
+
+  async listEmails(query: EmailListQuery): Promise<EmailListWindow> {
+    const budgetBytes = this.#options.listBudgetBytes ?? LIST_BUDGET_BYTES;
+    return this.#run.listEmails({ keys: this.#keys, query, budgetBytes });
+  }
+
+  async emailMetrics(query: {
+    fromHour: number;
+    toHour: number;
+    names: readonly string[];
+    keyId?: string | undefined;
+  }): Promise<Record<string, number>[]> {
+    const { keyId, names } = query;
+    const fields = names.map((n) => (keyId === undefined ? n : `${keyId}|${n}`));
+    if (fields.length === 0 || query.toHour < query.fromHour) return [];
+    const flat = await this.#run.metrics({ keys: this.#keys, ...query, fields });
+    const hours: Record<string, number>[] = [];
+    for (let i = 0; i < flat.length; i += names.length) {
+      hours.push(Object.fromEntries(names.map((n, j) => [n, flat[i + j] ?? 0])));
+    }
+    return hours;
   }
 
   // ---- KeyStore

@@ -5,6 +5,7 @@
 import { describeEventsContract } from "./events.ts";
 import { describeIdempotencyContract } from "./idempotency.ts";
 import { describeKeysContract } from "./keys.ts";
+import { describeListingContract } from "./listing.ts";
 import { describeQueueContract } from "./queue.ts";
 import { describeRecordsContract } from "./records.ts";
 import type { StoreFactory } from "./support.ts";
@@ -18,4 +19,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeKeysContract(factory);
   describeRecordsContract(factory);
   describeEventsContract(factory);
+  describeListingContract(factory);
 }

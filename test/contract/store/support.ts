@@ -10,7 +10,7 @@ import type { ClaimedEvent, NewEntry, RelayStore } from "../../../src/store/stor
 export interface StoreFactory {
   name: string;
   /** A fresh, empty store (e.g. a new key prefix), with a small claim budget when asked. */
-  make: (options?: { claimBudgetBytes?: number }) => RelayStore;
+  make: (options?: { claimBudgetBytes?: number; listBudgetBytes?: number }) => RelayStore;
   skip?: string | false;
 }
 

@@ -4,13 +4,19 @@
  *
  * A token-guarded commit may run twice (a lost reply, re-sent by @upstash/redis or by the
  * delivery's own retry): the token it applied is kept in ct, and a repeat with it answers ok
- * without writing or queueing its events again.
+ * without writing, queueing or counting its events again.
+ *
+ * It also counts the events in their hour's metrics bucket, and when the message is finished it
+ * schedules its leaving the list index for when its record expires; each commit then trims up to
+ * INDEX_TRIM_PER_COMMIT expired emails from the index (index-fragment.ts).
  */
 import type { CommitResult, NextStep, WriteGuard } from "../../ports.ts";
+import { INDEX_TRIM_PER_COMMIT } from "../../shared.ts";
 import type { DeliveryState, EventDraft } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 import { eventArgv, FANOUT } from "./fanout.ts";
+import { INDEX } from "./index-fragment.ts";
 
 export interface CommitArgs {
   keys: KeyLayout;
@@ -31,9 +37,9 @@ export const commitScript = defineScript<
   { result: CommitResult; queued: number }
 >({
   name: "COMMIT",
-  lua: `${FANOUT}
+  lua: `${FANOUT}${INDEX}
 local k = KEYS[2]
-local h = redis.call('HMGET', k, 'v', 'l', 'lu', 'ct')
+local h = redis.call('HMGET', k, 'v', 'l', 'lu', 'ct', 'k')
 if not h[1] then return -1 end
 if ARGV[2] ~= '' then
   if h[2] ~= ARGV[2] then
@@ -51,7 +57,11 @@ if ARGV[6] == 'due' then
 else
   redis.call('ZREM', KEYS[1], ARGV[1])
   redis.call('PEXPIRE', k, ARGV[7])
+  indexExpire(ARGV[8], ARGV[1], h[5] or '', tonumber(ARGV[9]) + tonumber(ARGV[7]))
 end
+local keyId = h[5] or ''
+countEvents(ARGV[8], 10, function() return keyId end)
+indexTrim(ARGV[8], ARGV[9], ${INDEX_TRIM_PER_COMMIT})
 return {1, fanout(ARGV[8], 10, ARGV[9])}
 `,
   encode({ keys, id, guard, state, next, events, now }) {

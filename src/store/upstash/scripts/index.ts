@@ -5,6 +5,7 @@ import { commitScript } from "./commit.ts";
 import { commitEventScript } from "./commit-event.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
+import { listEmailsScript, metricsScript } from "./list-emails.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { touchKeyScript } from "./touch-key.ts";
@@ -19,6 +20,8 @@ export {
   enqueueScript,
   eventLogScript,
   getWebhooksScript,
+  listEmailsScript,
+  metricsScript,
   putWebhookScript,
   releaseIdempotentScript,
   renewScript,
@@ -39,5 +42,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     deleteWebhookScript,
     getWebhooksScript,
     releaseIdempotentScript,
+    listEmailsScript,
+    metricsScript,
   ].map((s) => [s.name, s.lua]),
 );

@@ -41,3 +41,27 @@ export const EVENT_LOG_MAX = 1000;
 export function newLeaseToken(): string {
   return crypto.randomUUID();
 }
+
+/**
+ * The time part of a UUIDv7 as its text begins ("0190a1b2-c3d4"): 48 bits of milliseconds in
+ * fixed-width hex, so comparing ids as strings compares their times. A request log bound ("no
+ * entry older than ...") is this prefix; every id of that millisecond or later sorts at or above it.
+ */
+export function timeIdPrefix(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, "0").slice(-12);
+  return `${hex.slice(0, 8)}-${hex.slice(8)}`;
+}
+
+/** A UUIDv7 (RFC 9562) for `ms`: time-ordered as text, 74 random bits after the time. */
+export function uuidV7(ms: number): string {
+  const rand = crypto.getRandomValues(new Uint8Array(10));
+  const hex = Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("");
+  const variant = ((Number.parseInt(hex.slice(3, 4), 16) & 0x3) | 0x8).toString(16);
+  return `${timeIdPrefix(ms)}-7${hex.slice(0, 3)}-${variant}${hex.slice(4, 7)}-${hex.slice(8, 20)}`;
+}
+
+/** The time (ms) a UUIDv7 carries; NaN for anything else. */
+export function uuidV7Time(id: string): number {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/.test(id)) return Number.NaN;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

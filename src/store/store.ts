@@ -4,7 +4,14 @@
  * One folder per driver (`upstash/`, `memory/`) and one contract suite per port
  * (test/contract/store/, run against both by test/workers/store.test.ts).
  */
-import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
+import type {
+  EventQueue,
+  IdempotencyStore,
+  KeyStore,
+  MessageQueue,
+  RecordStore,
+  RequestLogStore,
+} from "./ports.ts";
 
 export type {
   ClaimedEvent,
@@ -26,6 +33,9 @@ export type {
   NextStep,
   RecordKind,
   RecordStore,
+  RequestLogEntry,
+  RequestLogQuery,
+  RequestLogStore,
   StoredResponse,
   WriteGuard,
 } from "./ports.ts";
@@ -40,4 +50,9 @@ export {
 } from "./shared.ts";
 
 /** Everything the relay keeps, in one database: what the use-cases and routes are handed. */
-export type RelayStore = MessageQueue & IdempotencyStore & KeyStore & RecordStore & EventQueue;
+export type RelayStore = MessageQueue &
+  IdempotencyStore &
+  KeyStore &
+  RecordStore &
+  EventQueue &
+  RequestLogStore;

@@ -21,6 +21,8 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
+  RequestLogEntry,
+  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES } from "../shared.ts";
@@ -31,6 +33,7 @@ import { MemoryIdempotency } from "./idempotency.ts";
 import { MemoryKeys } from "./keys.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
+import { MemoryRequestLog } from "./request-log.ts";
 
 export interface MemoryStoreOptions {
   /** @default Date.now */
@@ -46,11 +49,13 @@ export class MemoryStore implements RelayStore {
   readonly #records = new MemoryRecords();
   readonly #events: MemoryEvents;
   readonly #queue: MemoryQueue;
+  readonly #requestLog: MemoryRequestLog;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#idempotency = new MemoryIdempotency(this.#now);
     this.#events = new MemoryEvents(this.#now, this.#records);
+    this.#requestLog = new MemoryRequestLog(this.#now);
     this.#queue = new MemoryQueue({
       now: this.#now,
       claimBudgetBytes: options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
@@ -202,5 +207,24 @@ export class MemoryStore implements RelayStore {
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     this.#purge();
     return this.#events.eventDelivery(endpointId, eventId);
+  }
+
+  // ---- RequestLogStore
+
+  appendRequestLogs(
+    entries: RequestLogEntry[],
+    retention: { max: number; since: string; ttlMs: number },
+  ): Promise<void> {
+    return this.#requestLog.appendRequestLogs(entries, retention);
+  }
+
+  listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }> {
+    return this.#requestLog.listRequestLogs(query);
+  }
+
+  getRequestLog(id: string): Promise<RequestLogEntry | null> {
+    return this.#requestLog.getRequestLog(id);
   }
 }

@@ -22,6 +22,9 @@
  *   wd:<endpoint id>:<event id>  hash: p = payload, t = type, e = email id, c = created (ms),
  *            s = status, a = attempts JSON, na = next attempt (ms), l = lease token, lu = lease end
  *   wl:<endpoint id>  sorted set: event id -> created (ms), the newest EVENT_LOG_MAX (event log)
+ *   rl:i     sorted set: request log entry id (UUIDv7, all scored 0, so ordered by time as text)
+ *   rl:d     hash: request log entry id -> entry JSON; both expire REQUEST_LOG_DAYS after the
+ *            last write, and each write trims them to REQUEST_LOG_MAX entries and that age
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
@@ -44,6 +47,8 @@ export interface KeyLayout {
   readonly eventQueue: string;
   event(endpointId: string, eventId: string): string;
   eventLog(endpointId: string): string;
+  readonly requestLogIndex: string;
+  readonly requestLogData: string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -61,5 +66,7 @@ export function keyLayout(prefix: string): KeyLayout {
     eventQueue: `${prefix}wq`,
     event: (endpointId, eventId) => `${prefix}wd:${endpointId}:${eventId}`,
     eventLog: (endpointId) => `${prefix}wl:${endpointId}`,
+    requestLogIndex: `${prefix}rl:i`,
+    requestLogData: `${prefix}rl:d`,
   };
 }

@@ -20,6 +20,8 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
+  RequestLogEntry,
+  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
@@ -104,6 +106,8 @@ export class UpstashStore implements RelayStore {
       putWebhook: bind(r, scripts.putWebhookScript),
       deleteWebhook: bind(r, scripts.deleteWebhookScript),
       getWebhooks: bind(r, scripts.getWebhooksScript),
+      appendRequestLog: bind(r, scripts.appendRequestLogScript),
+      listRequestLog: bind(r, scripts.listRequestLogScript),
     };
   }
 
@@ -352,5 +356,26 @@ export class UpstashStore implements RelayStore {
       attempts: JSON.parse(attempts ?? "[]") as EventAttempt[],
       nextAttemptAt: s === "pending" && next ? Number(next) : null,
     };
+  }
+
+  // ---- RequestLogStore
+
+  async appendRequestLogs(
+    entries: RequestLogEntry[],
+    retention: { max: number; since: string; ttlMs: number },
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#run.appendRequestLog({ keys: this.#keys, entries, ...retention });
+  }
+
+  async listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }> {
+    return this.#run.listRequestLog({ keys: this.#keys, query });
+  }
+
+  async getRequestLog(id: string): Promise<RequestLogEntry | null> {
+    const json = await this.#redis.hget<string>(this.#keys.requestLogData, id);
+    return json ? (JSON.parse(json) as RequestLogEntry) : null;
   }
 }

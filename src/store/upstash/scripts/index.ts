@@ -6,11 +6,13 @@ import { commitEventScript } from "./commit-event.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
+import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { renewScript } from "./renew.ts";
 import { touchKeyScript } from "./touch-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 
 export {
+  appendRequestLogScript,
   claimEventsScript,
   claimScript,
   commitEventScript,
@@ -19,6 +21,7 @@ export {
   enqueueScript,
   eventLogScript,
   getWebhooksScript,
+  listRequestLogScript,
   putWebhookScript,
   releaseIdempotentScript,
   renewScript,
@@ -39,5 +42,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     deleteWebhookScript,
     getWebhooksScript,
     releaseIdempotentScript,
+    appendRequestLogScript,
+    listRequestLogScript,
   ].map((s) => [s.name, s.lua]),
 );

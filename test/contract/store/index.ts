@@ -7,6 +7,7 @@ import { describeIdempotencyContract } from "./idempotency.ts";
 import { describeKeysContract } from "./keys.ts";
 import { describeQueueContract } from "./queue.ts";
 import { describeRecordsContract } from "./records.ts";
+import { describeRequestLogContract } from "./request-log.ts";
 import type { StoreFactory } from "./support.ts";
 
 export type { StoreFactory } from "./support.ts";
@@ -18,4 +19,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeKeysContract(factory);
   describeRecordsContract(factory);
   describeEventsContract(factory);
+  describeRequestLogContract(factory);
 }

@@ -22,6 +22,7 @@ import { WebhookEndpoints } from "./events/manage.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
 import { Records } from "./records.ts";
+import { RequestLog } from "./request-log.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import {
   type IdempotencyRecord,
@@ -63,6 +64,7 @@ export class Relay {
   readonly storeKind: StoreKind;
   readonly keys: ApiKeys;
   readonly records: Records;
+  readonly requestLog: RequestLog;
   readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
@@ -80,6 +82,7 @@ export class Relay {
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
     this.records = new Records(deps.store, deps.log);
+    this.requestLog = new RequestLog(deps.store, deps.config.requestLog, deps.now, deps.log);
     this.webhooks = new WebhookEndpoints({
       store: deps.store,
       allowLoopback: deps.config.webhooks.allowLoopback,

@@ -327,7 +327,9 @@ export interface RequestLogStore {
     retention: { max: number; since: string; ttlMs: number },
   ): Promise<void>;
   /** Newest first, one page; `hasMore` says whether the page's far side has more. */
-  listRequestLogs(query: RequestLogQuery): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }>;
+  listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }>;
   /** One entry, or null when unknown or trimmed away. */
   getRequestLog(id: string): Promise<RequestLogEntry | null>;
 }

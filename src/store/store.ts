@@ -46,7 +46,10 @@ export {
   claimEntryBytes,
   EVENT_LOG_MAX,
   newLeaseToken,
+  timeIdPrefix,
   UPSTASH_MAX_RESPONSE_BYTES,
+  uuidV7,
+  uuidV7Time,
 } from "./shared.ts";
 
 /** Everything the relay keeps, in one database: what the use-cases and routes are handed. */

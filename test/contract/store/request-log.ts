@@ -3,8 +3,8 @@
  * both ways, a key's own entries, the count cap and the age bound, idempotent appends.
  */
 import { expect, it } from "vitest";
-import type { RequestLogEntry } from "../../../src/store/store.ts";
 import { timeIdPrefix, uuidV7 } from "../../../src/store/shared.ts";
+import type { RequestLogEntry } from "../../../src/store/store.ts";
 import { describePort, type StoreFactory } from "./support.ts";
 
 const T0 = Date.UTC(2026, 11, 2, 12);

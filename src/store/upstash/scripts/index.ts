@@ -6,8 +6,8 @@ import { commitEventScript } from "./commit-event.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
-import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { renewScript } from "./renew.ts";
+import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { touchKeyScript } from "./touch-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 

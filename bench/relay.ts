@@ -579,7 +579,6 @@ try {
     commandRows.push(row);
     progress(commandLine(row));
   }
-  await loggedRelay.close();
 
   // ---------------------------------------------------------------------------------------------
   // 2. Latency: relay (immediate path) vs nodemailer straight to the sink vs one gateway EVAL
@@ -587,6 +586,7 @@ try {
   sink.clear();
   for (let i = 0; i < LATENCY_WARMUP; i++) {
     await relaySend(immediateRelay, -1 - i);
+    await relaySend(loggedRelay, -101 - i);
     await directSend(-1 - i);
     await evalRoundTrip();
   }
@@ -596,6 +596,8 @@ try {
   );
   const relayAccept: number[] = [];
   const relayDelivered: number[] = [];
+  const loggedAccept: number[] = [];
+  const loggedDelivered: number[] = [];
   const directAccept: number[] = [];
   const directDelivered: number[] = [];
   const evals: number[] = [];
@@ -615,6 +617,11 @@ try {
       },
       async () => {
         evals.push(await evalRoundTrip());
+      },
+      async () => {
+        const r = await relaySend(loggedRelay, LATENCY_SENDS + i);
+        loggedAccept.push(r.accept);
+        loggedDelivered.push(r.delivered);
       },
     ];
     for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]?.();
@@ -639,6 +646,9 @@ try {
   };
   progress(`relay POST answered:         ${fmtSummary(lat.relayAccept)}`);
   progress(`relay POST -> SMTP 250:      ${fmtSummary(lat.relayDelivered)}`);
+  progress(
+    `  with REQUEST_LOG=on:        ${fmtSummary(summarize(loggedAccept))} answered, ${fmtSummary(summarize(loggedDelivered))} to 250`,
+  );
   progress(`direct sendMail resolved:    ${fmtSummary(lat.directAccept)}`);
   progress(`direct start -> SMTP 250:    ${fmtSummary(lat.directDelivered)}`);
   progress(`relay - direct, to SMTP 250: ${fmtSummary(lat.addedDelivered)} (paired per round)`);
@@ -677,6 +687,8 @@ Latency in ms, p50 / p90 / max over ${LATENCY_SENDS} sequential sends, interleav
 | ------- | ----: | -----: | -------------------------: | -------------------------: |
 ${latencyRow("Send call answered (relay: `POST /emails`; direct: `sendMail`)", lat.relayAccept, lat.directAccept, lat.addedAccept)}
 ${latencyRow("Send started → SMTP 250 at the smart host", lat.relayDelivered, lat.directDelivered, lat.addedDelivered)}
+
+The relay rows have REQUEST_LOG=off; a third relay with REQUEST_LOG=on, in the same rounds, answered in ${ms(summarize(loggedAccept).p50)} / ${ms(summarize(loggedAccept).p90)} ms (p50 / p90) and reached SMTP 250 in ${ms(summarize(loggedDelivered).p50)} / ${ms(summarize(loggedDelivered).p90)} ms: the log entry is written after the answer.
 
 One EVAL through the gateway (\`@upstash/redis\` from Node): ${ms(lat.eval.p50)} / ${ms(lat.eval.p90)} / ${ms(lat.eval.max)} ms; relay \`POST /emails\` p50 = ${(lat.relayAccept.p50 / lat.eval.p50).toFixed(1)} × that.
 `);

@@ -118,6 +118,13 @@ describe.each(drivers)("the request log (%s store)", (_name, makeEnv) => {
     expect(bLog.api_key_id).toBe(b.id);
     expect((await call(env, "GET", `/logs/${bLog.id}`, { token: a.token })).status).toBe(404);
     expect((await call(env, "GET", `/logs/${bLog.id}`, { token: b.token })).status).toBe(200);
+    // A user agent that spells out another key's id does not put the entry in that key's view.
+    await call(env, "GET", "/emails", {
+      token: b.token,
+      headers: { "user-agent": `x","keyId":"${a.id}","y":"` },
+    });
+    const stillA = await call(env, "GET", "/logs?limit=100", { token: a.token });
+    expect(stillA.body.data.every((d: { api_key_id: string }) => d.api_key_id === a.id)).toBe(true);
     // The admin's key creations are the admin's, not a's.
     expect(
       all.body.data.filter((d: { endpoint: string }) => d.endpoint === "/api-keys"),

@@ -73,6 +73,9 @@ export class RequestLog {
   readonly #now: () => number;
   readonly #log: Logger;
   #pending: RequestLogEntry[] = [];
+  /** The last id's time and counter: ids this isolate makes sort in the order it made them. */
+  #lastMs = 0;
+  #seq = 0;
 
   constructor(store: RelayStore, config: RequestLogConfig, now: () => number, log: Logger) {
     this.#store = store;
@@ -83,6 +86,18 @@ export class RequestLog {
 
   get enabled(): boolean {
     return this.#config.enabled;
+  }
+
+  /** A UUIDv7 after every earlier one of this isolate (the clock may repeat or step back). */
+  #nextId(at: number): string {
+    if (at > this.#lastMs) {
+      this.#lastMs = at;
+      this.#seq = 0;
+    } else if (++this.#seq > 0xfff) {
+      this.#lastMs++;
+      this.#seq = 0;
+    }
+    return uuidV7(this.#lastMs, this.#seq);
   }
 
   /** The oldest id still within retention. */
@@ -100,7 +115,7 @@ export class RequestLog {
     // Field order: keyId first, as the Upstash list script looks for it by text.
     const entry: RequestLogEntry = {
       keyId: facts.keyId,
-      id: uuidV7(facts.at),
+      id: this.#nextId(facts.at),
       at: facts.at,
       method: facts.method.slice(0, 16),
       endpoint: endpointOf(facts.path),

@@ -9,8 +9,10 @@ import { describe, expect, it, vi } from "vitest";
 import { loadConfig } from "../../src/config.ts";
 import { createApp } from "../../src/http/app.ts";
 import { silentLogger } from "../../src/log.ts";
+import { RequestLog } from "../../src/request-log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory/store.ts";
+import { uuidV7Time } from "../../src/store/shared.ts";
 import { requireRedis, services } from "../support/services.ts";
 import { ADMIN, call, email, type TestEnv, testEnv, upstashEnv } from "../support/worker.ts";
 
@@ -304,5 +306,32 @@ describe("a store failure while logging", () => {
     expect(Date.now() - started).toBeLessThan(2_000);
     expect(background).toHaveLength(1);
     await vi.waitFor(() => expect(store.writes).toBe(1));
+  });
+});
+
+describe("request log ids", () => {
+  it("are UUIDv7 and sort in the order one isolate made them, within a millisecond too", async () => {
+    const store = new MemoryStore();
+    const config = loadConfig({}).requestLog;
+    const at = Date.now();
+    const log = new RequestLog(store, config, () => at, silentLogger);
+    const facts = {
+      at,
+      method: "GET",
+      status: 200,
+      keyId: "k",
+      userAgent: null,
+      emailIds: [],
+      ms: 1,
+    };
+    for (let i = 0; i < 5; i++) await log.record({ ...facts, path: `/emails/${i}` });
+    // The clock stepping back does not put an entry before earlier ones.
+    await log.record({ ...facts, at: at - 5000, path: "/emails/5" });
+    const { entries } = await log.list({ keyId: "k", permission: "full_access" }, { limit: 10 });
+    expect(entries.map((e) => e.endpoint)).toEqual([5, 4, 3, 2, 1, 0].map((i) => `/emails/${i}`));
+    for (const e of entries) {
+      expect(e.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+      expect(uuidV7Time(e.id)).toBe(at);
+    }
   });
 });

@@ -186,7 +186,15 @@ function tally(log: string[][], prefix: string): Tally {
   return { total: log.length, byName, byOperation };
 }
 
-const ORDER = ["rate limit", "key lookup", "touch key", "enqueue", "claim", "commit"];
+const ORDER = [
+  "rate limit",
+  "key lookup",
+  "touch key",
+  "enqueue",
+  "claim",
+  "commit",
+  "append request log",
+];
 function fmtCounts(counts: Map<string, number>): string {
   const rank = (k: string) => (ORDER.includes(k) ? ORDER.indexOf(k) : ORDER.length);
   return [...counts]
@@ -454,10 +462,44 @@ function commandLine(row: CommandRow): string {
   return `${row.path}: ${row.tally.total} commands, ${per} per message [${fmtCounts(row.tally.byName)}] [${fmtCounts(row.tally.byOperation)}]${row.extra ? ` ${row.extra}` : ""}`;
 }
 
+/** N sequential POST /emails, each delivered by the attempt made right after accepting. */
+async function immediateSends(relay: Relay, path: string): Promise<void> {
+  sink.clear();
+  const tag = `imm-${relay.name}-${randomUUID().slice(0, 8)}`;
+  gateway.resetCounters();
+  const t0 = performance.now();
+  const ids: string[] = [];
+  const answered: number[] = [];
+  for (let i = 0; i < IMMEDIATE_COUNT; i++) {
+    const t = performance.now();
+    const { id } = (await post(
+      relay,
+      "/emails",
+      email(`${tag}-${i}@example.com`, `immediate ${i}`),
+    )) as { id: string };
+    answered.push(performance.now() - t);
+    ids.push(id);
+  }
+  await sink.waitFor(IMMEDIATE_COUNT, WAIT_MS, { to: tag });
+  const deliverMs = performance.now() - t0;
+  await settle();
+  const row: CommandRow = {
+    path,
+    messages: IMMEDIATE_COUNT,
+    tally: tally(gateway.commandLog(), relay.prefix),
+    extra: `(no cron run; ${IMMEDIATE_COUNT} sequential POSTs answered in ${ms(summarize(answered).p50)} ms p50, all at the sink after ${ms(deliverMs)} ms)`,
+  };
+  commandRows.push(row);
+  progress(commandLine(row));
+  progress(`  read back: ${await countDelivered(relay, ids)}`);
+}
+
 try {
   const scheduledRelay = await startRelay("scheduled", {
     IMMEDIATE_DELIVERY: "false",
     DELIVERY_BATCH_SIZE: String(BATCH_SIZE),
+    // The mail path's own commands; the request log's are measured apart (below).
+    REQUEST_LOG: "off",
   });
   await warmUp(scheduledRelay, true);
 
@@ -514,34 +556,30 @@ try {
 
   await scheduledRelay.close();
 
-  const immediateRelay = await startRelay("immediate", { IMMEDIATE_DELIVERY: "true" });
+  const immediateRelay = await startRelay("immediate", {
+    IMMEDIATE_DELIVERY: "true",
+    REQUEST_LOG: "off",
+  });
   await warmUp(immediateRelay, false);
+  await immediateSends(immediateRelay, "immediate, single sends");
+
+  // The request log: the same sends with REQUEST_LOG=on, and one GET /logs page.
+  const loggedRelay = await startRelay("logged", { IMMEDIATE_DELIVERY: "true", REQUEST_LOG: "on" });
+  await warmUp(loggedRelay, false);
+  await immediateSends(loggedRelay, "immediate, single sends, REQUEST_LOG=on");
   {
-    sink.clear();
-    const tag = `imm-${randomUUID().slice(0, 8)}`;
     gateway.resetCounters();
-    const t0 = performance.now();
-    const ids: string[] = [];
-    for (let i = 0; i < IMMEDIATE_COUNT; i++) {
-      const { id } = (await post(
-        immediateRelay,
-        "/emails",
-        email(`${tag}-${i}@example.com`, `immediate ${i}`),
-      )) as { id: string };
-      ids.push(id);
-    }
-    await sink.waitFor(IMMEDIATE_COUNT, WAIT_MS, { to: tag });
-    const deliverMs = performance.now() - t0;
+    const res = await fetch(`${loggedRelay.base}/logs`, { headers: loggedRelay.headers });
+    const page = (await res.json()) as { data?: unknown[] };
     await settle();
     const row: CommandRow = {
-      path: "immediate, single sends",
-      messages: IMMEDIATE_COUNT,
-      tally: tally(gateway.commandLog(), immediateRelay.prefix),
-      extra: `(no cron run; ${IMMEDIATE_COUNT} sequential POSTs, all at the sink after ${ms(deliverMs)} ms)`,
+      path: "GET /logs (a sending key's page of 20), REQUEST_LOG=on",
+      messages: 0,
+      tally: tally(gateway.commandLog(), loggedRelay.prefix),
+      extra: `(${res.status}, ${page.data?.length ?? 0} entries)`,
     };
     commandRows.push(row);
     progress(commandLine(row));
-    progress(`  read back: ${await countDelivered(immediateRelay, ids)}`);
   }
 
   // 1d. What reading the list and the metrics costs (GET /emails, GET /emails/metrics), on the
@@ -573,6 +611,7 @@ try {
   sink.clear();
   for (let i = 0; i < LATENCY_WARMUP; i++) {
     await relaySend(immediateRelay, -1 - i);
+    await relaySend(loggedRelay, -101 - i);
     await directSend(-1 - i);
     await evalRoundTrip();
   }
@@ -582,6 +621,8 @@ try {
   );
   const relayAccept: number[] = [];
   const relayDelivered: number[] = [];
+  const loggedAccept: number[] = [];
+  const loggedDelivered: number[] = [];
   const directAccept: number[] = [];
   const directDelivered: number[] = [];
   const evals: number[] = [];
@@ -601,6 +642,11 @@ try {
       },
       async () => {
         evals.push(await evalRoundTrip());
+      },
+      async () => {
+        const r = await relaySend(loggedRelay, LATENCY_SENDS + i);
+        loggedAccept.push(r.accept);
+        loggedDelivered.push(r.delivered);
       },
     ];
     for (let k = 0; k < steps.length; k++) await steps[(i + k) % steps.length]?.();
@@ -625,6 +671,9 @@ try {
   };
   progress(`relay POST answered:         ${fmtSummary(lat.relayAccept)}`);
   progress(`relay POST -> SMTP 250:      ${fmtSummary(lat.relayDelivered)}`);
+  progress(
+    `  with REQUEST_LOG=on:        ${fmtSummary(summarize(loggedAccept))} answered, ${fmtSummary(summarize(loggedDelivered))} to 250`,
+  );
   progress(`direct sendMail resolved:    ${fmtSummary(lat.directAccept)}`);
   progress(`direct start -> SMTP 250:    ${fmtSummary(lat.directDelivered)}`);
   progress(`relay - direct, to SMTP 250: ${fmtSummary(lat.addedDelivered)} (paired per round)`);
@@ -669,6 +718,8 @@ Latency in ms, p50 / p90 / max over ${LATENCY_SENDS} sequential sends, interleav
 | ------- | ----: | -----: | -------------------------: | -------------------------: |
 ${latencyRow("Send call answered (relay: `POST /emails`; direct: `sendMail`)", lat.relayAccept, lat.directAccept, lat.addedAccept)}
 ${latencyRow("Send started → SMTP 250 at the smart host", lat.relayDelivered, lat.directDelivered, lat.addedDelivered)}
+
+The relay rows have REQUEST_LOG=off; a third relay with REQUEST_LOG=on, in the same rounds, answered in ${ms(summarize(loggedAccept).p50)} / ${ms(summarize(loggedAccept).p90)} ms (p50 / p90) and reached SMTP 250 in ${ms(summarize(loggedDelivered).p50)} / ${ms(summarize(loggedDelivered).p90)} ms: the log entry is written after the answer.
 
 One EVAL through the gateway (\`@upstash/redis\` from Node): ${ms(lat.eval.p50)} / ${ms(lat.eval.p90)} / ${ms(lat.eval.max)} ms; relay \`POST /emails\` p50 = ${(lat.relayAccept.p50 / lat.eval.p50).toFixed(1)} × that.
 `);

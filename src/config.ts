@@ -67,6 +67,21 @@ export interface Config {
   forms: { turnstileVerifyUrl: string };
   /** Delivery of events to webhook endpoints (src/events/). */
   webhooks: WebhookConfig;
+  /** The request log (`GET /logs`, src/request-log.ts). */
+  requestLog: RequestLogConfig;
+}
+
+export interface RequestLogConfig {
+  /**
+   * Keep a log entry per API request: one more Upstash command per logged request, written
+   * after the answer (REQUEST_LOG=off saves it).
+   * @default true
+   */
+  enabled: boolean;
+  /** Entries kept (the newest; REQUEST_LOG_MAX). @default 1000 */
+  maxEntries: number;
+  /** Entries older than this are dropped (REQUEST_LOG_DAYS). @default 7 days */
+  retentionMs: number;
 }
 
 export interface WebhookConfig {
@@ -300,6 +315,12 @@ export function loadConfig(env: Env): Config {
       timeoutMs: int(env, "WEBHOOK_TIMEOUT_SECONDS", 10, 1, 30) * SECOND,
       runBudgetMs: int(env, "WEBHOOK_RUN_SECONDS", 20, 1, 840) * SECOND,
       allowLoopback: bool(env, "WEBHOOK_ALLOW_LOOPBACK", false),
+    },
+    requestLog: {
+      enabled: bool(env, "REQUEST_LOG", true),
+      // At most 10,000 entries of about 400 bytes: a filtered page walks at most that many.
+      maxEntries: int(env, "REQUEST_LOG_MAX", 1000, 10, 10_000),
+      retentionMs: int(env, "REQUEST_LOG_DAYS", 7, 1, 90) * DAY,
     },
   };
 }

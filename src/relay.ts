@@ -24,6 +24,7 @@ import { EmailMetrics } from "./listing/metrics.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
 import { Records } from "./records.ts";
+import { RequestLog } from "./request-log.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import {
   type IdempotencyRecord,
@@ -70,6 +71,7 @@ export class Relay {
   /** `GET /emails` and `GET /emails/metrics`: the list index and the event counters. */
   readonly emailList: EmailListing;
   readonly emailMetrics: EmailMetrics;
+  readonly requestLog: RequestLog;
   readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
   readonly log: Logger;
@@ -94,6 +96,7 @@ export class Relay {
     });
     this.emailList = new EmailListing(deps.store, this.now);
     this.emailMetrics = new EmailMetrics(deps.store, this.now);
+    this.requestLog = new RequestLog(deps.store, deps.config.requestLog, deps.now, deps.log);
     this.webhooks = new WebhookEndpoints({
       store: deps.store,
       allowLoopback: deps.config.webhooks.allowLoopback,

@@ -14,12 +14,14 @@ import {
 } from "../errors.ts";
 import type { Relay } from "../relay.ts";
 import type { AppEnv } from "./env.ts";
+import { requestLogging } from "./request-log.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { emailListRoutes } from "./routes/email-list.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
+import { logRoutes } from "./routes/logs.ts";
 import { templateRoutes } from "./routes/templates.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
@@ -48,6 +50,7 @@ export function createApp(options: AppOptions) {
     c.set("background", (promise) => options.background(c, promise));
     await next();
   });
+  app.use("*", requestLogging);
 
   route(app, health, (c) => {
     const relay = c.get("relay");
@@ -67,6 +70,7 @@ export function createApp(options: AppOptions) {
   app.route("/webhooks", webhookRoutes());
   app.route("/hooks", hookRoutes());
   app.route("/templates", templateRoutes());
+  app.route("/logs", logRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token) and
   // hooks' deliveries (their proof). After hookRoutes: see there for why the order matters.
   app.route("/f", publicFormRoutes());

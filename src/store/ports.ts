@@ -339,3 +339,61 @@ export interface EmailIndex {
     keyId?: string | undefined;
   }): Promise<Record<string, number>[]>;
 }
+
+// ---- The request log --------------------------------------------------------------------------
+
+/**
+ * One API request as `GET /logs` shows it. Never a body, a header value other than the user
+ * agent, a query string or a secret in the path: the use case (src/request-log.ts) builds it.
+ */
+export interface RequestLogEntry {
+  /** A UUIDv7: its text sorts by time, so it is the log's order and its cursor. */
+  id: string;
+  /** When the request arrived (ms). */
+  at: number;
+  method: string;
+  /** The path, with any secret in it replaced, without the query string. */
+  endpoint: string;
+  status: number;
+  /** The key that made it; null for an inbound hook's delivery (no key). */
+  keyId: string | null;
+  userAgent: string | null;
+  /** Emails the request created. */
+  emailIds: string[];
+  /** How long the answer took (ms). */
+  ms: number;
+}
+
+export interface RequestLogQuery {
+  limit: number;
+  /** Entries older than this id (the next page)... */
+  after?: string;
+  /** ...or newer than it (the previous page); never both. */
+  before?: string;
+  /** Only this key's entries. */
+  keyId?: string;
+  /** The oldest id still within retention: nothing older is answered. */
+  since: string;
+}
+
+/**
+ * The request log: newest entries, capped by count and age. Writing is one command for any
+ * number of entries (the relay writes a request's entry with its background work).
+ */
+export interface RequestLogStore {
+  /**
+   * Adds entries and drops all but the newest `max` and those older than `since` (an id bound),
+   * in one atomic step; the log expires `ttlMs` after its last write. Idempotent: the same
+   * entries again (a retry after a lost reply) change nothing.
+   */
+  appendRequestLogs(
+    entries: RequestLogEntry[],
+    retention: { max: number; since: string; ttlMs: number },
+  ): Promise<void>;
+  /** Newest first, one page; `hasMore` says whether the page's far side has more. */
+  listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }>;
+  /** One entry, or null when unknown or trimmed away. */
+  getRequestLog(id: string): Promise<RequestLogEntry | null>;
+}

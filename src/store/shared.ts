@@ -62,3 +62,32 @@ export const METRICS_RETENTION_MS = 32 * 24 * METRICS_BUCKET_MS;
  * with long SMTP replies still answers well under UPSTASH_MAX_RESPONSE_BYTES (base64: 4/3).
  */
 export const LIST_BUDGET_BYTES = 4_000_000;
+
+/**
+ * The time part of a UUIDv7 as its text begins ("0190a1b2-c3d4"): 48 bits of milliseconds in
+ * fixed-width hex, so comparing ids as strings compares their times. A request log bound ("no
+ * entry older than ...") is this prefix; every id of that millisecond or later sorts at or above it.
+ */
+export function timeIdPrefix(ms: number): string {
+  const hex = Math.max(0, Math.floor(ms)).toString(16).padStart(12, "0").slice(-12);
+  return `${hex.slice(0, 8)}-${hex.slice(8)}`;
+}
+
+/**
+ * A UUIDv7 (RFC 9562) for `ms`. `seq` (0 to 4095) fills the 12 bits after the version, RFC 9562's
+ * counter method, so ids made in one millisecond sort in the order they were made; the 62 bits
+ * after it are random.
+ */
+export function uuidV7(ms: number, seq = 0): string {
+  const rand = crypto.getRandomValues(new Uint8Array(8));
+  const hex = Array.from(rand, (b) => b.toString(16).padStart(2, "0")).join("");
+  const counter = (seq & 0xfff).toString(16).padStart(3, "0");
+  const variant = ((Number.parseInt(hex.slice(0, 1), 16) & 0x3) | 0x8).toString(16);
+  return `${timeIdPrefix(ms)}-7${counter}-${variant}${hex.slice(1, 4)}-${hex.slice(4, 16)}`;
+}
+
+/** The time (ms) a UUIDv7 carries; NaN for anything else. */
+export function uuidV7Time(id: string): number {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/.test(id)) return Number.NaN;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}

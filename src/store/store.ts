@@ -11,6 +11,7 @@ import type {
   KeyStore,
   MessageQueue,
   RecordStore,
+  RequestLogStore,
 } from "./ports.ts";
 
 export type {
@@ -37,6 +38,9 @@ export type {
   NextStep,
   RecordKind,
   RecordStore,
+  RequestLogEntry,
+  RequestLogQuery,
+  RequestLogStore,
   StoredResponse,
   WriteGuard,
 } from "./ports.ts";
@@ -52,7 +56,10 @@ export {
   METRICS_BUCKET_MS,
   METRICS_RETENTION_MS,
   newLeaseToken,
+  timeIdPrefix,
   UPSTASH_MAX_RESPONSE_BYTES,
+  uuidV7,
+  uuidV7Time,
 } from "./shared.ts";
 
 /** Everything the relay keeps, in one database: what the use-cases and routes are handed. */
@@ -61,4 +68,5 @@ export type RelayStore = MessageQueue &
   KeyStore &
   RecordStore &
   EventQueue &
-  EmailIndex;
+  EmailIndex &
+  RequestLogStore;

@@ -30,6 +30,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/template-library.ts",
       "src/idempotency.ts",
       "src/listing/",
+      "src/request-log.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

@@ -28,6 +28,19 @@ describe("loadConfig", () => {
     expect(c.smtpDataTimeoutMs).toBe(600_000);
   });
 
+  it("reads the request log's switch, cap and age, on by default", () => {
+    expect(loadConfig({}).requestLog).toEqual({
+      enabled: true,
+      maxEntries: 1000,
+      retentionMs: 7 * 24 * 3_600_000,
+    });
+    const off = loadConfig({ REQUEST_LOG: "off", REQUEST_LOG_MAX: "50", REQUEST_LOG_DAYS: "2" });
+    expect(off.requestLog).toEqual({ enabled: false, maxEntries: 50, retentionMs: 2 * 86_400_000 });
+    expect(configError({ REQUEST_LOG: "sometimes" }).message).toMatch(/REQUEST_LOG/);
+    expect(configError({ REQUEST_LOG_MAX: "5" }).message).toMatch(/REQUEST_LOG_MAX/);
+    expect(configError({ REQUEST_LOG_DAYS: "91" }).message).toMatch(/REQUEST_LOG_DAYS/);
+  });
+
   it("reads SMTP_DATA_TIMEOUT_SECONDS, at least SMTP_TIMEOUT_SECONDS and at most 840", () => {
     expect(loadConfig({ SMTP_DATA_TIMEOUT_SECONDS: "120" }).smtpDataTimeoutMs).toBe(120_000);
     expect(

@@ -23,6 +23,8 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
+  RequestLogEntry,
+  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";
@@ -34,6 +36,7 @@ import { MemoryKeys } from "./keys.ts";
 import { listWindow, MemoryMetrics } from "./listing.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
+import { MemoryRequestLog } from "./request-log.ts";
 
 export interface MemoryStoreOptions {
   /** @default Date.now */
@@ -53,12 +56,14 @@ export class MemoryStore implements RelayStore {
   readonly #queue: MemoryQueue;
   readonly #metrics = new MemoryMetrics();
   readonly #listBudgetBytes: number;
+  readonly #requestLog: MemoryRequestLog;
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
     this.#listBudgetBytes = options.listBudgetBytes ?? LIST_BUDGET_BYTES;
     this.#idempotency = new MemoryIdempotency(this.#now);
     this.#events = new MemoryEvents(this.#now, this.#records);
+    this.#requestLog = new MemoryRequestLog(this.#now);
     this.#queue = new MemoryQueue({
       now: this.#now,
       claimBudgetBytes: options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
@@ -229,5 +234,24 @@ export class MemoryStore implements RelayStore {
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     this.#purge();
     return this.#events.eventDelivery(endpointId, eventId);
+  }
+
+  // ---- RequestLogStore
+
+  appendRequestLogs(
+    entries: RequestLogEntry[],
+    retention: { max: number; since: string; ttlMs: number },
+  ): Promise<void> {
+    return this.#requestLog.appendRequestLogs(entries, retention);
+  }
+
+  listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }> {
+    return this.#requestLog.listRequestLogs(query);
+  }
+
+  getRequestLog(id: string): Promise<RequestLogEntry | null> {
+    return this.#requestLog.getRequestLog(id);
   }
 }

@@ -29,6 +29,9 @@
  *   mx:<hour>  hash: event name ("sent", "delivered", ...) -> count in that hour (ms / 3,600,000),
  *            and "<key id>|<event name>" -> that key's count; expires METRICS_RETENTION_MS after
  *            the hour ends
+ *   rl:i     sorted set: request log entry id (UUIDv7, all scored 0, so ordered by time as text)
+ *   rl:d     hash: request log entry id -> entry JSON; both expire REQUEST_LOG_DAYS after the
+ *            last write, and each write trims them to REQUEST_LOG_MAX entries and that age
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
@@ -54,6 +57,8 @@ export interface KeyLayout {
   eventLog(endpointId: string): string;
   readonly index: string;
   keyIndex(keyId: string): string;
+  readonly requestLogIndex: string;
+  readonly requestLogData: string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -73,5 +78,7 @@ export function keyLayout(prefix: string): KeyLayout {
     eventLog: (endpointId) => `${prefix}wl:${endpointId}`,
     index: `${prefix}ix`,
     keyIndex: (keyId) => `${prefix}ix:k:${keyId}`,
+    requestLogIndex: `${prefix}rl:i`,
+    requestLogData: `${prefix}rl:d`,
   };
 }

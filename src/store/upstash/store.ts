@@ -12,7 +12,6 @@ import type {
   CommitResult,
   EmailListQuery,
   EmailListWindow,
-  EventAttempt,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -22,23 +21,18 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
+  RequestLogEntry,
+  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
-import type {
-  ApiKeyRecord,
-  DeliveryState,
-  EventDraft,
-  QueuedMessage,
-  StoredEntry,
-} from "../types.ts";
+import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { idempotencyState, inFlightMarker } from "./idempotency.ts";
 import { type KeyLayout, keyLayout } from "./keys.ts";
-import { bind } from "./scripts/define.ts";
-import { summaryStatus } from "./scripts/event-log.ts";
-import * as scripts from "./scripts/index.ts";
+import { readEntry, readEventDelivery } from "./reads.ts";
+import { type BoundScripts, bindScripts } from "./scripts/index.ts";
 
 /**
  * How long one store call (with its retries) may take. It bounds how long an idempotency claim's
@@ -75,7 +69,7 @@ export class UpstashStore implements RelayStore {
   readonly #keys: KeyLayout;
   readonly #options: UpstashStoreOptions;
   readonly #now: () => number;
-  readonly #run;
+  readonly #run: BoundScripts;
   #eventsQueued = 0;
 
   constructor(options: UpstashStoreOptions) {
@@ -94,23 +88,7 @@ export class UpstashStore implements RelayStore {
     this.#keys = keyLayout(options.prefix);
     this.#options = options;
     this.#now = options.now ?? Date.now;
-    const r = this.#redis;
-    this.#run = {
-      enqueue: bind(r, scripts.enqueueScript),
-      claim: bind(r, scripts.claimScript),
-      commit: bind(r, scripts.commitScript),
-      renew: bind(r, scripts.renewScript),
-      touchKey: bind(r, scripts.touchKeyScript),
-      releaseIdempotent: bind(r, scripts.releaseIdempotentScript),
-      claimEvents: bind(r, scripts.claimEventsScript),
-      commitEvent: bind(r, scripts.commitEventScript),
-      eventLog: bind(r, scripts.eventLogScript),
-      putWebhook: bind(r, scripts.putWebhookScript),
-      deleteWebhook: bind(r, scripts.deleteWebhookScript),
-      getWebhooks: bind(r, scripts.getWebhooksScript),
-      listEmails: bind(r, scripts.listEmailsScript),
-      metrics: bind(r, scripts.metricsScript),
-    };
+    this.#run = bindScripts(this.#redis);
   }
 
   get eventsQueued(): number {
@@ -206,26 +184,7 @@ export class UpstashStore implements RelayStore {
   }
 
   async get(id: string): Promise<StoredEntry | null> {
-    // Without automatic deserialisation the client returns HMGET as a plain array.
-    const fields = (await this.#redis.hmget(
-      this.#keys.message(id),
-      "m",
-      "r",
-      "s",
-      "v",
-      "l",
-      "lu",
-    )) as unknown as (string | null)[] | null;
-    const [meta, raw, state, version, lease, leaseUntil] = fields ?? [];
-    if (!meta || raw == null || !state) return null;
-    const until = Number(leaseUntil ?? 0);
-    return {
-      message: JSON.parse(meta) as QueuedMessage,
-      raw,
-      state: JSON.parse(state) as DeliveryState,
-      version: Number(version),
-      leasedUntil: lease && until > 0 ? until : null,
-    };
+    return readEntry(this.#redis, this.#keys, id);
   }
 
   // ---- EmailIndex
@@ -357,30 +316,27 @@ export class UpstashStore implements RelayStore {
   }
 
   async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
-    const fields = (await this.#redis.hmget(
-      this.#keys.event(endpointId, eventId),
-      "p",
-      "t",
-      "e",
-      "c",
-      "s",
-      "a",
-      "na",
-      "l",
-      "lu",
-    )) as unknown as (string | null)[] | null;
-    const [payload, type, emailId, created, status, attempts, next, lease, until] = fields ?? [];
-    if (!payload || !type) return null;
-    const s = summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0), this.#now());
-    return {
-      id: eventId,
-      type,
-      emailId: String(emailId),
-      createdAt: Number(created),
-      status: s,
-      payload,
-      attempts: JSON.parse(attempts ?? "[]") as EventAttempt[],
-      nextAttemptAt: s === "pending" && next ? Number(next) : null,
-    };
+    return readEventDelivery(this.#redis, this.#keys, endpointId, eventId, this.#now());
+  }
+
+  // ---- RequestLogStore
+
+  async appendRequestLogs(
+    entries: RequestLogEntry[],
+    retention: { max: number; since: string; ttlMs: number },
+  ): Promise<void> {
+    if (entries.length === 0) return;
+    await this.#run.appendRequestLog({ keys: this.#keys, entries, ...retention });
+  }
+
+  async listRequestLogs(
+    query: RequestLogQuery,
+  ): Promise<{ entries: RequestLogEntry[]; hasMore: boolean }> {
+    return this.#run.listRequestLog({ keys: this.#keys, query });
+  }
+
+  async getRequestLog(id: string): Promise<RequestLogEntry | null> {
+    const json = await this.#redis.hget<string>(this.#keys.requestLogData, id);
+    return json ? (JSON.parse(json) as RequestLogEntry) : null;
   }
 }

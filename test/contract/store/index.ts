@@ -8,6 +8,7 @@ import { describeKeysContract } from "./keys.ts";
 import { describeListingContract } from "./listing.ts";
 import { describeQueueContract } from "./queue.ts";
 import { describeRecordsContract } from "./records.ts";
+import { describeRequestLogContract } from "./request-log.ts";
 import type { StoreFactory } from "./support.ts";
 
 export type { StoreFactory } from "./support.ts";
@@ -20,4 +21,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeRecordsContract(factory);
   describeEventsContract(factory);
   describeListingContract(factory);
+  describeRequestLogContract(factory);
 }

@@ -1,17 +1,22 @@
 /** Every script of the Upstash driver, and their final text by name (bench/ tells them apart by SHA-1). */
+
+import type { Redis } from "@upstash/redis";
 import { claimScript } from "./claim.ts";
 import { claimEventsScript } from "./claim-events.ts";
 import { commitScript } from "./commit.ts";
 import { commitEventScript } from "./commit-event.ts";
+import { bind } from "./define.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
 import { listEmailsScript, metricsScript } from "./list-emails.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
+import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { touchKeyScript } from "./touch-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 
 export {
+  appendRequestLogScript,
   claimEventsScript,
   claimScript,
   commitEventScript,
@@ -21,6 +26,7 @@ export {
   eventLogScript,
   getWebhooksScript,
   listEmailsScript,
+  listRequestLogScript,
   metricsScript,
   putWebhookScript,
   releaseIdempotentScript,
@@ -44,5 +50,31 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     releaseIdempotentScript,
     listEmailsScript,
     metricsScript,
+    appendRequestLogScript,
+    listRequestLogScript,
   ].map((s) => [s.name, s.lua]),
 );
+
+/** Every script bound to one client: what the store calls (EVALSHA, EVAL when not cached). */
+export function bindScripts(r: Redis) {
+  return {
+    enqueue: bind(r, enqueueScript),
+    claim: bind(r, claimScript),
+    commit: bind(r, commitScript),
+    renew: bind(r, renewScript),
+    touchKey: bind(r, touchKeyScript),
+    releaseIdempotent: bind(r, releaseIdempotentScript),
+    claimEvents: bind(r, claimEventsScript),
+    commitEvent: bind(r, commitEventScript),
+    eventLog: bind(r, eventLogScript),
+    putWebhook: bind(r, putWebhookScript),
+    deleteWebhook: bind(r, deleteWebhookScript),
+    getWebhooks: bind(r, getWebhooksScript),
+    listEmails: bind(r, listEmailsScript),
+    metrics: bind(r, metricsScript),
+    appendRequestLog: bind(r, appendRequestLogScript),
+    listRequestLog: bind(r, listRequestLogScript),
+  };
+}
+
+export type BoundScripts = ReturnType<typeof bindScripts>;

@@ -121,3 +121,15 @@ export const ApiKeySchema = z
     ...PolicyFields,
   })
   .openapi("ApiKey");
+
+/** PATCH /api-keys/:id: Resend sends { name }; the policy fields may change too (null removes one). */
+export const UpdateApiKeySchema = z
+  .object({
+    name: noControl("name").min(1).max(50).optional(),
+    permission: z.enum(["full_access", "sending_access"]).optional(),
+    ...(Object.fromEntries(Object.entries(PolicyFields).map(([k, v]) => [k, v.nullable()])) as {
+      [K in keyof typeof PolicyFields]: z.ZodNullable<(typeof PolicyFields)[K]>;
+    }),
+  })
+  .strict()
+  .openapi("UpdateApiKeyRequest");

@@ -162,7 +162,16 @@ export interface KeyStore {
   touchKey(record: ApiKeyRecord, at: number): Promise<void>;
   /** Removes a key; returns false when there was none with that id. */
   deleteKey(id: string): Promise<boolean>;
+  /**
+   * Replaces a key's record only while it still is `previous` (compared whole, so neither a
+   * concurrent update nor a touch is overwritten): "missing" when the key is gone, "changed" when
+   * it changed since it was read (read it again). Safe to repeat: a record that already is `next`
+   * answers "updated". The digest (the token) never changes.
+   */
+  updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate>;
 }
+
+export type KeyUpdate = "updated" | "missing" | "changed";
 
 // ---- Records and their counters ---------------------------------------------------------------
 

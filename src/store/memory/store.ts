@@ -18,6 +18,7 @@ import type {
   EventSummary,
   IdempotencyRecord,
   IdempotencyState,
+  KeyUpdate,
   NewEntry,
   NextStep,
   RecordKind,
@@ -135,6 +136,10 @@ export class MemoryStore implements RelayStore {
 
   deleteKey(id: string): Promise<boolean> {
     return this.#keys.deleteKey(id);
+  }
+
+  updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate> {
+    return this.#keys.updateKey(previous, next);
   }
 
   // ---- RecordStore

@@ -17,6 +17,7 @@ import type {
   EventSummary,
   IdempotencyRecord,
   IdempotencyState,
+  KeyUpdate,
   NewEntry,
   NextStep,
   RecordKind,
@@ -97,6 +98,7 @@ export class UpstashStore implements RelayStore {
       commit: bind(r, scripts.commitScript),
       renew: bind(r, scripts.renewScript),
       touchKey: bind(r, scripts.touchKeyScript),
+      updateKey: bind(r, scripts.updateKeyScript),
       releaseIdempotent: bind(r, scripts.releaseIdempotentScript),
       claimEvents: bind(r, scripts.claimEventsScript),
       commitEvent: bind(r, scripts.commitEventScript),
@@ -245,6 +247,10 @@ export class UpstashStore implements RelayStore {
 
   async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
     await this.#run.touchKey({ keys: this.#keys, record, at });
+  }
+
+  async updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate> {
+    return this.#run.updateKey({ keys: this.#keys, previous, next });
   }
 
   async deleteKey(id: string): Promise<boolean> {

@@ -8,6 +8,7 @@ import { eventLogScript } from "./event-log.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { touchKeyScript } from "./touch-key.ts";
+import { updateKeyScript } from "./update-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 
 export {
@@ -23,6 +24,7 @@ export {
   releaseIdempotentScript,
   renewScript,
   touchKeyScript,
+  updateKeyScript,
 };
 
 export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
@@ -32,6 +34,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     commitScript,
     renewScript,
     touchKeyScript,
+    updateKeyScript,
     claimEventsScript,
     commitEventScript,
     eventLogScript,

@@ -9,7 +9,15 @@ export const BatchSchema = z.array(SendEmailSchema).min(1).max(100).openapi("Bat
 
 export const IdSchema = z.object({ id: z.string() }).openapi("Id");
 
-export const BatchResponseSchema = z.object({ data: z.array(IdSchema) }).openapi("BatchResponse");
+export const BatchResponseSchema = z
+  .object({
+    data: z.array(IdSchema),
+    errors: z
+      .array(z.object({ index: z.number().int(), message: z.string() }))
+      .optional()
+      .openapi({ description: "With x-batch-validation: permissive: the emails not queued" }),
+  })
+  .openapi("BatchResponse");
 
 export const UpdateEmailSchema = z
   .object({ scheduled_at: z.string() })

@@ -16,6 +16,7 @@ import type { Relay } from "../relay.ts";
 import type { AppEnv } from "./env.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { attachmentRoutes, downloadRoutes } from "./routes/attachments.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
@@ -58,6 +59,7 @@ export function createApp(options: AppOptions) {
 
   // Behind an API key (or ADMIN_TOKEN): the Resend API and the resources it manages.
   app.route("/emails", emailRoutes());
+  app.route("/emails", attachmentRoutes());
   app.route("/api-keys", apiKeyRoutes());
   app.route("/forms", formRoutes());
   app.route("/webhooks", webhookRoutes());
@@ -66,6 +68,7 @@ export function createApp(options: AppOptions) {
   // hooks' deliveries (their proof). After hookRoutes: see there for why the order matters.
   app.route("/f", publicFormRoutes());
   app.route("/hooks", publicHookRoutes());
+  app.route("/attachments", downloadRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

@@ -169,6 +169,12 @@ export interface KeyStore {
    * answers "updated". The digest (the token) never changes.
    */
   updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate>;
+  /**
+   * The relay's own secret called `name` (the key that signs attachment download URLs): stores
+   * `fresh` unless the store already holds one, and returns the one it holds, so every isolate
+   * agrees. Safe to repeat: a retry finds its own value.
+   */
+  secret(name: string, fresh: string): Promise<string>;
 }
 
 export type KeyUpdate = "updated" | "missing" | "changed";

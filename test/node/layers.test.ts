@@ -28,6 +28,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/relay.ts",
       "src/records.ts",
       "src/idempotency.ts",
+      "src/attachments.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

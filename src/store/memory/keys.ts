@@ -5,6 +5,14 @@ import { copy } from "./values.ts";
 
 export class MemoryKeys implements KeyStore {
   readonly #keys = new Map<string, ApiKeyRecord>();
+  readonly #secrets = new Map<string, string>();
+
+  async secret(name: string, fresh: string): Promise<string> {
+    const held = this.#secrets.get(name);
+    if (held !== undefined) return held;
+    this.#secrets.set(name, fresh);
+    return fresh;
+  }
 
   async putKey(record: ApiKeyRecord): Promise<void> {
     this.#keys.set(record.id, copy(record));

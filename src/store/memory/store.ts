@@ -142,6 +142,10 @@ export class MemoryStore implements RelayStore {
     return this.#keys.updateKey(previous, next);
   }
 
+  secret(name: string, fresh: string): Promise<string> {
+    return this.#keys.secret(name, fresh);
+  }
+
   // ---- RecordStore
 
   putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {

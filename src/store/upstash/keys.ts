@@ -22,6 +22,7 @@
  *   wd:<endpoint id>:<event id>  hash: p = payload, t = type, e = email id, c = created (ms),
  *            s = status, a = attempts JSON, na = next attempt (ms), l = lease token, lu = lease end
  *   wl:<endpoint id>  sorted set: event id -> created (ms), the newest EVENT_LOG_MAX (event log)
+ *   secret:<name>  string: a random secret the relay made for itself (attachment download URLs)
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
@@ -44,6 +45,7 @@ export interface KeyLayout {
   readonly eventQueue: string;
   event(endpointId: string, eventId: string): string;
   eventLog(endpointId: string): string;
+  secret(name: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -61,5 +63,6 @@ export function keyLayout(prefix: string): KeyLayout {
     eventQueue: `${prefix}wq`,
     event: (endpointId, eventId) => `${prefix}wd:${endpointId}:${eventId}`,
     eventLog: (endpointId) => `${prefix}wl:${endpointId}`,
+    secret: (name) => `${prefix}secret:${name}`,
   };
 }

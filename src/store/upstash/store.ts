@@ -253,6 +253,15 @@ export class UpstashStore implements RelayStore {
     return this.#run.updateKey({ keys: this.#keys, previous, next });
   }
 
+  async secret(name: string, fresh: string): Promise<string> {
+    // SET NX GET: one command; null means this call stored `fresh` (or a lost reply's retry did).
+    const held = await this.#redis.set<string>(this.#keys.secret(name), fresh, {
+      nx: true,
+      get: true,
+    });
+    return held ?? fresh;
+  }
+
   async deleteKey(id: string): Promise<boolean> {
     const json = await this.#redis.hget<string>(this.#keys.keyList, id);
     if (!json) return false;

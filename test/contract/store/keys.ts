@@ -70,5 +70,12 @@ export function describeKeysContract(factory: StoreFactory): void {
       expect((await store.keyByDigest(a.digest))?.policy).toEqual(narrowed.policy);
       expect((await store.listKeys())[0]?.policy).toEqual(narrowed.policy);
     });
+
+    it("keeps the first secret stored under a name, and answers it to every later caller", async () => {
+      const store = factory.make();
+      expect(await store.secret("downloads", "first")).toBe("first");
+      expect(await store.secret("downloads", "second")).toBe("first");
+      expect(await store.secret("other", "third")).toBe("third");
+    });
   });
 }

@@ -21,6 +21,7 @@ import {
   authErrors,
   bearer,
   bodyErrors,
+  conflict,
   errorResponse,
   notFound,
   resourceApp,
@@ -80,7 +81,7 @@ const updateKey = createRoute({
     ...bodyErrors,
     403: wider,
     404: notFound("API key"),
-    409: errorResponse("The key changed while it was being updated: try again"),
+    409: conflict("the key changed while it was being updated: try again"),
   },
 });
 

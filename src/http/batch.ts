@@ -79,10 +79,11 @@ export async function composeBatch(
       const scheduledAt = parseScheduledAt(body.scheduled_at, now);
       const composed = await composeMessage(body, ctx);
       checkMessage(principal.policy, composed);
-      // The batch is stored in one request, so it must fit where one message fits.
-      if (total + composed.storedBytes > limits.maxMessageBytes) {
+      // The batch is stored in one request, so it must fit where one message fits: a permissive
+      // batch leaves out the emails that would take it over.
+      if (mode === "permissive" && total + composed.storedBytes > limits.maxMessageBytes) {
         throw new TooLargeError(
-          `the batch is over ${limits.maxMessageBytes} bytes in total as stored from email [${index}] on; split it`,
+          `the batch would be over ${limits.maxMessageBytes} bytes in total as stored with this email; send it in another batch`,
         );
       }
       total += composed.storedBytes;
@@ -96,6 +97,11 @@ export async function composeBatch(
       if (mode === "strict" || !(named instanceof RelayError) || named.status >= 500) throw named;
       batch.errors.push({ index, message: named.message });
     }
+  }
+  if (total > limits.maxMessageBytes) {
+    throw new TooLargeError(
+      `the batch is ${total} bytes in total as stored, over the limit of ${limits.maxMessageBytes}; split it`,
+    );
   }
   return batch;
 }

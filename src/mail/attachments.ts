@@ -16,7 +16,7 @@ export interface StoredAttachment {
   disposition: "inline" | "attachment";
   /** Without angle brackets, as Resend's content_id. */
   contentId: string | null;
-  content: Uint8Array;
+  content: Uint8Array<ArrayBuffer>;
 }
 
 /** type/subtype made of RFC 6838 name characters: safe in a Content-Type header as it is. */
@@ -29,6 +29,13 @@ async function attachmentId(emailId: string, index: number): Promise<string> {
     b.toString(16).padStart(2, "0"),
   ).join("");
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+}
+
+/** postal-mime's content (an ArrayBuffer, as asked) as bytes a Response can take. */
+function bytesOf(content: ArrayBuffer | Uint8Array | string): Uint8Array<ArrayBuffer> {
+  if (typeof content === "string") return Uint8Array.from(new TextEncoder().encode(content));
+  if (content instanceof ArrayBuffer) return new Uint8Array(content);
+  return Uint8Array.from(content);
 }
 
 /** Every attachment of the stored message `raw` (latin1), in message order; none if unreadable. */
@@ -45,10 +52,7 @@ export async function storedAttachments(emailId: string, raw: string): Promise<S
   return Promise.all(
     parsed.attachments.map(async (a, index) => {
       const type = a.mimeType.toLowerCase();
-      const content =
-        typeof a.content === "string"
-          ? new TextEncoder().encode(a.content)
-          : new Uint8Array(a.content);
+      const content = bytesOf(a.content);
       return {
         id: await attachmentId(emailId, index),
         filename: a.filename || null,

@@ -26,6 +26,9 @@ const withAttachments = () =>
     ],
   });
 
+/** The same string with its last character changed (never to itself). */
+const flipLast = (text: string) => `${text.slice(0, -1)}${text.endsWith("A") ? "B" : "A"}`;
+
 const byName = <T extends { filename?: string }>(list: T[], name: string) =>
   list.find((a) => a.filename === name);
 
@@ -154,7 +157,7 @@ for (const [driver, makeEnv] of [
         tamper("attachment", other),
         tamper("email", crypto.randomUUID()),
         tamper("expires", String(expires + 3600)),
-        tamper("signature", `${url.searchParams.get("signature")?.slice(0, -1)}A`),
+        tamper("signature", flipLast(url.searchParams.get("signature") ?? "")),
         tamper("signature", ""),
         tamper("signature", null),
         tamper("expires", "soon"),

@@ -102,6 +102,17 @@ export class KeyClaim {
   }
 
   /**
+   * After a request that answered without storing anything (a permissive batch with no valid
+   * email): frees the key, as there is nothing to replay; a retry computes the same answer again.
+   */
+  async release(): Promise<void> {
+    if (this.#asked) return;
+    await this.#relay.store
+      .abandonIdempotent(this.#key, this.#token)
+      .catch((e) => this.#relay.log.warn("idempotency.release_failed", { error: String(e) }));
+  }
+
+  /**
    * After the request failed with `err`. Before any write, frees the key (so a corrected retry
    * goes through at once) and rethrows. After a write was asked for, keeps the key and asks the
    * store what it holds: the response when the messages were stored after all (answer it), else

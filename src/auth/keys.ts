@@ -7,6 +7,7 @@
  * client over its failure limit gets no lookup at all (auth/abuse.ts): invalid keys cost nothing.
  */
 import {
+  ConflictError,
   InvalidApiKeyError,
   MissingApiKeyError,
   NotFoundError,
@@ -170,8 +171,33 @@ export class ApiKeys {
     return this.create(old.name, old.permission, old.policy);
   }
 
+  /**
+   * Changes a key's name, permission or policy: `change` gets the record as stored and returns
+   * the new one (or throws to refuse). The write happens only if the record is still the one
+   * `change` saw (a touch or another update in between: read again, a few times). This isolate
+   * forgets the key at once; other isolates keep the cached key for up to KEY_CACHE_SECONDS.
+   */
+  async update(id: string, change: (record: ApiKeyRecord) => ApiKeyRecord): Promise<ApiKeyRecord> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const old = (await this.#store.listKeys()).find((k) => k.id === id);
+      if (!old) throw new NotFoundError("API key");
+      const next = { ...change(old), id: old.id, digest: old.digest, createdAt: old.createdAt };
+      const outcome = await this.#store.updateKey(old, next);
+      if (outcome === "missing") throw new NotFoundError("API key");
+      if (outcome === "updated") {
+        this.#forget(id);
+        return next;
+      }
+    }
+    throw new ConflictError("The API key changed while it was being updated; try again");
+  }
+
   async remove(id: string): Promise<void> {
     if (!(await this.#store.deleteKey(id))) throw new NotFoundError("API key");
+    this.#forget(id);
+  }
+
+  #forget(id: string): void {
     for (const [digest, entry] of this.#cache) {
       if (entry.principal.keyId === id) this.#cache.delete(digest);
     }

@@ -319,3 +319,52 @@ export function boundedPolicy(
   checkWithin(creator, policy, relayRate);
   return policy;
 }
+
+/** A policy update: a field given replaces the key's, `null` removes it (the key may then do more). */
+export type PolicyChanges = { [F in keyof KeyPolicy]?: KeyPolicy[F] | null };
+
+const POLICY_FIELDS = [
+  "allowed_from",
+  "allowed_recipients",
+  "max_message_bytes",
+  "allowed_ips",
+  "rate_limit",
+] as const satisfies readonly (keyof KeyPolicy)[];
+
+/** `current` with `changes` applied, validated (errors name the field); undefined when empty. */
+export function changedPolicy(
+  current: KeyPolicy | undefined,
+  changes: PolicyChanges,
+): KeyPolicy | undefined {
+  const policy: Record<string, unknown> = { ...current };
+  for (const field of POLICY_FIELDS) {
+    const value = changes[field];
+    if (value === null) delete policy[field];
+    else if (value !== undefined) policy[field] = value;
+  }
+  validatePolicy(policy as KeyPolicy);
+  return Object.keys(policy).length ? (policy as KeyPolicy) : undefined;
+}
+
+/**
+ * The policy a key with policy `editor` may give the key that has `current`: the key being edited
+ * must already lie within the editor (a narrow key cannot touch a wider one, not even to rename
+ * it), and so must the result. Both refusals are 403 naming the field.
+ */
+export function boundedUpdate(
+  editor: KeyPolicy | undefined,
+  current: KeyPolicy | undefined,
+  changes: PolicyChanges,
+  relayRate: RateLimit,
+): KeyPolicy | undefined {
+  try {
+    checkWithin(editor, current, relayRate);
+  } catch (err) {
+    if (!(err instanceof WiderPolicyError)) throw err;
+    const detail = err.message.slice(err.field.length + 2);
+    throw new WiderPolicyError(err.field, `the key to update allows more than this one: ${detail}`);
+  }
+  const next = changedPolicy(current, changes);
+  checkWithin(editor, next, relayRate);
+  return next;
+}

@@ -17,6 +17,7 @@ import type { AppEnv } from "./env.ts";
 import { requestLogging } from "./request-log.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
+import { attachmentRoutes, downloadRoutes } from "./routes/attachments.ts";
 import { emailListRoutes } from "./routes/email-list.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
@@ -65,16 +66,19 @@ export function createApp(options: AppOptions) {
   // The list and metrics first: GET /emails/metrics is not an email id.
   app.route("/emails", emailListRoutes());
   app.route("/emails", emailRoutes());
+  app.route("/emails", attachmentRoutes());
   app.route("/api-keys", apiKeyRoutes());
   app.route("/forms", formRoutes());
   app.route("/webhooks", webhookRoutes());
   app.route("/hooks", hookRoutes());
   app.route("/templates", templateRoutes());
   app.route("/logs", logRoutes());
-  // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token) and
-  // hooks' deliveries (their proof). After hookRoutes: see there for why the order matters.
+  // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token),
+  // hooks' deliveries (their proof; after hookRoutes: see there for why the order matters) and
+  // attachment downloads (the signed, expiring link).
   app.route("/f", publicFormRoutes());
   app.route("/hooks", publicHookRoutes());
+  app.route("/attachments", downloadRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

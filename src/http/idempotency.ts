@@ -42,16 +42,27 @@ export async function idempotent(
     return respond(c, held.response);
   }
   try {
-    return respond(c, await run((response) => claim.seal(response)));
+    let sealed = false;
+    const response = await run((answer) => {
+      sealed = true;
+      return claim.seal(answer);
+    });
+    if (!sealed) await claim.release();
+    return respond(c, response);
   } catch (err) {
     return respond(c, await claim.failed(err));
   }
 }
 
-/** The request's identity: method, path, content type and the exact body bytes. */
+/**
+ * The request's identity: method, path, content type, a permissive batch's mode (which changes
+ * the answer; strict is the default, so the SDK's explicit "strict" hashes as before), and the
+ * exact body bytes.
+ */
 async function requestHash(c: Context, body: Uint8Array): Promise<string> {
+  const mode = c.req.header("x-batch-validation")?.trim().toLowerCase();
   const head = new TextEncoder().encode(
-    `${c.req.method} ${new URL(c.req.url).pathname} ${c.req.header("content-type") ?? ""}\n`,
+    `${c.req.method} ${new URL(c.req.url).pathname} ${c.req.header("content-type") ?? ""}${mode && mode !== "strict" ? ` ${mode}` : ""}\n`,
   );
   const all = new Uint8Array(head.byteLength + body.byteLength);
   all.set(head);

@@ -9,7 +9,15 @@ export const BatchSchema = z.array(SendEmailSchema).min(1).max(100).openapi("Bat
 
 export const IdSchema = z.object({ id: z.string() }).openapi("Id");
 
-export const BatchResponseSchema = z.object({ data: z.array(IdSchema) }).openapi("BatchResponse");
+export const BatchResponseSchema = z
+  .object({
+    data: z.array(IdSchema),
+    errors: z
+      .array(z.object({ index: z.number().int(), message: z.string() }))
+      .optional()
+      .openapi({ description: "With x-batch-validation: permissive: the emails not queued" }),
+  })
+  .openapi("BatchResponse");
 
 export const UpdateEmailSchema = z
   .object({ scheduled_at: z.string() })
@@ -121,3 +129,15 @@ export const ApiKeySchema = z
     ...PolicyFields,
   })
   .openapi("ApiKey");
+
+/** PATCH /api-keys/:id: Resend sends { name }; the policy fields may change too (null removes one). */
+export const UpdateApiKeySchema = z
+  .object({
+    name: noControl("name").min(1).max(50).optional(),
+    permission: z.enum(["full_access", "sending_access"]).optional(),
+    ...(Object.fromEntries(Object.entries(PolicyFields).map(([k, v]) => [k, v.nullable()])) as {
+      [K in keyof typeof PolicyFields]: z.ZodNullable<(typeof PolicyFields)[K]>;
+    }),
+  })
+  .strict()
+  .openapi("UpdateApiKeyRequest");

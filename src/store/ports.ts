@@ -162,7 +162,22 @@ export interface KeyStore {
   touchKey(record: ApiKeyRecord, at: number): Promise<void>;
   /** Removes a key; returns false when there was none with that id. */
   deleteKey(id: string): Promise<boolean>;
+  /**
+   * Replaces a key's record only while it still is `previous` (compared whole, so neither a
+   * concurrent update nor a touch is overwritten): "missing" when the key is gone, "changed" when
+   * it changed since it was read (read it again). Safe to repeat: a record that already is `next`
+   * answers "updated". The digest (the token) never changes.
+   */
+  updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate>;
+  /**
+   * The relay's own secret called `name` (the key that signs attachment download URLs): stores
+   * `fresh` unless the store already holds one, and returns the one it holds, so every isolate
+   * agrees. Safe to repeat: a retry finds its own value.
+   */
+  secret(name: string, fresh: string): Promise<string>;
 }
+
+export type KeyUpdate = "updated" | "missing" | "changed";
 
 // ---- Records and their counters ---------------------------------------------------------------
 

@@ -31,6 +31,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/idempotency.ts",
       "src/listing/",
       "src/request-log.ts",
+      "src/attachments.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

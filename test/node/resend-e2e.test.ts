@@ -171,5 +171,38 @@ describe.skipIf(Boolean(skip))(
       expect(canceled.error).toBeNull();
       expect((await admin.emails.get(id)).data?.last_event).toBe("canceled");
     });
+
+    it("lists an email's attachments and downloads one over HTTP from its signed link", async () => {
+      const key = await admin.apiKeys.create({ name: "e2e-files", permission: "sending_access" });
+      const resend = new Resend(key.data?.token, { baseUrl });
+      const pdf = new Uint8Array(2000).map((_, i) => (i * 13) % 256);
+      const sent = await resend.emails.send({
+        from: "billing@acme.test",
+        to: ["ann@example.com"],
+        subject: "files",
+        text: "attached",
+        attachments: [
+          { filename: "a.pdf", content: Buffer.from(pdf), contentType: "application/pdf" },
+        ],
+      });
+      const emailId = sent.data?.id ?? "";
+      const list = await resend.emails.attachments.list({ emailId });
+      expect(list.error).toBeNull();
+      const [item] = list.data?.data ?? [];
+      expect(item).toMatchObject({ filename: "a.pdf", size: pdf.byteLength });
+      const url = new URL(item?.download_url ?? "");
+      // The relay's own origin, as the client reached it.
+      expect(url.origin).toBe(new URL(baseUrl).origin);
+      const res = await fetch(url);
+      expect(res.status).toBe(200);
+      expect(res.headers.get("content-disposition")).toMatch(/^attachment; /);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(new Uint8Array(await res.arrayBuffer())).toEqual(pdf);
+      url.searchParams.set("expires", String(Number(url.searchParams.get("expires")) + 60));
+      expect((await fetch(url)).status).toBe(403);
+      // resend.apiKeys.update against the relay in workerd and real Redis.
+      const renamed = await admin.apiKeys.update(key.data?.id ?? "", { name: "e2e-renamed" });
+      expect(renamed.data).toEqual({ object: "api_key", id: key.data?.id });
+    });
   },
 );

@@ -5,7 +5,15 @@
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../../auth/keys.ts";
-import { boundedPolicy, checkWithin, type KeyPolicy, validatePolicy } from "../../auth/policy.ts";
+import {
+  boundedPolicy,
+  boundedUpdate,
+  changedPolicy,
+  checkWithin,
+  type KeyPolicy,
+  validatePolicy,
+} from "../../auth/policy.ts";
+import { ValidationError } from "../../errors.ts";
 import { authenticate } from "../auth.ts";
 import { readJson, validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
@@ -13,12 +21,13 @@ import {
   authErrors,
   bearer,
   bodyErrors,
+  conflict,
   errorResponse,
   notFound,
   resourceApp,
   route,
 } from "../route.ts";
-import { ApiKeySchema, CreateApiKeySchema } from "../schemas.ts";
+import { ApiKeySchema, CreateApiKeySchema, UpdateApiKeySchema } from "../schemas.ts";
 
 const isAdmin = (p: Principal) => p.keyId === ADMIN_KEY_ID;
 
@@ -57,6 +66,23 @@ const rotateKey = createRoute({
     "Issue a new token with the same name, permission and policy; the old one works until deleted",
   security: bearer,
   responses: { 201: created, ...authErrors, 403: wider, 404: notFound("API key") },
+});
+
+const updateKey = createRoute({
+  method: "patch",
+  path: "/{id}",
+  summary:
+    "Rename a key, or change its permission or policy (within the calling key's own); cached keys pick it up within KEY_CACHE_SECONDS",
+  security: bearer,
+  request: { body: { content: { "application/json": { schema: UpdateApiKeySchema } } } },
+  responses: {
+    200: { description: "{ object: 'api_key', id }" },
+    ...authErrors,
+    ...bodyErrors,
+    403: wider,
+    404: notFound("API key"),
+    409: conflict("the key changed while it was being updated: try again"),
+  },
 });
 
 const deleteKey = createRoute({
@@ -129,6 +155,29 @@ export function apiKeyRoutes(): OpenAPIHono<AppEnv> {
       by: c.get("principal").keyId,
     });
     return c.json(rotated, 201);
+  });
+
+  route(app, updateKey, async (c) => {
+    requireFullAccess(c.get("principal"));
+    const body = validate(UpdateApiKeySchema, await readJson(c, 64 * 1024));
+    const { name, permission, ...changes } = body;
+    if (!Object.keys(body).length) throw new ValidationError("names nothing to change", "body");
+    const relay = c.get("relay");
+    const principal = c.get("principal");
+    const updated = await relay.keys.update(keyId(c), (old) => {
+      const policy = isAdmin(principal)
+        ? changedPolicy(old.policy, changes)
+        : boundedUpdate(principal.policy, old.policy, changes, relay.config.rateLimit);
+      const { policy: _old, ...rest } = old;
+      return {
+        ...rest,
+        name: name ?? old.name,
+        permission: permission ?? old.permission,
+        ...(policy ? { policy } : {}),
+      };
+    });
+    relay.log.info("api_key.updated", { key_id: updated.id, by: principal.keyId });
+    return c.json({ object: "api_key", id: updated.id });
   });
 
   route(app, deleteKey, async (c) => {

@@ -2,16 +2,17 @@
  * /emails: send (JSON or raw MIME), send a batch, read, reschedule and cancel. Resend's paths,
  * fields and answers, so its SDK works unchanged.
  */
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { checkMessage } from "../../auth/policy.ts";
-import { TooLargeError, UnsupportedMediaTypeError, ValidationError } from "../../errors.ts";
+import { UnsupportedMediaTypeError, ValidationError } from "../../errors.ts";
 import { parseJson } from "../../json.ts";
 import { type Composed, composeMessage } from "../../mail/compose.ts";
 import { acceptRawMessage } from "../../mail/raw.ts";
 import { SendEmailSchema } from "../../mail/request.ts";
 import type { Relay } from "../../relay.ts";
 import { authenticate } from "../auth.ts";
+import { batchAnswer, batchValidation, composeBatch } from "../batch.ts";
 import { readBodyBytes, readJson, validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
 import { idempotent } from "../idempotency.ts";
@@ -34,7 +35,7 @@ import {
   UpdateEmailSchema,
 } from "../schemas.ts";
 import { queueMessages } from "../send.ts";
-import { applyTemplate, applyTemplates } from "../send-template.ts";
+import { applyTemplate } from "../send-template.ts";
 import { emailView } from "../view.ts";
 import { UUID } from "./resource.ts";
 
@@ -134,9 +135,13 @@ const sendEmail = createRoute({
 const sendBatch = createRoute({
   method: "post",
   path: "/batch",
-  summary: "Send up to 100 emails at once (all or none are accepted)",
+  summary:
+    "Send up to 100 emails at once: all or none (x-batch-validation: strict, the default), or the valid ones with per-index errors (permissive)",
   security: bearer,
-  request: { body: { content: { "application/json": { schema: BatchSchema } } } },
+  request: {
+    headers: z.object({ "x-batch-validation": z.enum(["strict", "permissive"]).optional() }),
+    body: { content: { "application/json": { schema: BatchSchema } } },
+  },
   responses: {
     ...send,
     200: {
@@ -212,48 +217,15 @@ export function emailRoutes(): OpenAPIHono<AppEnv> {
 
   route(app, sendBatch, async (c) => {
     const relay = c.get("relay");
-    const principal = c.get("principal");
     const type = mediaType(c);
     if (type !== "application/json" && type !== "") throw new UnsupportedMediaTypeError(type);
+    const mode = batchValidation(c);
     const bytes = await readBodyBytes(c, jsonLimit(relay));
     return idempotent(c, bytes, async (seal) => {
-      const limits = limitsOf(relay);
-      const raw = parseJson(bytes);
-      if (Array.isArray(raw) && raw.length > limits.maxBatch) {
-        throw new ValidationError(
-          `a batch holds at most ${limits.maxBatch} emails, got ${raw.length}`,
-          "body",
-        );
-      }
-      const bodies = validate(BatchSchema, await applyTemplates(c, raw));
-      const now = relay.now();
-      const items: { composed: Composed; scheduledAt: number | null }[] = [];
-      let total = 0;
-      for (const [i, body] of bodies.entries()) {
-        const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
-        try {
-          const scheduledAt = parseScheduledAt(body.scheduled_at, now);
-          const composed = await composeMessage(body, ctx);
-          checkMessage(principal.policy, composed);
-          total += composed.storedBytes;
-          items.push({ composed, scheduledAt });
-        } catch (err) {
-          // Name the failing email: "[3].to: ..." as the batch's schema validation does.
-          if (err instanceof ValidationError) throw err.within(`[${i}]`);
-          throw err;
-        }
-      }
-      // The batch is stored in one request, so it must fit where one message fits.
-      if (total > limits.maxMessageBytes) {
-        throw new TooLargeError(
-          `the batch is ${total} bytes in total as stored, over the limit of ${limits.maxMessageBytes}; split it`,
-        );
-      }
-      const response = {
-        status: 200,
-        body: { data: items.map((i) => ({ id: i.composed.message.id })) },
-      };
-      await queueMessages(c, items, seal(response));
+      const batch = await composeBatch(c, parseJson(bytes), mode);
+      const response = { status: 200, body: batchAnswer(batch, mode) };
+      // Nothing valid, nothing stored: the answer is computed again on a retry.
+      if (batch.items.length) await queueMessages(c, batch.items, seal(response));
       return response;
     });
   });

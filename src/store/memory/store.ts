@@ -20,6 +20,7 @@ import type {
   EventSummary,
   IdempotencyRecord,
   IdempotencyState,
+  KeyUpdate,
   NewEntry,
   NextStep,
   RecordKind,
@@ -167,6 +168,14 @@ export class MemoryStore implements RelayStore {
 
   deleteKey(id: string): Promise<boolean> {
     return this.#keys.deleteKey(id);
+  }
+
+  updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate> {
+    return this.#keys.updateKey(previous, next);
+  }
+
+  secret(name: string, fresh: string): Promise<string> {
+    return this.#keys.secret(name, fresh);
   }
 
   // ---- RecordStore

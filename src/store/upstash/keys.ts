@@ -32,6 +32,7 @@
  *   rl:i     sorted set: request log entry id (UUIDv7, all scored 0, so ordered by time as text)
  *   rl:d     hash: request log entry id -> entry JSON; both expire REQUEST_LOG_DAYS after the
  *            last write, and each write trims them to REQUEST_LOG_MAX entries and that age
+ *   secret:<name>  string: a random secret the relay made for itself (attachment download URLs)
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
@@ -59,6 +60,7 @@ export interface KeyLayout {
   keyIndex(keyId: string): string;
   readonly requestLogIndex: string;
   readonly requestLogData: string;
+  secret(name: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -80,5 +82,6 @@ export function keyLayout(prefix: string): KeyLayout {
     keyIndex: (keyId) => `${prefix}ix:k:${keyId}`,
     requestLogIndex: `${prefix}rl:i`,
     requestLogData: `${prefix}rl:d`,
+    secret: (name) => `${prefix}secret:${name}`,
   };
 }

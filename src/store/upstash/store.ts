@@ -18,6 +18,7 @@ import type {
   EventSummary,
   IdempotencyRecord,
   IdempotencyState,
+  KeyUpdate,
   NewEntry,
   NextStep,
   RecordKind,
@@ -234,6 +235,19 @@ export class UpstashStore implements RelayStore {
 
   async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
     await this.#run.touchKey({ keys: this.#keys, record, at });
+  }
+
+  async updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate> {
+    return this.#run.updateKey({ keys: this.#keys, previous, next });
+  }
+
+  async secret(name: string, fresh: string): Promise<string> {
+    // SET NX GET: one command; null means this call stored `fresh` (or a lost reply's retry did).
+    const held = await this.#redis.set<string>(this.#keys.secret(name), fresh, {
+      nx: true,
+      get: true,
+    });
+    return held ?? fresh;
   }
 
   async deleteKey(id: string): Promise<boolean> {

@@ -13,6 +13,7 @@ import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { touchKeyScript } from "./touch-key.ts";
+import { updateKeyScript } from "./update-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 
 export {
@@ -32,6 +33,7 @@ export {
   releaseIdempotentScript,
   renewScript,
   touchKeyScript,
+  updateKeyScript,
 };
 
 export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
@@ -41,6 +43,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     commitScript,
     renewScript,
     touchKeyScript,
+    updateKeyScript,
     claimEventsScript,
     commitEventScript,
     eventLogScript,
@@ -63,6 +66,7 @@ export function bindScripts(r: Redis) {
     commit: bind(r, commitScript),
     renew: bind(r, renewScript),
     touchKey: bind(r, touchKeyScript),
+    updateKey: bind(r, updateKeyScript),
     releaseIdempotent: bind(r, releaseIdempotentScript),
     claimEvents: bind(r, claimEventsScript),
     commitEvent: bind(r, commitEventScript),

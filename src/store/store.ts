@@ -4,23 +4,23 @@
  * One folder per driver (`upstash/`, `memory/`) and one contract suite per port
  * (test/contract/store/, run against both by test/workers/store.test.ts).
  */
-import type {
-  EmailIndex,
-  EventQueue,
-  IdempotencyStore,
-  KeyStore,
-  MessageQueue,
-  RecordStore,
-  RequestLogStore,
-} from "./ports.ts";
 
+import type { EmailIndex, RequestLogStore } from "./history-ports.ts";
+import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
+
+export type {
+  EmailIndex,
+  EmailListQuery,
+  EmailListWindow,
+  ListedEntry,
+  RequestLogEntry,
+  RequestLogQuery,
+  RequestLogStore,
+} from "./history-ports.ts";
 export type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
-  EmailIndex,
-  EmailListQuery,
-  EmailListWindow,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -32,15 +32,11 @@ export type {
   IdempotencyState,
   IdempotencyStore,
   KeyStore,
-  ListedEntry,
   MessageQueue,
   NewEntry,
   NextStep,
   RecordKind,
   RecordStore,
-  RequestLogEntry,
-  RequestLogQuery,
-  RequestLogStore,
   StoredResponse,
   WriteGuard,
 } from "./ports.ts";

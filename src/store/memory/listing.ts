@@ -3,7 +3,7 @@
  * sorted set orders them (created time, then id, newest first), so it loses an email exactly
  * when the queue purges it; the counters are one map per hour, as the mx:<hour> hashes.
  */
-import type { EmailListQuery, EmailListWindow } from "../ports.ts";
+import type { EmailListQuery, EmailListWindow } from "../history-ports.ts";
 import { METRICS_BUCKET_MS, METRICS_RETENTION_MS } from "../shared.ts";
 import type { EventDraft, StoredEntry } from "../types.ts";
 import { copy, utf8Length } from "./values.ts";

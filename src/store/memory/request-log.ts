@@ -1,5 +1,5 @@
 /** The in-memory request log (the Upstash rl:i sorted set and rl:d hash): ids sort by time. */
-import type { RequestLogEntry, RequestLogQuery, RequestLogStore } from "../ports.ts";
+import type { RequestLogEntry, RequestLogQuery, RequestLogStore } from "../history-ports.ts";
 import { copy } from "./values.ts";
 
 export class MemoryRequestLog implements RequestLogStore {

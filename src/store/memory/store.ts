@@ -8,12 +8,17 @@
  * maps; this class only routes calls to them and expires what is past its retention first, at the
  * points where Redis would already have expired it.
  */
+
+import type {
+  EmailListQuery,
+  EmailListWindow,
+  RequestLogEntry,
+  RequestLogQuery,
+} from "../history-ports.ts";
 import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
-  EmailListQuery,
-  EmailListWindow,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -24,8 +29,6 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
-  RequestLogEntry,
-  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";

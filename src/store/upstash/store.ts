@@ -7,11 +7,15 @@
  */
 import { Redis } from "@upstash/redis";
 import type {
+  EmailListQuery,
+  EmailListWindow,
+  RequestLogEntry,
+  RequestLogQuery,
+} from "../history-ports.ts";
+import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
-  EmailListQuery,
-  EmailListWindow,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -22,8 +26,6 @@ import type {
   NewEntry,
   NextStep,
   RecordKind,
-  RequestLogEntry,
-  RequestLogQuery,
   WriteGuard,
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";

@@ -5,7 +5,7 @@
  * within LIST_BUDGET_BYTES (stopping early says `more`).
  * Newest first: ZREVRANGE order, by created time and then by id. A read only: safe to repeat.
  */
-import type { EmailListQuery, EmailListWindow, ListedEntry } from "../../ports.ts";
+import type { EmailListQuery, EmailListWindow, ListedEntry } from "../../history-ports.ts";
 import { INDEX_TRIM_PER_READ } from "../../shared.ts";
 import type { DeliveryState, QueuedMessage } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";

@@ -4,7 +4,7 @@
  * trimming to the cap and the age bound, and renewing the TTL are one command; a page (with or
  * without a key filter) is another.
  */
-import type { RequestLogEntry, RequestLogQuery } from "../../ports.ts";
+import type { RequestLogEntry, RequestLogQuery } from "../../history-ports.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 

@@ -6,6 +6,8 @@
  * Digests found unknown are remembered for NEGATIVE_CACHE_MS (at most the key cache time), and a
  * client over its failure limit gets no lookup at all (auth/abuse.ts): invalid keys cost nothing.
  */
+
+import { base64url } from "../base64url.ts";
 import {
   ConflictError,
   InvalidApiKeyError,
@@ -56,12 +58,8 @@ export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
 
 function newToken(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
-  const b64 = btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
   // Resend's keys start with "re_"; ours do too, so secret scanners and habits carry over.
-  return `re_${b64}`;
+  return `re_${base64url(bytes)}`;
 }
 
 interface CacheEntry {

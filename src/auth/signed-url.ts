@@ -4,6 +4,8 @@
  * src/attachments.ts for why not a configured one). The link is the credential: whoever holds it
  * may fetch that one file until it expires, as with Resend's and S3's signed URLs.
  */
+
+import { base64url } from "../base64url.ts";
 import { constantTimeEqual } from "./keys.ts";
 
 export interface DownloadGrant {
@@ -14,13 +16,6 @@ export interface DownloadGrant {
 }
 
 const encoder = new TextEncoder();
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
 
 async function mac(secret: string, grant: DownloadGrant): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey(

@@ -10,11 +10,15 @@ const iso = (ms: number | null | undefined) => (ms == null ? null : new Date(ms)
 const orNull = (list: string[]) => (list.length ? list : null);
 const reply = (r: SmtpReply | undefined) => r ?? null;
 
-export async function emailView(entry: StoredEntry, now: number) {
-  const { message, state } = entry;
-  const { html, text } = await readBodies(entry.raw);
+/**
+ * Resend's ListEmail (`GET /emails` items): the email object without html, text, tags and
+ * object. `GET /emails/:id` is this plus those.
+ */
+export function emailListItem(
+  { message, state }: Pick<StoredEntry, "message" | "state">,
+  last: string,
+) {
   return {
-    object: "email" as const,
     id: message.id,
     from: message.view.from,
     to: message.view.to,
@@ -22,12 +26,21 @@ export async function emailView(entry: StoredEntry, now: number) {
     bcc: orNull(message.view.bcc),
     reply_to: orNull(message.view.reply_to),
     subject: message.view.subject,
-    html,
-    text,
     created_at: new Date(message.createdAt).toISOString(),
     scheduled_at: iso(state.scheduledAt),
-    last_event: lastEvent(state, now),
+    last_event: last,
     message_id: message.messageId,
+  };
+}
+
+export async function emailView(entry: StoredEntry, now: number) {
+  const { message, state } = entry;
+  const { html, text } = await readBodies(entry.raw);
+  return {
+    object: "email" as const,
+    ...emailListItem(entry, lastEvent(state, now)),
+    html,
+    text,
     tags: message.view.tags,
     delivery: {
       attempts: state.attempts,

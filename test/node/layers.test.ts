@@ -14,7 +14,10 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 
 /** Lowest first. A path matches the longest prefix listed; every file must match one. */
 const LAYERS: { name: string; paths: string[] }[] = [
-  { name: "base", paths: ["src/errors.ts", "src/log.ts", "src/json.ts", "src/read-within.ts"] },
+  {
+    name: "base",
+    paths: ["src/errors.ts", "src/log.ts", "src/json.ts", "src/read-within.ts", "src/base64url.ts"],
+  },
   {
     name: "domain",
     paths: ["src/config.ts", "src/mail/", "src/templates/", "src/smtp/", "src/auth/", "src/store/"],

@@ -14,11 +14,11 @@ import {
   GRANULARITIES,
   type Granularity,
 } from "../../listing/metrics.ts";
-import type { ListedEntry } from "../../store/store.ts";
 import { authenticate } from "../auth.ts";
 import { validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
 import { authErrors, bearer, errorResponse, resourceApp, route } from "../route.ts";
+import { emailListItem } from "../view.ts";
 import { stored, UUID } from "./resource.ts";
 
 const LAST_EVENTS = [
@@ -155,26 +155,6 @@ const emailMetrics = createRoute({
   },
 });
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
-const orNull = (list: string[]) => (list.length ? list : null);
-
-/** Resend's ListEmail: the email object without html, text, tags and object. */
-function listItem({ message, state }: ListedEntry, lastEvent: string) {
-  return {
-    id: message.id,
-    from: message.view.from,
-    to: message.view.to,
-    cc: orNull(message.view.cc),
-    bcc: orNull(message.view.bcc),
-    reply_to: orNull(message.view.reply_to),
-    subject: message.view.subject,
-    created_at: new Date(message.createdAt).toISOString(),
-    scheduled_at: iso(state.scheduledAt),
-    last_event: lastEvent,
-    message_id: message.messageId,
-  };
-}
-
 /** The query's own parameters only (a repeated one: its first value). */
 function queryOf(c: Context): Record<string, string> {
   return c.req.query();
@@ -241,7 +221,7 @@ export function emailListRoutes(): OpenAPIHono<AppEnv> {
     return c.json({
       object: "list",
       has_more: page.hasMore,
-      data: page.entries.map((e) => listItem(e, lastEvent(e.state, now))),
+      data: page.entries.map((e) => emailListItem(e, lastEvent(e.state, now))),
       ...(page.cursor ? { cursor: page.cursor } : {}),
     });
   });

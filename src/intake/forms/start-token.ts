@@ -9,24 +9,11 @@
  * JavaScript sends no token. The form's `start_token` setting says what that means: "optional"
  * lets such a submission through (the other checks still apply), "required" refuses it.
  */
+
+import { base64url, fromBase64url } from "../../base64url.ts";
 import { START_TOKEN_MAX_AGE_MS, START_TOKEN_MAX_SKEW_MS } from "../limits.ts";
 
 const encoder = new TextEncoder();
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
-
-function fromBase64url(text: string): Uint8Array<ArrayBuffer> | null {
-  if (!/^[A-Za-z0-9_-]{1,100}$/.test(text)) return null;
-  const binary = atob(text.replace(/-/g, "+").replace(/_/g, "/"));
-  const bytes = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
-  return bytes;
-}
 
 /** A new signing key for a form (32 random bytes, base64url). */
 export function newTokenKey(): string {

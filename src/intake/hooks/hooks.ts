@@ -9,6 +9,7 @@
 import { z } from "@hono/zod-openapi";
 import { sha256Hex } from "../../auth/keys.ts";
 import type { KeyPolicy } from "../../auth/policy.ts";
+import { base64url } from "../../base64url.ts";
 import { ValidationError } from "../../errors.ts";
 import {
   MAX_HOOK_BODY_TEMPLATE_CHARS,
@@ -63,13 +64,6 @@ export interface HookRecord {
 
 /** Generated secrets: 32 random bytes, as much as an HMAC-SHA256 key can use. */
 const SECRET_BYTES = 32;
-
-function base64url(bytes: Uint8Array): string {
-  return btoa(String.fromCharCode(...bytes))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
-}
 
 /** A new secret in the form the proof method uses (`whsec_<base64>` for Standard Webhooks). */
 export function newSecret(type: VerifyType): string {

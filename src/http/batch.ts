@@ -14,7 +14,7 @@ import { validate } from "./body.ts";
 import type { AppEnv } from "./env.ts";
 import { parseScheduledAt } from "./schedule.ts";
 import { BatchSchema } from "./schemas.ts";
-import { applyTemplates } from "./send-template.ts";
+import { applyTemplates, LEFT_OUT } from "./send-template.ts";
 
 export type BatchValidation = "strict" | "permissive";
 
@@ -45,12 +45,14 @@ export function batchAnswer(batch: ComposedBatch, mode: BatchValidation) {
 /**
  * The request's emails: a list of 1 to the batch limit (in strict mode each one valid), with
  * templates applied first, since a templated email takes its from and subject from its template.
+ * In permissive mode an email whose template fails is reported in `errors` and stands as LEFT_OUT.
  */
 async function batchBodies(
   c: Context<AppEnv>,
   raw: unknown,
   maxBatch: number,
   mode: BatchValidation,
+  errors: ComposedBatch["errors"],
 ): Promise<unknown[]> {
   if (Array.isArray(raw) && raw.length > maxBatch) {
     throw new ValidationError(
@@ -58,7 +60,13 @@ async function batchBodies(
       "body",
     );
   }
-  const bodies = await applyTemplates(c, raw);
+  const bodies = await applyTemplates(
+    c,
+    raw,
+    mode === "permissive"
+      ? (index, err) => errors.push({ index, message: err.message })
+      : undefined,
+  );
   // Strict: every email's fields first, as before there were modes.
   if (mode === "strict" || !Array.isArray(bodies) || bodies.length === 0) {
     validate(BatchSchema, bodies);
@@ -81,10 +89,11 @@ export async function composeBatch(
   const principal = c.get("principal");
   const limits = relay.config.limits;
   const now = relay.now();
-  const bodies = await batchBodies(c, raw, limits.maxBatch, mode);
   const batch: ComposedBatch = { items: [], errors: [] };
+  const bodies = await batchBodies(c, raw, limits.maxBatch, mode, batch.errors);
   let total = 0;
   for (const [index, item] of bodies.entries()) {
+    if (item === LEFT_OUT) continue;
     try {
       const body = validate(SendEmailSchema, item, `[${index}]`);
       const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
@@ -110,6 +119,8 @@ export async function composeBatch(
       batch.errors.push({ index, message: named.message });
     }
   }
+  // Template failures were reported before the others: answer them all in the request's order.
+  batch.errors.sort((a, b) => a.index - b.index);
   if (total > limits.maxMessageBytes) {
     throw new TooLargeError(
       `the batch is ${total} bytes in total as stored, over the limit of ${limits.maxMessageBytes}; split it`,

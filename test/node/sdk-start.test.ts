@@ -123,6 +123,7 @@ describe.skipIf(existsSync(resolve(root, ".dev.vars")))("the resend SDK against 
         { from: "news@acme.test", to: ["dan@example.com"], subject: "B1", text: "1" },
         { from: "news@acme.test", to: ["not an address"], subject: "B2", text: "2" },
         { from: "news@acme.test", to: ["eve@example.com"], subject: "B3", text: "3" },
+        { to: ["gus@example.com"], template: { id: "order-confirmation" } },
       ],
       { batchValidation: "permissive" },
     );
@@ -130,6 +131,10 @@ describe.skipIf(existsSync(resolve(root, ".dev.vars")))("the resend SDK against 
     expect(batch.data?.data).toEqual([{ id: expect.any(String) }, { id: expect.any(String) }]);
     expect(batch.data?.errors).toEqual([
       { index: 1, message: expect.stringMatching(/^\[1\]\.to\[0\]: /) },
+      {
+        index: 3,
+        message: expect.stringMatching(/^\[3\]\.template\.variables\.NAME: is required/),
+      },
     ]);
     sent.batch = (batch.data?.data ?? []).map((e) => e.id);
 

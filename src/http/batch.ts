@@ -75,6 +75,20 @@ async function batchBodies(
 }
 
 /**
+ * One email's failure, named by its index ("[3].to: ..." as the batch's schema validation names
+ * it): thrown again in strict mode or when it is not the email's fault (a 5xx, a bug), else
+ * returned to be reported in `errors`.
+ */
+function reportable(err: unknown, index: number, mode: BatchValidation): RelayError {
+  const named =
+    err instanceof ValidationError && !err.field?.startsWith(`[${index}]`)
+      ? err.within(`[${index}]`)
+      : err;
+  if (mode === "strict" || !(named instanceof RelayError) || named.status >= 500) throw named;
+  return named;
+}
+
+/**
  * Composes each email of a batch. In strict mode the first failure throws, named by its index
  * ("[3].to: ..."); in permissive mode a 4xx failure of one email becomes its entry in `errors`
  * (with the same message), and an email that would take the batch over the stored-size limit is
@@ -110,13 +124,7 @@ export async function composeBatch(
       total += composed.storedBytes;
       batch.items.push({ composed, scheduledAt });
     } catch (err) {
-      // Name the failing email: "[3].to: ..." as the batch's schema validation does.
-      const named =
-        err instanceof ValidationError && !err.field?.startsWith(`[${index}]`)
-          ? err.within(`[${index}]`)
-          : err;
-      if (mode === "strict" || !(named instanceof RelayError) || named.status >= 500) throw named;
-      batch.errors.push({ index, message: named.message });
+      batch.errors.push({ index, message: reportable(err, index, mode).message });
     }
   }
   // Template failures were reported before the others: answer them all in the request's order.

@@ -14,7 +14,7 @@ import { validate } from "./body.ts";
 import type { AppEnv } from "./env.ts";
 import { parseScheduledAt } from "./schedule.ts";
 import { BatchSchema } from "./schemas.ts";
-import { applyTemplates } from "./send-template.ts";
+import { applyTemplates, LEFT_OUT } from "./send-template.ts";
 
 export type BatchValidation = "strict" | "permissive";
 
@@ -45,12 +45,14 @@ export function batchAnswer(batch: ComposedBatch, mode: BatchValidation) {
 /**
  * The request's emails: a list of 1 to the batch limit (in strict mode each one valid), with
  * templates applied first, since a templated email takes its from and subject from its template.
+ * In permissive mode an email whose template fails is reported in `errors` and stands as LEFT_OUT.
  */
 async function batchBodies(
   c: Context<AppEnv>,
   raw: unknown,
   maxBatch: number,
   mode: BatchValidation,
+  errors: ComposedBatch["errors"],
 ): Promise<unknown[]> {
   if (Array.isArray(raw) && raw.length > maxBatch) {
     throw new ValidationError(
@@ -58,12 +60,32 @@ async function batchBodies(
       "body",
     );
   }
-  const bodies = await applyTemplates(c, raw);
+  const bodies = await applyTemplates(
+    c,
+    raw,
+    mode === "permissive"
+      ? (index, err) => errors.push({ index, message: err.message })
+      : undefined,
+  );
   // Strict: every email's fields first, as before there were modes.
   if (mode === "strict" || !Array.isArray(bodies) || bodies.length === 0) {
     validate(BatchSchema, bodies);
   }
   return bodies as unknown[];
+}
+
+/**
+ * One email's failure, named by its index ("[3].to: ..." as the batch's schema validation names
+ * it): thrown again in strict mode or when it is not the email's fault (a 5xx, a bug), else
+ * returned to be reported in `errors`.
+ */
+function reportable(err: unknown, index: number, mode: BatchValidation): RelayError {
+  const named =
+    err instanceof ValidationError && !err.field?.startsWith(`[${index}]`)
+      ? err.within(`[${index}]`)
+      : err;
+  if (mode === "strict" || !(named instanceof RelayError) || named.status >= 500) throw named;
+  return named;
 }
 
 /**
@@ -81,10 +103,11 @@ export async function composeBatch(
   const principal = c.get("principal");
   const limits = relay.config.limits;
   const now = relay.now();
-  const bodies = await batchBodies(c, raw, limits.maxBatch, mode);
   const batch: ComposedBatch = { items: [], errors: [] };
+  const bodies = await batchBodies(c, raw, limits.maxBatch, mode, batch.errors);
   let total = 0;
   for (const [index, item] of bodies.entries()) {
+    if (item === LEFT_OUT) continue;
     try {
       const body = validate(SendEmailSchema, item, `[${index}]`);
       const ctx = { id: crypto.randomUUID(), keyId: principal.keyId, now, limits };
@@ -101,15 +124,11 @@ export async function composeBatch(
       total += composed.storedBytes;
       batch.items.push({ composed, scheduledAt });
     } catch (err) {
-      // Name the failing email: "[3].to: ..." as the batch's schema validation does.
-      const named =
-        err instanceof ValidationError && !err.field?.startsWith(`[${index}]`)
-          ? err.within(`[${index}]`)
-          : err;
-      if (mode === "strict" || !(named instanceof RelayError) || named.status >= 500) throw named;
-      batch.errors.push({ index, message: named.message });
+      batch.errors.push({ index, message: reportable(err, index, mode).message });
     }
   }
+  // Template failures were reported before the others: answer them all in the request's order.
+  batch.errors.sort((a, b) => a.index - b.index);
   if (total > limits.maxMessageBytes) {
     throw new TooLargeError(
       `the batch is ${total} bytes in total as stored, over the limit of ${limits.maxMessageBytes}; split it`,

@@ -53,13 +53,29 @@ const renderedChars = (body: unknown) =>
       (typeof body.text === "string" ? body.text.length : 0)
     : 0;
 
+/** Stands for an email of a permissive batch whose template failed (reported by its index). */
+export const LEFT_OUT: unique symbol = Symbol("left out");
+
+/** A template's failure, naming the email: "[3].template.variables.NAME: ...". */
+function named(err: unknown, i: number): unknown {
+  if (err instanceof ValidationError) return err.within(`[${i}]`);
+  if (err instanceof NotFoundError) return new NotFoundError(`[${i}].template: Template`);
+  return err;
+}
+
 /**
  * A batch with each email's template applied (each template read once per batch). An error
- * names the email: "[3].template.variables.NAME: ...". A small request can render large bodies
- * (a long value in a template that repeats it), so the batch stops as soon as what it rendered
- * passes the message size limit, which the whole batch must fit in anyway: memory stays bounded.
+ * names the email: "[3].template.variables.NAME: ...". With `leaveOut` (a permissive batch), an
+ * email whose template is unknown or whose variables are wrong is handed to it and stands as
+ * LEFT_OUT, so the other emails still go. A small request can render large bodies (a long value
+ * in a template that repeats it), so the batch stops as soon as what it rendered passes the
+ * message size limit, which the whole batch must fit in anyway: memory stays bounded.
  */
-export async function applyTemplates(c: Context<AppEnv>, raw: unknown): Promise<unknown> {
+export async function applyTemplates(
+  c: Context<AppEnv>,
+  raw: unknown,
+  leaveOut?: (index: number, err: ValidationError | NotFoundError) => void,
+): Promise<unknown> {
   if (!Array.isArray(raw)) return raw;
   const relay = c.get("relay");
   const limit = relay.config.limits.maxMessageBytes;
@@ -76,9 +92,11 @@ export async function applyTemplates(c: Context<AppEnv>, raw: unknown): Promise<
         );
       out.push(body);
     } catch (err) {
-      if (err instanceof ValidationError) throw err.within(`[${i}]`);
-      if (err instanceof NotFoundError) throw new NotFoundError(`[${i}].template: Template`);
-      throw err;
+      const failure = named(err, i);
+      const perEmail = failure instanceof ValidationError || failure instanceof NotFoundError;
+      if (!leaveOut || !perEmail) throw failure;
+      leaveOut(i, failure);
+      out.push(LEFT_OUT);
     }
   }
   return out;

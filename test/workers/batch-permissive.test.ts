@@ -68,6 +68,58 @@ for (const [driver, makeEnv] of [
       expect(again.body).toEqual(res.body);
     });
 
+    it("permissive: an unknown template or wrong variables leave out that email, not the batch", async () => {
+      const created = await call(env, "POST", "/templates", {
+        json: {
+          name: "hi",
+          alias: "hi",
+          from: "Acme <hi@example.com>",
+          subject: "Hi {{{NAME}}}",
+          html: "<p>Hi {{{NAME}}}</p>",
+          variables: [{ key: "NAME", type: "string" }],
+        },
+      });
+      expect((await call(env, "POST", `/templates/${created.body.id}/publish`)).status).toBe(200);
+      const res = await sdk(env).batch.send(
+        [
+          { to: ["one@example.com"], template: { id: "hi", variables: { NAME: "One" } } },
+          { to: ["two@example.com"], template: { id: "nope" } },
+          { to: ["three@example.com"], template: { id: "hi", variables: { NAME: 3 } } },
+          email({ to: ["not an address"] }),
+          { to: ["five@example.com"], template: { id: "hi" } },
+          email({ to: ["six@example.com"] }),
+        ],
+        { batchValidation: "permissive" },
+      );
+      expect(res.error).toBeNull();
+      const body = res.data as unknown as {
+        data: { id: string }[];
+        errors: { index: number; message: string }[];
+      };
+      expect(body.errors).toEqual([
+        { index: 1, message: "[1].template: Template not found" },
+        { index: 2, message: expect.stringMatching(/^\[2\]\.template\.variables\.NAME: /) },
+        { index: 3, message: expect.stringMatching(/^\[3\]\.to\[0\]: /) },
+        { index: 4, message: expect.stringMatching(/^\[4\]\.template\.variables\.NAME: /) },
+      ]);
+      const sent = await Promise.all(
+        body.data.map(async ({ id }) => (await call(env, "GET", `/emails/${id}`)).body),
+      );
+      expect(sent.map((e) => [e.to, e.subject])).toEqual([
+        [["one@example.com"], "Hi One"],
+        [["six@example.com"], email().subject],
+      ]);
+      // Strict still refuses the whole batch, naming the first failing email.
+      const strict = await sdk(env).batch.send([
+        { to: ["one@example.com"], template: { id: "hi", variables: { NAME: "One" } } },
+        { to: ["two@example.com"], template: { id: "nope" } },
+      ]);
+      expect(strict.error).toMatchObject({
+        statusCode: 404,
+        message: "[1].template: Template not found",
+      });
+    });
+
     it("strict (the SDK's default): one invalid email refuses the whole batch", async () => {
       const token = await restrictedKey();
       const res = await sdk(env, token).batch.send(mixed());

@@ -187,7 +187,7 @@ function parseTime(value: string | undefined, end = false): number | undefined {
   return end && value.length === 10 ? at + 86_400_000 - 1 : at;
 }
 
-function filtersOf(q: z.infer<typeof ListEmailsQuery>): EmailFilters {
+export function filtersOf(q: z.infer<typeof ListEmailsQuery>): EmailFilters {
   const sep = q.tag?.indexOf(":") ?? -1;
   return {
     lastEvent: q.last_event,

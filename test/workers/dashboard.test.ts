@@ -40,16 +40,24 @@ function request(path: string, init: RequestInit & { cookie?: string } = {}) {
 }
 
 /** A form post as a same-origin browser sends it. */
-function post(path: string, fields: Record<string, string>, cookie?: string, headers = {}) {
+function post(
+  path: string,
+  fields: Record<string, string>,
+  cookie?: string,
+  headers: Record<string, string | undefined> = {},
+) {
+  const all = {
+    "content-type": "application/x-www-form-urlencoded",
+    origin: ORIGIN,
+    "sec-fetch-site": "same-origin",
+    ...headers,
+  };
   return request(path, {
     method: "POST",
     body: new URLSearchParams(fields).toString(),
-    headers: {
-      "content-type": "application/x-www-form-urlencoded",
-      origin: ORIGIN,
-      "sec-fetch-site": "same-origin",
-      ...headers,
-    },
+    headers: Object.fromEntries(
+      Object.entries(all).filter((e): e is [string, string] => e[1] !== undefined),
+    ),
     ...(cookie ? { cookie } : {}),
   });
 }
@@ -231,12 +239,23 @@ describe("dashboard CSRF and headers", () => {
     const cases = [
       { "sec-fetch-site": "cross-site", origin: "https://evil.example" },
       { "sec-fetch-site": "same-site", origin: "https://evil.relay.test" },
-      { "sec-fetch-site": "same-origin", origin: "https://evil.example" },
+      // Without Sec-Fetch-Site (older browsers), the Origin decides.
+      { "sec-fetch-site": undefined, origin: "https://evil.example" },
+      { "sec-fetch-site": undefined, origin: "null" },
     ];
     for (const headers of cases) {
       const res = await post("/dashboard/keys", { name: "x", _csrf: csrf }, cookie, headers);
       expect(res.status, JSON.stringify(headers)).toBe(403);
     }
+    // Refused before the session is even read: without a cookie too.
+    const noCookie = await post("/dashboard/keys", { name: "x" }, undefined, cases[0]);
+    expect(noCookie.status).toBe(403);
+    // Neither header: not a browser; the form token still decides.
+    const curl = await post("/dashboard/keys", { name: "y", _csrf: csrf }, cookie, {
+      "sec-fetch-site": undefined,
+      origin: undefined,
+    });
+    expect(curl.status).toBe(201);
     const signIn403 = await post("/dashboard/sign-in", { token: ADMIN }, undefined, {
       "sec-fetch-site": "cross-site",
       origin: "https://evil.example",

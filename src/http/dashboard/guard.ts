@@ -56,14 +56,17 @@ export class ForbiddenError extends RelayError {
 }
 
 /**
- * A cross-site POST is refused: a browser says where a request comes from (Sec-Fetch-Site, and
- * Origin on every POST). A client that sends neither is not a browser, so not a CSRF victim;
- * it still needs the form token.
+ * A cross-site POST is refused. Sec-Fetch-Site, which only the browser sets, decides when it is
+ * there (every current browser sends it); the Origin header is checked only without it, since
+ * with Referrer-Policy no-referrer a browser sends `Origin: null` even for its own forms. A
+ * client that sends neither is not a browser, so not a CSRF victim; it still needs the form token.
  */
 export function checkSameOrigin(c: Context): void {
   const site = c.req.header("sec-fetch-site");
-  if (site !== undefined && site !== "same-origin")
-    throw new ForbiddenError("A cross-site form post is refused");
+  if (site !== undefined) {
+    if (site !== "same-origin") throw new ForbiddenError("A cross-site form post is refused");
+    return;
+  }
   const origin = c.req.header("origin");
   if (origin !== undefined && origin !== new URL(c.req.url).origin)
     throw new ForbiddenError("A form post from another origin is refused");
@@ -77,6 +80,8 @@ function toSignIn(c: Context, hadCookie: boolean): Response {
 
 export const dashboardGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   for (const [name, value] of Object.entries(SECURITY_HEADERS)) c.header(name, value);
+  // Before the session: a cross-site post is refused as such, with or without a cookie.
+  if (c.req.method === "POST") checkSameOrigin(c);
   if (OPEN.has(c.req.path)) return next();
   const relay = c.get("relay");
   const cookie = getCookie(c, SESSION_COOKIE);
@@ -87,7 +92,6 @@ export const dashboardGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!session) return toSignIn(c, cookie !== undefined);
   checkClient(session.principal.policy, c.get("clientIp"));
   if (c.req.method === "POST") {
-    checkSameOrigin(c);
     if (!csrfValid(session, (await formOf(c)).get("_csrf")))
       throw new ForbiddenError("The form token is missing or wrong: reload the page and try again");
   }

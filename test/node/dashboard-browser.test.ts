@@ -17,10 +17,19 @@ import type { AddressInfo } from "node:net";
 import { type Browser, type BrowserContext, chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
-import { redisSkipReason, sinkApi } from "../support/services.ts";
+import { redisSkipReason, services, sinkApi } from "../support/services.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const ADMIN = `dashboard-admin-${crypto.randomUUID()}`;
+const PREFIX = `e2e:dash:${crypto.randomUUID()}:`;
+
+/** Upstash commands the gateway ran on this relay's keys so far. */
+async function commands(): Promise<number> {
+  const res = await fetch(
+    `${services().upstash.api}/api/commands?contains=${encodeURIComponent(PREFIX)}`,
+  );
+  return ((await res.json()) as { matching: number }).matching;
+}
 
 function skipReason(): string | false {
   const redis = redisSkipReason();
@@ -55,7 +64,11 @@ describe.skipIf(Boolean(skip))(
     const sink = sinkApi("plain");
 
     beforeAll(async () => {
-      relay = await startRelayWorker({ adminToken: ADMIN, sink: "plain" });
+      relay = await startRelayWorker({
+        adminToken: ADMIN,
+        sink: "plain",
+        vars: { REDIS_KEY_PREFIX: PREFIX },
+      });
       evil = await startEvilSite(relay.url);
       browser = await chromium.launch({
         executablePath: CHROMIUM,
@@ -202,6 +215,44 @@ describe.skipIf(Boolean(skip))(
       const names = ((await keys.json()) as { data: { name: string }[] }).data.map((k) => k.name);
       expect(names).not.toContain("evil");
       await context.close();
+    });
+
+    it("costs a few Upstash commands per page (request log on), printed for the README", async () => {
+      const id = await send({ to: [`cost-${crypto.randomUUID()}@example.com`], subject: "Cost" });
+      const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "sec-fetch-site": "same-origin",
+        },
+        body: new URLSearchParams({ token: ADMIN }),
+      });
+      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const pages = {
+        overview: "/dashboard",
+        emails: "/dashboard/emails",
+        "emails?last_event=bounced": "/dashboard/emails?last_event=bounced",
+        email: `/dashboard/emails/${id}`,
+        keys: "/dashboard/keys",
+        webhooks: "/dashboard/webhooks",
+      };
+      const costs: Record<string, number> = {};
+      for (const [name, path] of Object.entries(pages)) {
+        // Warm: the session secret and any cache the page fills, then the page as it costs after.
+        await (await fetch(`${relay.url}${path}`, { headers: { cookie } })).text();
+        await new Promise((r) => setTimeout(r, 300));
+        const before = await commands();
+        const res = await fetch(`${relay.url}${path}`, { headers: { cookie } });
+        expect(res.status, path).toBe(200);
+        await res.text();
+        await new Promise((r) => setTimeout(r, 300));
+        costs[name] = (await commands()) - before;
+      }
+      console.log(
+        `dashboard page costs (Upstash commands, request log on): ${JSON.stringify(costs)}`,
+      );
+      for (const [name, n] of Object.entries(costs)) expect(n, name).toBeLessThanOrEqual(6);
     });
   },
 );

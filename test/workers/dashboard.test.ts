@@ -4,7 +4,7 @@
  * flags and what makes it invalid (tampering, expiry, a deleted or narrowed key), CSRF and
  * cross-site posts refused, the security headers on every page, escaping, and the pages' actions.
  */
-import { beforeEach, describe, expect, it } from "vitest";
+import { beforeEach, describe, expect, it, vi } from "vitest";
 import { FAILURE_LIMIT } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createApp } from "../../src/http/app.ts";
@@ -19,13 +19,14 @@ const ORIGIN = "https://relay.test";
 let clock: number;
 let app: ReturnType<typeof createApp>;
 let ip: string;
+let store: MemoryStore;
 
 beforeEach(() => {
   clock = Date.now();
   const now = () => clock;
   const relay = createRelay(
     loadConfig({ ADMIN_TOKEN: ADMIN, RATE_LIMIT: "10000/1s", KEY_CACHE_SECONDS: "30" }),
-    { store: new MemoryStore({ now }), log: silentLogger, now },
+    { store: (store = new MemoryStore({ now })), log: silentLogger, now },
   );
   app = createApp({ relay: () => relay, background: () => {}, clientIp: () => ip });
   ip = `192.0.2.${Math.floor(Math.random() * 200) + 1}`;
@@ -193,6 +194,19 @@ describe("dashboard sign-in and session", () => {
     expect((await request("/dashboard", { cookie })).status).toBe(200);
     clock += 1000;
     expect((await request("/dashboard", { cookie })).status).toBe(303);
+  });
+
+  it("looks nothing up for a forged cookie: the signature is checked before the key", async () => {
+    const full = await key("full_access");
+    const cookie = await signIn(full.token);
+    const [payload, sig] = cookie.split(".") as [string, string];
+    const lookups = vi.spyOn(store, "listKeys");
+    const flipped = `${sig.slice(0, -1)}${sig.endsWith("A") ? "B" : "A"}`;
+    for (let i = 0; i < 5; i++) {
+      const res = await request("/dashboard", { cookie: `${payload}.${flipped}` });
+      expect(res.status).toBe(303);
+    }
+    expect(lookups).not.toHaveBeenCalled();
   });
 
   it("ends a key's session when the key is deleted or narrowed to sending_access", async () => {

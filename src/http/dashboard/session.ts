@@ -2,11 +2,13 @@
  * The dashboard's session: a signed cookie naming the principal (ADMIN_TOKEN's "admin" or a key
  * id), with an absolute expiry, and the per-session CSRF token every form carries.
  *
- * The cookie is `<payload>.<signature>`, payload base64url JSON { sub, exp, nonce }, signature
- * HMAC-SHA256 with the relay's own secret "dashboard-session" (src/relay-secrets.ts) over the
- * payload and the digest of the credential the principal holds now. So the digest never leaves the
- * relay, yet a rotated ADMIN_TOKEN or a deleted key no longer verifies: each request looks the key
- * up again (ApiKeys.credential: at most KEY_CACHE_SECONDS old in an isolate) and recomputes.
+ * The cookie is `<payload>.<signature>`: payload base64url JSON { sub, exp, nonce, bind },
+ * signature HMAC-SHA256 over the payload with the relay's own secret "dashboard-session"
+ * (src/relay-secrets.ts). `bind` is an HMAC of the principal's credential digest, so the digest
+ * never leaves the relay, yet a rotated ADMIN_TOKEN or a deleted key no longer matches: each
+ * request looks the key up again (ApiKeys.credential: at most KEY_CACHE_SECONDS old in an
+ * isolate) and recomputes it. The signature and the expiry are checked first, so a forged or
+ * stale cookie costs no store lookup.
  */
 import { type ApiKeys, constantTimeEqual, type Principal } from "../../auth/keys.ts";
 import { base64url, hmac } from "../../auth/signed-url.ts";
@@ -29,6 +31,7 @@ interface Payload {
   sub: string;
   exp: number;
   nonce: string;
+  bind: string;
 }
 
 const encoder = new TextEncoder();
@@ -52,14 +55,20 @@ function parsePayload(text: string): Payload | null {
     if (typeof p.sub !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(p.sub)) return null;
     if (typeof p.exp !== "number" || !Number.isSafeInteger(p.exp)) return null;
     if (typeof p.nonce !== "string" || !/^[A-Za-z0-9_-]{16,64}$/.test(p.nonce)) return null;
-    return { sub: p.sub, exp: p.exp, nonce: p.nonce };
+    if (typeof p.bind !== "string" || !/^[A-Za-z0-9_-]{43}$/.test(p.bind)) return null;
+    return { sub: p.sub, exp: p.exp, nonce: p.nonce, bind: p.bind };
   } catch {
     return null;
   }
 }
 
-const signature = async (secret: string, payload: string, digest: string) =>
-  base64url(await hmac(secret, `dashboard-session\n${payload}\n${digest}`));
+const signature = async (secret: string, payload: string) =>
+  base64url(await hmac(secret, `dashboard-session\n${payload}`));
+
+const binding = async (secret: string, keyId: string, digest: string) =>
+  base64url(await hmac(secret, `dashboard-credential\n${keyId}\n${digest}`));
+
+const same = (a: string, b: string) => constantTimeEqual(encoder.encode(a), encoder.encode(b));
 
 const csrfOf = async (secret: string, nonce: string) =>
   base64url(await hmac(secret, `dashboard-csrf\n${nonce}`));
@@ -72,10 +81,13 @@ export async function signSession(
   nowSeconds: number,
 ): Promise<string> {
   const nonce = base64url(crypto.getRandomValues(new Uint8Array(18)));
+  const bind = await binding(secret, keyId, digest);
   const payload = base64url(
-    encoder.encode(JSON.stringify({ sub: keyId, exp: nowSeconds + SESSION_TTL_SECONDS, nonce })),
+    encoder.encode(
+      JSON.stringify({ sub: keyId, exp: nowSeconds + SESSION_TTL_SECONDS, nonce, bind }),
+    ),
   );
-  return `${payload}.${await signature(secret, payload, digest)}`;
+  return `${payload}.${await signature(secret, payload)}`;
 }
 
 /**
@@ -90,12 +102,12 @@ export async function verifySession(
 ): Promise<Session | null> {
   const [payloadText, sig, extra] = (value ?? "").split(".");
   if (!payloadText || !sig || extra !== undefined) return null;
+  if (!same(await signature(secret, payloadText), sig)) return null;
   const payload = parsePayload(payloadText);
   if (!payload || payload.exp <= nowSeconds) return null;
   const credential = await keys.credential(payload.sub);
   if (!credential) return null;
-  const expected = await signature(secret, payloadText, credential.digest);
-  if (!constantTimeEqual(encoder.encode(expected), encoder.encode(sig))) return null;
+  if (!same(await binding(secret, payload.sub, credential.digest), payload.bind)) return null;
   if (credential.principal.permission !== "full_access") return null;
   return {
     principal: credential.principal,
@@ -106,8 +118,7 @@ export async function verifySession(
 
 /** Whether a submitted form token is this session's. */
 export function csrfValid(session: Session, submitted: unknown): boolean {
-  if (typeof submitted !== "string") return false;
-  return constantTimeEqual(encoder.encode(session.csrf), encoder.encode(submitted));
+  return typeof submitted === "string" && same(session.csrf, submitted);
 }
 
 /** The Set-Cookie value for a session (or, with value "", one that clears it). */

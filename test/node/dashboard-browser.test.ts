@@ -11,15 +11,14 @@
  *
  * Skipped without /usr/bin/chromium or Redis (with the reason), except in CI (CI=true).
  */
-import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { type Browser, type BrowserContext, chromium } from "playwright-core";
+import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { browserSkipReason, launchChromium } from "../support/chromium.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
-import { redisSkipReason, services, sinkApi } from "../support/services.ts";
+import { services, sinkApi } from "../support/services.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ADMIN = `dashboard-admin-${crypto.randomUUID()}`;
 const PREFIX = `e2e:dash:${crypto.randomUUID()}:`;
 
@@ -31,17 +30,7 @@ async function commands(): Promise<number> {
   return ((await res.json()) as { matching: number }).matching;
 }
 
-function skipReason(): string | false {
-  const redis = redisSkipReason();
-  if (redis) return redis;
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === "true")
-      throw new Error(`${CHROMIUM} is missing; .ci/run installs Debian's chromium for CI`);
-    return `${CHROMIUM} is missing (apt-get install chromium)`;
-  }
-  return false;
-}
-const skip = skipReason();
+const skip = browserSkipReason();
 
 /** Another site, whose page holds a form that posts to the dashboard. */
 async function startEvilSite(relayUrl: string): Promise<{ origin: string; server: Server }> {
@@ -70,15 +59,7 @@ describe.skipIf(Boolean(skip))(
         vars: { REDIS_KEY_PREFIX: PREFIX },
       });
       evil = await startEvilSite(relay.url);
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--no-first-run",
-          "--disable-background-networking",
-        ],
-      });
+      browser = await launchChromium();
     }, 90_000);
 
     afterAll(async () => {

@@ -24,9 +24,10 @@ let store: MemoryStore;
 beforeEach(() => {
   clock = Date.now();
   const now = () => clock;
+  store = new MemoryStore({ now });
   const relay = createRelay(
     loadConfig({ ADMIN_TOKEN: ADMIN, RATE_LIMIT: "10000/1s", KEY_CACHE_SECONDS: "30" }),
-    { store: (store = new MemoryStore({ now })), log: silentLogger, now },
+    { store, log: silentLogger, now },
   );
   app = createApp({ relay: () => relay, background: () => {}, clientIp: () => ip });
   ip = `192.0.2.${Math.floor(Math.random() * 200) + 1}`;

@@ -6,6 +6,7 @@ import { html } from "hono/html";
 import type { Endpoint } from "../../events/manage.ts";
 import type { MetricsAnswer } from "../../listing/metrics.ts";
 import type { ApiKeyRecord, SmtpReply } from "../../store/types.ts";
+import { LAST_EVENTS } from "../routes/email-list.ts";
 import type { emailView } from "../view.ts";
 import { csrfField, type Html, iso, page, postButton } from "./layout.ts";
 import type { Session } from "./session.ts";
@@ -25,15 +26,6 @@ export function signInPage(message?: string): Html {
 <p class="muted">The token is sent once, in this form's body; the session lasts 12 hours.</p>`,
   );
 }
-
-const LAST_EVENTS = [
-  "scheduled",
-  "queued",
-  "delivery_delayed",
-  "delivered",
-  "bounced",
-  "canceled",
-] as const;
 
 const ROWS = [
   ["sent", "Sent"],

@@ -21,7 +21,7 @@ import type { AppEnv } from "../env.ts";
 import { authErrors, bearer, errorResponse, resourceApp, route } from "../route.ts";
 import { stored, UUID } from "./resource.ts";
 
-const LAST_EVENTS = [
+export const LAST_EVENTS = [
   "scheduled",
   "queued",
   "delivery_delayed",

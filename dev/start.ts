@@ -192,6 +192,7 @@ function printBanner(o: {
     Queue      ${o.store === "memory" ? "in memory (set UPSTASH_REDIS_REST_URL/_TOKEN for Upstash)" : "Upstash Redis"}
     Smart host ${o.inboxUrl ? "development inbox" : o.smtp}${o.inboxUrl ? `\n    Inbox      ${o.inboxUrl}` : ""}
     API key    ${o.adminToken}
+    Dashboard  ${o.relayUrl}/dashboard   (sign in with the API key)
 
   Send a message:
 

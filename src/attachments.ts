@@ -2,11 +2,9 @@
  * The attachments of sent emails, as Resend's `emails.attachments.list/get` answer them, and the
  * signed links that download them.
  *
- * The signing key is a random 256-bit secret the relay creates in the store the first time a link
- * is made (one SET NX GET, then cached for the isolate's life), so every isolate agrees and there
- * is nothing for the operator to configure or keep. Not derived from ADMIN_TOKEN (optional, and a
- * link must not be a function of an admin credential) nor from the Upstash token (the memory store
- * has none). To invalidate every link at once, delete `<prefix>secret:attachment-download`;
+ * The signing key is the relay's own secret "attachment-download" (src/relay-secrets.ts: made in
+ * the store on first use, nothing to configure). To invalidate every link at once, delete
+ * `<prefix>secret:attachment-download`;
  * isolates that cached the old secret keep honouring links until they are recycled, which the
  * links' own lifetime bounds anyway.
  */
@@ -15,6 +13,7 @@ import { type DownloadGrant, signDownload, verifyDownload } from "./auth/signed-
 import { NotFoundError, RelayError, StoreUnavailableError } from "./errors.ts";
 import { type StoredAttachment, storedAttachments } from "./mail/attachments.ts";
 import type { Relay } from "./relay.ts";
+import { relaySecret } from "./relay-secrets.ts";
 import type { RelayStore } from "./store/store.ts";
 
 /** How long a download_url works: long enough to follow at once, short enough to leak little. */
@@ -35,27 +34,7 @@ export interface AttachmentInfo {
   expiresAt: number;
 }
 
-const secrets = new WeakMap<RelayStore, Promise<string>>();
-
-function newSecret(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-async function signingSecret(relay: Relay): Promise<string> {
-  let secret = secrets.get(relay.store);
-  if (!secret) {
-    secret = relay.store.secret(SECRET_NAME, newSecret());
-    secrets.set(relay.store, secret);
-  }
-  try {
-    return await secret;
-  } catch (err) {
-    secrets.delete(relay.store);
-    relay.log.error("store.unavailable", { op: "secret", error: String(err) });
-    throw new StoreUnavailableError(err);
-  }
-}
+const signingSecret = (relay: Relay) => relaySecret(relay, SECRET_NAME);
 
 async function describe(
   relay: Relay,

@@ -78,6 +78,8 @@ export class ApiKeys {
   readonly #options: ApiKeysOptions;
   readonly #now: () => number;
   readonly #cache = new Map<string, CacheEntry>();
+  /** Keys by id, for sessions (the dashboard's): the record, or null for none, until expires. */
+  readonly #byId = new Map<string, { record: ApiKeyRecord | null; expires: number }>();
   /** Digests no key has, by hex: answered without a lookup until they expire. */
   readonly #unknown = new BoundedCache<true>();
   #adminDigest: Promise<Uint8Array> | undefined;
@@ -127,6 +129,37 @@ export class ApiKeys {
       this.#cache.set(hex, { principal, expires: now + this.#options.cacheMs });
     }
     return principal;
+  }
+
+  /**
+   * What a session signed in as `keyId` is checked against on each request: the principal as the
+   * key is now and the digest of its credential (the session's signature binds it, so a rotated
+   * ADMIN_TOKEN or a deleted key ends the session), or null when there is no such key (any more).
+   * Read from the store at most once per KEY_CACHE_SECONDS per key in an isolate; an update or a
+   * delete here forgets it at once.
+   */
+  async credential(keyId: string): Promise<{ principal: Principal; digest: string } | null> {
+    if (keyId === ADMIN_KEY_ID) {
+      if (!this.#adminDigest) return null;
+      return {
+        principal: { keyId: ADMIN_KEY_ID, permission: "full_access" },
+        digest: toHex(await this.#adminDigest),
+      };
+    }
+    const now = this.#now();
+    let hit = this.#byId.get(keyId);
+    if (!hit || hit.expires <= now) {
+      const record = (await this.#store.listKeys()).find((k) => k.id === keyId) ?? null;
+      hit = { record, expires: now + this.#options.cacheMs };
+      if (this.#byId.size >= 1000) this.#byId.clear();
+      if (this.#options.cacheMs > 0) this.#byId.set(keyId, hit);
+    }
+    const { record } = hit;
+    if (!record) return null;
+    return {
+      principal: { keyId: record.id, permission: record.permission, policy: record.policy },
+      digest: record.digest,
+    };
   }
 
   async create(
@@ -196,6 +229,7 @@ export class ApiKeys {
   }
 
   #forget(id: string): void {
+    this.#byId.delete(id);
     for (const [digest, entry] of this.#cache) {
       if (entry.principal.keyId === id) this.#cache.delete(digest);
     }

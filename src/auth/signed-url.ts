@@ -17,7 +17,8 @@ export interface DownloadGrant {
 
 const encoder = new TextEncoder();
 
-async function mac(secret: string, grant: DownloadGrant): Promise<Uint8Array> {
+/** HMAC-SHA256 of `message` under `secret`; messages start with their purpose. */
+export async function hmac(secret: string, message: string): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey(
     "raw",
     encoder.encode(secret),
@@ -25,9 +26,15 @@ async function mac(secret: string, grant: DownloadGrant): Promise<Uint8Array> {
     false,
     ["sign"],
   );
-  // A purpose prefix and fixed field order, newline-separated (ids hold no newline).
-  const message = `attachment-download\n${grant.emailId}\n${grant.attachmentId}\n${grant.expires}`;
   return new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(message)));
+}
+
+function mac(secret: string, grant: DownloadGrant): Promise<Uint8Array> {
+  // A purpose prefix and fixed field order, newline-separated (ids hold no newline).
+  return hmac(
+    secret,
+    `attachment-download\n${grant.emailId}\n${grant.attachmentId}\n${grant.expires}`,
+  );
 }
 
 /** The query string of a link granting `grant`. */

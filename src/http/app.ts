@@ -13,6 +13,7 @@ import {
   RelayError,
 } from "../errors.ts";
 import type { Relay } from "../relay.ts";
+import { dashboardRoutes } from "./dashboard/routes.ts";
 import type { AppEnv } from "./env.ts";
 import { requestLogging } from "./request-log.ts";
 import { route } from "./route.ts";
@@ -79,6 +80,7 @@ export function createApp(options: AppOptions) {
   app.route("/f", publicFormRoutes());
   app.route("/hooks", publicHookRoutes());
   app.route("/attachments", downloadRoutes());
+  app.route("/dashboard", dashboardRoutes());
 
   app.doc31("/openapi.json", {
     openapi: "3.1.0",

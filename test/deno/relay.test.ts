@@ -209,3 +209,40 @@ Deno.test("a wrong setting stops the relay at start, naming the variable and not
   assert.match(output, /"event":"config.invalid","variable":"SMTP_URL"/);
   assert.ok(!output.includes("hunter2"), output);
 });
+
+Deno.test("the dashboard signs in and serves its pages on Deno", async () => {
+  const relay = await startRelay(relayEnv(services().sinks.plain.url));
+  try {
+    const first = await fetch(`${relay.url}/dashboard`, { redirect: "manual" });
+    await first.body?.cancel();
+    assert.equal(first.status, 303);
+    assert.equal(first.headers.get("location"), "/dashboard/sign-in");
+    const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
+      method: "POST",
+      redirect: "manual",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "sec-fetch-site": "same-origin",
+      },
+      body: new URLSearchParams({ token: ADMIN }),
+    });
+    await signIn.body?.cancel();
+    assert.equal(signIn.status, 303);
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    assert.match(cookie, /^relay_dashboard=/);
+    for (const path of [
+      "/dashboard",
+      "/dashboard/emails",
+      "/dashboard/keys",
+      "/dashboard/webhooks",
+    ]) {
+      const page = await fetch(`${relay.url}${path}`, { headers: { cookie } });
+      const text = await page.text();
+      assert.equal(page.status, 200, `${path}: ${text}`);
+      assert.match(page.headers.get("content-security-policy") ?? "", /^default-src 'none'/);
+      assert.ok(text.includes("Signed in as ADMIN_TOKEN"), path);
+    }
+  } finally {
+    await relay.stop();
+  }
+});

@@ -13,18 +13,18 @@
  * Without /usr/bin/chromium this suite is skipped with the reason, except in CI (CI=true), where
  * .ci/run installs it and a missing browser fails the run.
  */
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import PostalMime from "postal-mime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { browserSkipReason, launchChromium } from "../support/chromium.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
-import { redisSkipReason, sinkApi } from "../support/services.ts";
+import { sinkApi } from "../support/services.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
 const ADMIN = `browser-admin-${crypto.randomUUID()}`;
 const EXAMPLE = resolve(
   dirname(fileURLToPath(import.meta.url)),
@@ -54,17 +54,7 @@ function readmeSnippets(): { createUrl: string; createBody: string; page: string
   };
 }
 
-function skipReason(): string | false {
-  const redis = redisSkipReason();
-  if (redis) return redis;
-  if (!existsSync(CHROMIUM)) {
-    if (process.env.CI === "true")
-      throw new Error(`${CHROMIUM} is missing; .ci/run installs Debian's chromium for CI`);
-    return `${CHROMIUM} is missing (apt-get install chromium)`;
-  }
-  return false;
-}
-const skip = skipReason();
+const skip = browserSkipReason();
 
 /** Serves the example page with the relay's URL and a form id (?form=<id>) filled in. */
 async function startSite(relayUrl: string): Promise<{ origin: string; server: Server }> {
@@ -109,18 +99,7 @@ describe.skipIf(Boolean(skip))(
       site = await startSite(relayUrl);
       // The same page from another origin (another port), which the forms do not allow.
       other = await startSite(relayUrl);
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium();
     }, 90_000);
 
     afterAll(async () => {

@@ -35,6 +35,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/listing/",
       "src/request-log.ts",
       "src/attachments.ts",
+      "src/relay-secrets.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

@@ -112,6 +112,23 @@ describe.skipIf(existsSync(resolve(root, ".dev.vars")))("npm start", () => {
     expect(messages).toHaveLength(1);
     expect(messages[0]?.raw).toContain(`Message-ID: <${sent.id}@`);
     expect(token).toMatch(/^dev_/);
+
+    // The dashboard the banner names signs in with the printed key and lists that message.
+    const dashboard = /Dashboard\s+(http:\/\/\S+)/.exec(s.output())?.[1] as string;
+    expect(dashboard).toBe(`${relay}/dashboard`);
+    const signIn = await fetch(`${dashboard}/sign-in`, {
+      method: "POST",
+      redirect: "manual",
+      headers: {
+        "content-type": "application/x-www-form-urlencoded",
+        "sec-fetch-site": "same-origin",
+      },
+      body: new URLSearchParams({ token }),
+    });
+    expect(signIn.status).toBe(303);
+    const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+    const list = await (await fetch(`${dashboard}/emails`, { headers: { cookie } })).text();
+    expect(list).toContain(`/dashboard/emails/${sent.id}`);
   }, 90_000);
 
   it("serves on the port PORT names, and limits requests as deployed", async () => {

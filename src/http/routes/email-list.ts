@@ -21,7 +21,7 @@ import { authErrors, bearer, errorResponse, resourceApp, route } from "../route.
 import { emailListItem } from "../view.ts";
 import { stored, UUID } from "./resource.ts";
 
-const LAST_EVENTS = [
+export const LAST_EVENTS = [
   "scheduled",
   "queued",
   "delivery_delayed",
@@ -167,7 +167,7 @@ function parseTime(value: string | undefined, end = false): number | undefined {
   return end && value.length === 10 ? at + 86_400_000 - 1 : at;
 }
 
-function filtersOf(q: z.infer<typeof ListEmailsQuery>): EmailFilters {
+export function filtersOf(q: z.infer<typeof ListEmailsQuery>): EmailFilters {
   const sep = q.tag?.indexOf(":") ?? -1;
   return {
     lastEvent: q.last_event,

@@ -4,15 +4,14 @@
  * on ports that clash with nothing, a banner whose curl command works as printed, and the
  * in-memory store limiting requests as production does. Every port here is a free one.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
+import { banner, npmStart, root, type Started, stop } from "../support/npm-start.ts";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const sh = promisify(execFile);
 
 /** A port nothing listens on (bound to 0, read, released). */
@@ -31,62 +30,17 @@ async function listening(): Promise<Server> {
 
 const portOf = (server: Server) => (server.address() as { port: number }).port;
 
-interface Started {
-  child: ChildProcess;
-  output: () => string;
-  exited: Promise<number | null>;
-}
-
 const running: Started[] = [];
 
-/** Runs dev/start.ts with none of a developer's settings, only `env` and `args`. */
+/** `npm start` with `args` and `env` only, stopped after each test. */
 function start(args: string[], env: Record<string, string> = {}): Started {
-  const clean = { ...process.env };
-  for (const name of Object.keys(clean))
-    if (/^(SMTP_URL|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(name)) delete clean[name];
-  const child = spawn(process.execPath, ["dev/start.ts", ...args], {
-    cwd: root,
-    env: { ...clean, NO_COLOR: "1", ...env },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let output = "";
-  child.stdout?.on("data", (c: Buffer) => {
-    output += c.toString();
-  });
-  child.stderr?.on("data", (c: Buffer) => {
-    output += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.on("exit", resolve));
-  const started = { child, output: () => output, exited };
+  const started = npmStart(args, env);
   running.push(started);
   return started;
 }
 
-async function banner(s: Started): Promise<{ relay: string; inbox: string; token: string }> {
-  const deadline = Date.now() + 60_000;
-  while (!/Then open/.test(s.output())) {
-    if (Date.now() > deadline || s.child.exitCode !== null)
-      throw new Error(`no banner:\n${s.output()}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const out = s.output();
-  return {
-    relay: /Relay\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
-    inbox: /Inbox\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
-    token: /API key\s+(\S+)/.exec(out)?.[1] as string,
-  };
-}
-
 afterEach(async () => {
-  for (const s of running.splice(0)) {
-    if (s.child.exitCode !== null) continue;
-    s.child.kill("SIGINT");
-    const stopped = await Promise.race([
-      s.exited.then(() => true),
-      new Promise((r) => setTimeout(() => r(false), 10_000)),
-    ]);
-    if (!stopped) s.child.kill("SIGKILL");
-  }
+  for (const s of running.splice(0)) await stop(s);
 });
 
 // A developer's own settings would change what it does (its SMTP_URL, say).

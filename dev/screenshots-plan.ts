@@ -103,3 +103,17 @@ export function settled(email: DemoEmail, lastEvent: string): boolean {
   if (email.to.includes(REFUSED)) return lastEvent === "bounced";
   return lastEvent === "delivered";
 }
+
+/**
+ * Why the banner of `npm start` (its output) is not a relay to photograph, or undefined if it is.
+ * Settings in .dev.vars reach npm start even with a clean environment: with the developer's
+ * Upstash or smart host the demo emails would land in real data (and real mailboxes) and the
+ * pictures would show it, so only the in-memory queue with the development inbox will do.
+ */
+export function notIsolated(output: string): string | undefined {
+  if (!/^\s*Queue\s+in memory/m.test(output))
+    return "npm start is using Upstash (UPSTASH_REDIS_REST_URL in .dev.vars?): the screenshots need the in-memory queue";
+  if (!/^\s*Smart host\s+development inbox/m.test(output) || !/^\s*Inbox\s+http:/m.test(output))
+    return "npm start is using a smart host (SMTP_URL in .dev.vars?): the screenshots need the development inbox";
+  return undefined;
+}

@@ -14,6 +14,7 @@ import { type Banner, banner, npmStart, root, stop } from "../test/support/npm-s
 import {
   type DemoEmail,
   demoEmails,
+  notIsolated,
   REFUSED,
   REFUSED_REPLY,
   SHOTS,
@@ -93,6 +94,8 @@ async function main(): Promise<number> {
   const started = npmStart(["--port", "0", "--inbox-port", "0", "--inbox-smtp-port", "0"]);
   try {
     const b = await banner(started);
+    const refusal = notIsolated(started.output());
+    if (refusal) throw new Error(refusal);
     const ids = await sendAll(b);
     const bounced = [...ids].find(([email]) => email.to.includes(REFUSED))?.[1] as string;
     for (const file of await photograph(b, bounced)) {

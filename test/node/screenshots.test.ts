@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import {
   DESKTOP,
   demoEmails,
+  notIsolated,
   PHONE,
   REFUSED,
   SHOTS,
@@ -52,5 +53,14 @@ describe("npm run screenshots: the plan", () => {
       "/dashboard/emails/a%2Fb",
       "/dashboard",
     ]);
+  });
+
+  it("photographs only npm start's in-memory queue with the development inbox, never .dev.vars' Upstash or smart host", () => {
+    const banner = (queue: string, smtp: string) =>
+      `  edge-smtp-relay is running\n\n    Relay      http://127.0.0.1:8787\n    Queue      ${queue}\n    Smart host ${smtp}\n    API key    dev_x\n`;
+    const inbox = `${banner("in memory (set UPSTASH_REDIS_REST_URL/_TOKEN for Upstash)", "development inbox")}    Inbox      http://127.0.0.1:8025\n`;
+    expect(notIsolated(inbox)).toBeUndefined();
+    expect(notIsolated(banner("Upstash Redis", "development inbox"))).toMatch(/Upstash/);
+    expect(notIsolated(banner("in memory", "smtps://mail.example:465"))).toMatch(/smart host/);
   });
 });

@@ -21,6 +21,7 @@ import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events
 import { WebhookEndpoints } from "./events/manage.ts";
 import { EmailListing } from "./listing/emails.ts";
 import { EmailMetrics } from "./listing/metrics.ts";
+import { OperatorOverview } from "./listing/overview.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
 import { Records } from "./records.ts";
@@ -71,6 +72,7 @@ export class Relay {
   /** `GET /emails` and `GET /emails/metrics`: the list index and the event counters. */
   readonly emailList: EmailListing;
   readonly emailMetrics: EmailMetrics;
+  readonly overview: OperatorOverview;
   readonly requestLog: RequestLog;
   readonly webhooks: WebhookEndpoints;
   readonly limiter: RateLimiter;
@@ -103,6 +105,7 @@ export class Relay {
       now: deps.now,
       log: deps.log,
     });
+    this.overview = new OperatorOverview(deps.store, this.webhooks, deps.config.leaseMs);
     this.keys = new ApiKeys(deps.store, {
       adminToken: deps.config.adminToken,
       cacheMs: deps.config.keyCacheMs,

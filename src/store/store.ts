@@ -6,6 +6,7 @@
  */
 
 import type { EmailIndex, RequestLogStore } from "./history-ports.ts";
+import type { QueueInsight } from "./insight-ports.ts";
 import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
 
 export type {
@@ -17,6 +18,12 @@ export type {
   RequestLogQuery,
   RequestLogStore,
 } from "./history-ports.ts";
+export type {
+  HostOutcome,
+  QueueDepth,
+  QueueInsight,
+  SmartHostOutcomes,
+} from "./insight-ports.ts";
 export type {
   ClaimedEvent,
   ClaimRun,
@@ -65,4 +72,5 @@ export type RelayStore = MessageQueue &
   RecordStore &
   EventQueue &
   EmailIndex &
-  RequestLogStore;
+  RequestLogStore &
+  QueueInsight;

@@ -386,3 +386,53 @@ describe("dashboard pages", () => {
     expect(await hooks.text()).toContain("No webhook endpoints");
   });
 });
+
+describe("dashboard overview: queue, smart host, failing webhooks", () => {
+  it("says what is queued, the smart host's last replies (escaped) and failing endpoints", async () => {
+    const cookie = await signIn();
+    const empty = await (await request("/dashboard", { cookie })).text();
+    expect(empty).toContain("Queue: 0 due now, 0 scheduled later, 0 being delivered.");
+    expect(empty).toContain("The smart host has not refused mail.");
+    expect(empty).toContain("No webhook endpoint is failing.");
+
+    const sent = (await (await api("POST", "/emails", email())).json()) as { id: string };
+    const later = new Date(clock + 3_600_000).toISOString();
+    expect((await api("POST", "/emails", { ...email(), scheduled_at: later })).status).toBe(200);
+    clock += 90_000;
+    const queued = await (await request("/dashboard", { cookie })).text();
+    expect(queued).toContain("Queue: 1 due now, 1 scheduled later, 0 being delivered.");
+    expect(queued).toContain(`<a href="/dashboard/emails/${sent.id}">${sent.id}</a>, has been due`);
+
+    // A delivery run is refused by the smart host (the reply carries markup: it must be escaped).
+    const [claimed] = (await store.claimRun(clock, 1, 300_000)).entries;
+    if (!claimed) throw new Error("nothing claimed");
+    const reply = { code: 451, enhanced: "4.7.1", text: "Try again <b>later</b>" };
+    const state = {
+      ...claimed.state,
+      attempts: 1,
+      recipients: claimed.state.recipients.map((r) => ({ ...r, reply, at: clock })),
+      history: [{ at: clock, tried: 1, delivered: 0, failed: 0, deferred: 1, reply }],
+    };
+    const next = { kind: "due", at: clock + 600_000 } as const;
+    expect(await store.commit(claimed.message.id, { token: claimed.token }, state, next)).toBe(
+      "ok",
+    );
+    const made = await api("POST", "/webhooks", {
+      endpoint: "https://hooks.relay-test.dev/in",
+      events: ["email.sent"],
+    });
+    expect(made.status, await made.clone().text()).toBe(201);
+    const created = (await made.json()) as { id: string };
+    expect((await api("PATCH", `/webhooks/${created.id}`, { status: "disabled" })).status).toBe(
+      200,
+    );
+    clock += 240_000;
+    const page = await (await request("/dashboard", { cookie })).text();
+    expect(page).toContain("Smart host last refused <time datetime=");
+    expect(page).toMatch(/>4 min ago<\/time>: 451 4\.7\.1 Try again &lt;b&gt;later&lt;\/b&gt; \(/);
+    expect(page).not.toContain("<b>later</b>");
+    expect(page).toContain("1 webhook endpoint is failing");
+    expect(page).toContain("https://hooks.relay-test.dev/in: disabled");
+    expect(page).toContain("Queue: 0 due now, 2 scheduled later, 0 being delivered.");
+  });
+});

@@ -22,6 +22,7 @@ import { UpdateApiKeySchema } from "../schemas.ts";
 import { emailView } from "../view.ts";
 import { dashboardError, dashboardGuard, formOf, sessionOf } from "./guard.ts";
 import { STYLESHEET } from "./layout.ts";
+import { overviewStatus } from "./overview-view.ts";
 import { SESSION_SECRET_NAME, sessionCookie, signSession } from "./session.ts";
 import {
   emailPage,
@@ -170,26 +171,31 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     c.body(null, 303, { location: "/dashboard/sign-in", "set-cookie": sessionCookie("") }),
   );
 
-  route(app, page("get", "/", "overview: counts over 24 hours and 7 days"), async (c) => {
-    const relay = c.get("relay");
-    const { principal } = sessionOf(c);
-    const now = relay.now();
-    const read = (start: number, granularity: "hourly" | "daily") =>
-      stored(relay, "dashboard.metrics", () =>
-        relay.emailMetrics.read(principal, {
-          start,
-          end: now,
-          granularity,
-          metrics: EMAIL_METRICS,
-          byPeriod: true,
-        }),
-      );
-    const [day, week] = await Promise.all([
-      read(now - DAY_MS, "hourly"),
-      read(now - 6 * DAY_MS, "daily"),
-    ]);
-    return c.html(overviewPage(sessionOf(c), day, week));
-  });
+  route(
+    app,
+    page("get", "/", "overview: counts over 24 h and 7 days, the queue, the smart host"),
+    async (c) => {
+      const relay = c.get("relay");
+      const { principal } = sessionOf(c);
+      const now = relay.now();
+      const read = (start: number, granularity: "hourly" | "daily") =>
+        stored(relay, "dashboard.metrics", () =>
+          relay.emailMetrics.read(principal, {
+            start,
+            end: now,
+            granularity,
+            metrics: EMAIL_METRICS,
+            byPeriod: true,
+          }),
+        );
+      const [day, week, overview] = await Promise.all([
+        read(now - DAY_MS, "hourly"),
+        read(now - 6 * DAY_MS, "daily"),
+        stored(relay, "dashboard.overview", () => relay.overview.read(now)),
+      ]);
+      return c.html(overviewPage(sessionOf(c), day, week, overviewStatus(overview, now)));
+    },
+  );
 
   route(app, page("get", "/emails", "emails, with filters and pages"), emailsList);
   route(app, page("get", "/emails/{id}", "one email"), (c) => {

@@ -51,18 +51,23 @@ function bars(week: MetricsAnswer, metric: string, label: string): Html {
   )}</svg><figcaption>${label} per day (UTC), last 7 days</figcaption></figure>`;
 }
 
-export function overviewPage(session: Session, day: MetricsAnswer, week: MetricsAnswer): Html {
+export function overviewPage(
+  session: Session,
+  day: MetricsAnswer,
+  week: MetricsAnswer,
+  status: Html,
+): Html {
   return page(
     "Overview",
-    html`<table>
+    html`${status}
+<table>
 <thead><tr><th scope="col">Event</th><th scope="col" class="n">Last 24 h</th><th scope="col" class="n">Last 7 days</th></tr></thead>
 <tbody>${ROWS.map(
       ([key, label]) =>
         html`<tr><th scope="row">${(LAST_EVENTS as readonly string[]).includes(key) ? html`<a href="/dashboard/emails?last_event=${key}">${label}</a>` : label}</th><td class="n">${day.totals[key] ?? 0}</td><td class="n">${week.totals[key] ?? 0}</td></tr>`,
     )}</tbody></table>
 ${bars(week, "sent", "Sent")}
-${bars(week, "bounced", "Bounced")}
-<p class="muted">Queue depth, the oldest due message and the smart host's last replies are not shown yet: the store has no cheap read for them.</p>`,
+${bars(week, "bounced", "Bounced")}`,
     session,
   );
 }

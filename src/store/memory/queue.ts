@@ -2,6 +2,8 @@
  * The in-memory message queue: the Upstash q sorted set and m:<id> hashes as one map of slots,
  * with the same leases, guarded commits, byte budget and retention.
  */
+
+import type { QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimRun,
   CommitResult,
@@ -11,6 +13,7 @@ import type {
   WriteGuard,
 } from "../ports.ts";
 import { claimEntryBytes, newLeaseToken } from "../shared.ts";
+import { hostOutcomes, newer } from "../smart-host.ts";
 import type { ClaimedEntry, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import type { MemoryEvents } from "./events.ts";
 import type { MemoryIdempotency } from "./idempotency.ts";
@@ -59,6 +62,7 @@ export interface MemoryQueueDeps {
 export class MemoryQueue {
   readonly #slots = new Map<string, Slot>();
   readonly #deps: MemoryQueueDeps;
+  #host: SmartHostOutcomes = { lastSuccess: null, lastRefusal: null };
 
   constructor(deps: MemoryQueueDeps) {
     this.#deps = deps;
@@ -146,6 +150,11 @@ export class MemoryQueue {
     }
     this.#deps.metrics.count(events, () => slot.entry.message.keyId);
     this.#deps.events.fanout(events);
+    const outcomes = hostOutcomes(id, state);
+    this.#host = {
+      lastSuccess: newer(this.#host.lastSuccess, outcomes.success),
+      lastRefusal: newer(this.#host.lastRefusal, outcomes.refusal),
+    };
     return "ok";
   }
 
@@ -160,6 +169,32 @@ export class MemoryQueue {
   async get(id: string): Promise<StoredEntry | null> {
     const slot = this.#slots.get(id);
     return slot ? copy(slot.entry) : null;
+  }
+
+  async queueDepth(now: number, leaseMs: number): Promise<QueueDepth> {
+    const queued = [...this.#slots.entries()].filter(
+      (e): e is [string, Slot & { dueAt: number }] => e[1].dueAt !== null,
+    );
+    const due = queued.filter(([, s]) => s.dueAt <= now).sort((a, b) => a[1].dueAt - b[1].dueAt);
+    const leased = queued.filter(
+      ([, s]) =>
+        s.dueAt > now &&
+        s.dueAt <= now + leaseMs &&
+        s.token !== "" &&
+        (s.entry.leasedUntil ?? 0) > now,
+    ).length;
+    const [oldest] = due;
+    return {
+      due: due.length,
+      scheduled: queued.length - due.length - leased,
+      leased,
+      leasedCapped: false,
+      oldestDue: oldest ? { id: oldest[0], dueAt: oldest[1].dueAt } : null,
+    };
+  }
+
+  async smartHost(): Promise<SmartHostOutcomes> {
+    return copy(this.#host);
   }
 
   /** The stored messages as they are (not copies), for the list index. */

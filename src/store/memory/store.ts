@@ -15,6 +15,7 @@ import type {
   RequestLogEntry,
   RequestLogQuery,
 } from "../history-ports.ts";
+import type { QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimedEvent,
   ClaimRun,
@@ -132,6 +133,17 @@ export class MemoryStore implements RelayStore {
   get(id: string): Promise<StoredEntry | null> {
     this.#purge();
     return this.#queue.get(id);
+  }
+
+  // ---- QueueInsight
+
+  queueDepth(now: number, leaseMs: number): Promise<QueueDepth> {
+    this.#purge();
+    return this.#queue.queueDepth(now, leaseMs);
+  }
+
+  smartHost(): Promise<SmartHostOutcomes> {
+    return this.#queue.smartHost();
   }
 
   // ---- EmailIndex

@@ -32,12 +32,14 @@
  *   rl:i     sorted set: request log entry id (UUIDv7, all scored 0, so ordered by time as text)
  *   rl:d     hash: request log entry id -> entry JSON; both expire REQUEST_LOG_DAYS after the
  *            last write, and each write trims them to REQUEST_LOG_MAX entries and that age
+ *   sh       hash: ok / no = the smart host's latest success / refusal JSON (smart-host.ts), and
+ *            ok_at / no_at = when (ms); written by the commit script, newer over older only
  *   secret:<name>  string: a random secret the relay made for itself (attachment download URLs)
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
  * ('m:', 'wd:', 'wc:', 'wl:', 'wh:subs', 'idem:', 'rec:webhook', 'wq', 'ix', 'ix:k:',
- * 'ix:exp', 'mx:') must match these.
+ * 'ix:exp', 'mx:', 'sh') must match these.
  */
 import type { RecordKind } from "../ports.ts";
 
@@ -61,6 +63,7 @@ export interface KeyLayout {
   readonly requestLogIndex: string;
   readonly requestLogData: string;
   secret(name: string): string;
+  readonly smartHost: string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -83,5 +86,6 @@ export function keyLayout(prefix: string): KeyLayout {
     requestLogIndex: `${prefix}rl:i`,
     requestLogData: `${prefix}rl:d`,
     secret: (name) => `${prefix}secret:${name}`,
+    smartHost: `${prefix}sh`,
   };
 }

@@ -12,6 +12,7 @@ import type {
   RequestLogEntry,
   RequestLogQuery,
 } from "../history-ports.ts";
+import type { HostOutcome, QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimedEvent,
   ClaimRun,
@@ -188,6 +189,22 @@ export class UpstashStore implements RelayStore {
 
   async get(id: string): Promise<StoredEntry | null> {
     return readEntry(this.#redis, this.#keys, id);
+  }
+
+  // ---- QueueInsight
+
+  async queueDepth(now: number, leaseMs: number): Promise<QueueDepth> {
+    return this.#run.queueDepth({ keys: this.#keys, now, leaseWindowMs: leaseMs });
+  }
+
+  async smartHost(): Promise<SmartHostOutcomes> {
+    // Without automatic deserialisation the client returns HMGET as a plain array.
+    const h = (await this.#redis.hmget(this.#keys.smartHost, "ok", "no")) as unknown as
+      | (string | null)[]
+      | null;
+    const [ok, no] = h ?? [];
+    const parse = (v: string | null | undefined) => (v ? (JSON.parse(v) as HostOutcome) : null);
+    return { lastSuccess: parse(ok), lastRefusal: parse(no) };
   }
 
   // ---- EmailIndex

@@ -4,6 +4,7 @@
  */
 import { describeEventsContract } from "./events.ts";
 import { describeIdempotencyContract } from "./idempotency.ts";
+import { describeInsightContract } from "./insight.ts";
 import { describeKeysContract } from "./keys.ts";
 import { describeListingContract } from "./listing.ts";
 import { describeQueueContract } from "./queue.ts";
@@ -22,4 +23,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeEventsContract(factory);
   describeListingContract(factory);
   describeRequestLogContract(factory);
+  describeInsightContract(factory);
 }

@@ -8,15 +8,23 @@
  *
  * It also counts the events in their hour's metrics bucket, and when the message is finished it
  * schedules its leaving the list index for when its record expires; each commit then trims up to
- * INDEX_TRIM_PER_COMMIT expired emails from the index (index-fragment.ts).
+ * INDEX_TRIM_PER_COMMIT expired emails from the index (index-fragment.ts), and keeps the smart
+ * host's latest success and refusal (sh), derived from the state (smart-host.ts).
  */
 import type { CommitResult, NextStep, WriteGuard } from "../../ports.ts";
 import { INDEX_TRIM_PER_COMMIT } from "../../shared.ts";
+import { hostOutcomes } from "../../smart-host.ts";
 import type { DeliveryState, EventDraft } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 import { eventArgv, FANOUT } from "./fanout.ts";
 import { INDEX } from "./index-fragment.ts";
+
+/** ARGV[10..13]: the smart host's success and refusal this state carries ("" when none). */
+function outcomeArgv(id: string, state: DeliveryState): string[] {
+  const { success, refusal } = hostOutcomes(id, state);
+  return [success, refusal].flatMap((o) => (o ? [JSON.stringify(o), String(o.at)] : ["", "0"]));
+}
 
 export interface CommitArgs {
   keys: KeyLayout;
@@ -60,9 +68,16 @@ else
   indexExpire(ARGV[8], ARGV[1], h[5] or '', tonumber(ARGV[9]) + tonumber(ARGV[7]))
 end
 local keyId = h[5] or ''
-countEvents(ARGV[8], 10, function() return keyId end)
+countEvents(ARGV[8], 14, function() return keyId end)
 indexTrim(ARGV[8], ARGV[9], ${INDEX_TRIM_PER_COMMIT})
-return {1, fanout(ARGV[8], 10, ARGV[9])}
+-- The smart host's latest outcomes (smart-host.ts), each kept only over an older one.
+for i, f in ipairs({'ok', 'no'}) do
+  local v, at = ARGV[8 + 2 * i], tonumber(ARGV[9 + 2 * i])
+  if v ~= '' and at >= tonumber(redis.call('HGET', ARGV[8] .. 'sh', f .. '_at') or '-1') then
+    redis.call('HSET', ARGV[8] .. 'sh', f, v, f .. '_at', at)
+  end
+end
+return {1, fanout(ARGV[8], 14, ARGV[9])}
 `,
   encode({ keys, id, guard, state, next, events, now }) {
     const byToken = "token" in guard;
@@ -78,6 +93,7 @@ return {1, fanout(ARGV[8], 10, ARGV[9])}
         String(next.kind === "due" ? Math.round(next.at) : Math.max(1, Math.round(next.retainMs))),
         keys.prefix,
         String(now), // for the events
+        ...outcomeArgv(id, state),
         ...eventArgv(events),
       ],
     };

@@ -9,6 +9,7 @@ import { bind } from "./define.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
 import { listEmailsScript, metricsScript } from "./list-emails.ts";
+import { queueDepthScript } from "./queue-depth.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
@@ -30,6 +31,7 @@ export {
   listRequestLogScript,
   metricsScript,
   putWebhookScript,
+  queueDepthScript,
   releaseIdempotentScript,
   renewScript,
   touchKeyScript,
@@ -55,6 +57,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     metricsScript,
     appendRequestLogScript,
     listRequestLogScript,
+    queueDepthScript,
   ].map((s) => [s.name, s.lua]),
 );
 
@@ -78,6 +81,7 @@ export function bindScripts(r: Redis) {
     metrics: bind(r, metricsScript),
     appendRequestLog: bind(r, appendRequestLogScript),
     listRequestLog: bind(r, listRequestLogScript),
+    queueDepth: bind(r, queueDepthScript),
   };
 }
 

@@ -8,6 +8,7 @@ import { beforeEach, describe, expect, it, vi } from "vitest";
 import { FAILURE_LIMIT } from "../../src/auth/abuse.ts";
 import { loadConfig } from "../../src/config.ts";
 import { createApp } from "../../src/http/app.ts";
+import { replyLine } from "../../src/http/dashboard/layout.ts";
 import { SESSION_TTL_SECONDS } from "../../src/http/dashboard/session.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
@@ -434,5 +435,19 @@ describe("dashboard overview: queue, smart host, failing webhooks", () => {
     expect(page).toContain("1 webhook endpoint is failing");
     expect(page).toContain("https://hooks.relay-test.dev/in: disabled");
     expect(page).toContain("Queue: 0 due now, 2 scheduled later, 0 being delivered.");
+  });
+});
+
+describe("dashboard reply lines", () => {
+  it("shows a server's reply line once, and names a missing answer", () => {
+    // The transport stores the whole reply line as text (src/smtp/transport.ts parseReply).
+    expect(replyLine({ code: 550, enhanced: "5.1.1", text: "550 5.1.1 No such user here" })).toBe(
+      "550 5.1.1 No such user here",
+    );
+    expect(replyLine({ code: 451, enhanced: "4.7.1", text: "Try again later" })).toBe(
+      "451 4.7.1 Try again later",
+    );
+    expect(replyLine({ code: null, text: "connection reset" })).toBe("no answer connection reset");
+    expect(replyLine(null)).toBe("—");
   });
 });

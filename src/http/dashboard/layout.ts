@@ -114,3 +114,18 @@ ${body}
 
 export const iso = (ms: number | null | undefined) =>
   ms == null ? "" : new Date(ms).toISOString().replace(".000Z", "Z");
+
+/**
+ * An SMTP reply as one line. The stored text is the server's whole reply line ("550 5.1.1 No
+ * such user"), so the code is added only when the text does not already start with it (a
+ * network error: "no answer: connection reset").
+ */
+export function replyLine(
+  r: { code: number | null; enhanced?: string; text: string } | null,
+): string {
+  if (!r) return "—";
+  if (r.code !== null && r.text.startsWith(String(r.code))) return r.text;
+  return [r.code ?? "no answer", r.enhanced, r.text]
+    .filter((p) => p !== undefined && p !== "")
+    .join(" ");
+}

@@ -5,7 +5,7 @@
 import { html } from "hono/html";
 import type { Overview } from "../../listing/overview.ts";
 import type { HostOutcome } from "../../store/store.ts";
-import { type Html, iso } from "./layout.ts";
+import { type Html, iso, replyLine } from "./layout.ts";
 
 /** "just now", "4 min ago", "3 h ago", "2 days ago". */
 export function ago(ms: number): string {
@@ -17,8 +17,7 @@ export function ago(ms: number): string {
   return h < 48 ? `${h} h ago` : `${Math.round(h / 24)} days ago`;
 }
 
-const reply = (o: HostOutcome) =>
-  [o.code ?? "no answer", o.enhanced, o.text].filter((p) => p !== undefined && p !== "").join(" ");
+const reply = (o: HostOutcome) => replyLine(o);
 
 const when = (at: number, now: number) => html`<time datetime="${iso(at)}">${ago(now - at)}</time>`;
 

@@ -5,14 +5,11 @@
 import { html } from "hono/html";
 import type { Endpoint } from "../../events/manage.ts";
 import type { MetricsAnswer } from "../../listing/metrics.ts";
-import type { ApiKeyRecord, SmtpReply } from "../../store/types.ts";
+import type { ApiKeyRecord } from "../../store/types.ts";
 import { LAST_EVENTS } from "../routes/email-list.ts";
 import type { emailView } from "../view.ts";
-import { csrfField, type Html, iso, page, postButton } from "./layout.ts";
+import { csrfField, type Html, iso, page, postButton, replyLine } from "./layout.ts";
 import type { Session } from "./session.ts";
-
-const replyText = (r: SmtpReply | null) =>
-  r ? [r.code, r.enhanced, r.text].filter((p) => p != null && p !== "").join(" ") : "—";
 
 export function signInPage(message?: string): Html {
   return page(
@@ -153,7 +150,7 @@ ${actions.reschedule ? html`<form class="inline" method="post" action="${base}/r
 <table class="list"><thead><tr><th scope="col">Address</th><th scope="col">Status</th><th scope="col">SMTP reply</th><th scope="col">At</th></tr></thead>
 <tbody>${view.delivery.recipients.map(
       (r) =>
-        html`<tr><td>${r.email}</td><td>${r.status}</td><td>${replyText(r.reply)}</td><td>${r.at ?? ""}</td></tr>`,
+        html`<tr><td>${r.email}</td><td>${r.status}</td><td>${replyLine(r.reply)}</td><td>${r.at ?? ""}</td></tr>`,
     )}</tbody></table>
 <h2>Attempts</h2>
 ${
@@ -162,7 +159,7 @@ ${
     : html`<table class="list"><thead><tr><th scope="col">At</th><th scope="col" class="n">Tried</th><th scope="col" class="n">Delivered</th><th scope="col" class="n">Deferred</th><th scope="col" class="n">Failed</th><th scope="col">Reply</th></tr></thead>
 <tbody>${view.delivery.history.map(
         (h) =>
-          html`<tr><td>${h.at}</td><td class="n">${h.tried}</td><td class="n">${h.delivered}</td><td class="n">${h.deferred}</td><td class="n">${h.failed}</td><td>${replyText(h.reply)}</td></tr>`,
+          html`<tr><td>${h.at}</td><td class="n">${h.tried}</td><td class="n">${h.delivered}</td><td class="n">${h.deferred}</td><td class="n">${h.failed}</td><td>${replyLine(h.reply)}</td></tr>`,
       )}</tbody></table>`
 }
 <p class="muted">Webhook events per endpoint are on each webhook's event log (GET /webhooks/:id/events); not on this page yet.</p>`,

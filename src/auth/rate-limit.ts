@@ -91,6 +91,14 @@ export function rateLimitHeaders(r: RateLimitResult, now: number): Record<string
   };
 }
 
+/**
+ * The Retry-After for a window that resets in `resetSeconds`: never under a second, since a 0
+ * would invite a client to loop. Every rate-limited answer (API keys, forms, hooks) uses it.
+ */
+export function retryAfterForReset(resetSeconds: number): number {
+  return Math.max(1, resetSeconds);
+}
+
 export class RateLimitError extends RelayError {
   constructor(r: RateLimitResult, now: number) {
     const headers = rateLimitHeaders(r, now);
@@ -101,7 +109,7 @@ export class RateLimitError extends RelayError {
       {
         headers: {
           ...headers,
-          "retry-after": String(Math.max(1, Number(headers["ratelimit-reset"]))),
+          "retry-after": String(retryAfterForReset(Number(headers["ratelimit-reset"]))),
         },
       },
     );

@@ -67,12 +67,5 @@ export const STANDARD_KEY_BYTES = { min: 24, max: 128 } as const;
 
 // --- Retry-After ---
 
-/** A rate-limited sender is never told to retry sooner than this (a 0 would invite a loop). */
-export const MIN_RETRY_AFTER_SECONDS = 1;
 /** When a verifier (Turnstile) could not be asked: long enough for a blip to pass. */
 export const VERIFIER_RETRY_AFTER_SECONDS = 5;
-
-/** The Retry-After for a rate-limit window that resets in `resetSeconds`. */
-export function retryAfterSeconds(resetSeconds: number): number {
-  return Math.max(MIN_RETRY_AFTER_SECONDS, resetSeconds);
-}

@@ -6,13 +6,18 @@
  * reach the message.
  */
 import { clientBucket } from "../../auth/abuse.ts";
-import { parseRateLimit, type RateLimit, rateLimitHeaders } from "../../auth/rate-limit.ts";
+import {
+  parseRateLimit,
+  type RateLimit,
+  rateLimitHeaders,
+  retryAfterForReset,
+} from "../../auth/rate-limit.ts";
 import { type RelayError, TooLargeError, ValidationError } from "../../errors.ts";
 import { checkHeaderText } from "../../mail/address.ts";
 import type { SendEmailRequest } from "../../mail/request.ts";
 import { RecordCache } from "../../store/record-cache.ts";
 import { renderTemplate } from "../../templates/render.ts";
-import { MAX_SUBJECT_CHARS, retryAfterSeconds, VERIFIER_RETRY_AFTER_SECONDS } from "../limits.ts";
+import { MAX_SUBJECT_CHARS, VERIFIER_RETRY_AFTER_SECONDS } from "../limits.ts";
 import type { IntakeContext, IntakeSource } from "../pipeline.ts";
 import { PASSED, type Rejection, type Result, reject } from "../result.ts";
 import { type FormRecord, START_FIELD, TURNSTILE_FIELD } from "./forms.ts";
@@ -73,7 +78,7 @@ async function admit(ctx: IntakeContext, form: FormRecord): Promise<Result<void>
       const headers = rateLimitHeaders(r, relay.now());
       const reset = headers["ratelimit-reset"];
       return reject("rate_limited", `too many submissions; retry after ${reset} s`, {
-        headers: { ...headers, "retry-after": String(retryAfterSeconds(Number(reset))) },
+        headers: { ...headers, "retry-after": String(retryAfterForReset(Number(reset))) },
       });
     }
   }

@@ -7,10 +7,10 @@
  * the sender's own requests see 429s. A Standard Webhooks id becomes the replay key.
  */
 import { ipAllowed } from "../../auth/policy.ts";
-import { parseRateLimit, rateLimitHeaders } from "../../auth/rate-limit.ts";
+import { parseRateLimit, rateLimitHeaders, retryAfterForReset } from "../../auth/rate-limit.ts";
 import { MalformedBodyError, type RelayError } from "../../errors.ts";
 import { RecordCache } from "../../store/record-cache.ts";
-import { retryAfterSeconds, WEBHOOK_ID_TTL_MS } from "../limits.ts";
+import { WEBHOOK_ID_TTL_MS } from "../limits.ts";
 import type { IntakeContext, IntakeSource } from "../pipeline.ts";
 import { ok, PASSED, type Rejection, type Result, reject } from "../result.ts";
 import type { HookRecord } from "./hooks.ts";
@@ -43,7 +43,7 @@ async function rateLimited(ctx: IntakeContext, hook: HookRecord): Promise<Result
   );
   if (limited.allowed) return PASSED;
   const headers = rateLimitHeaders(limited, relay.now());
-  const retry = String(retryAfterSeconds(Number(headers["ratelimit-reset"])));
+  const retry = String(retryAfterForReset(Number(headers["ratelimit-reset"])));
   return reject(
     "rate_limited",
     `Too many requests: this hook takes ${limited.limit} requests per window. Retry after ${retry} s.`,

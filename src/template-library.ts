@@ -8,7 +8,8 @@
  * KEY_CACHE_SECONDS in the others, as for forms and hooks.
  *
  * An alias record only counts while its template still carries that alias: a write that failed
- * half way (alias saved, template not) leaves a stale alias that the next owner simply takes.
+ * half way (alias saved, template not) leaves a stale alias that the next owner takes over by
+ * compare-and-set, so two creates racing for one alias cannot both hold it.
  */
 import { NotFoundError, ValidationError } from "./errors.ts";
 import type { Logger } from "./log.ts";
@@ -92,13 +93,33 @@ export class TemplateLibrary {
     return this.#get(ref);
   }
 
-  /** The alias must be free: no other template may carry it. */
+  /**
+   * The alias must be free: no other template may carry it. The claim is a compare-and-set on
+   * the alias record, so of two requests racing for one alias exactly one wins; a stale holder
+   * (its template deleted or renamed half way) is taken over the same way.
+   */
   async #claimAlias(record: TemplateRecord, was: string | null): Promise<void> {
-    if (record.alias === null || record.alias === was) return;
-    const holder = await this.find(record.alias);
-    if (holder && holder.id !== record.id)
-      throw new ValidationError(`${record.alias} is the alias of another template`, "alias", 409);
-    await aliases.save(this.#store, { id: record.alias, template_id: record.id });
+    const alias = record.alias;
+    if (alias === null || alias === was) return;
+    const taken = () =>
+      new ValidationError(`${alias} is the alias of another template`, "alias", 409);
+    // The second round only runs when another writer changed the alias record in between.
+    for (let round = 0; round < 2; round++) {
+      const held: AliasRecord | null = await this.#store.getRecord<AliasRecord>(
+        "template_alias",
+        alias,
+      );
+      if (held?.template_id === record.id) return;
+      if (held) {
+        const holder: TemplateRecord | null = await this.#store.getRecord<TemplateRecord>(
+          "template",
+          held.template_id,
+        );
+        if (holder?.alias === alias) throw taken();
+      }
+      if (await aliases.swap(this.#store, held, { id: alias, template_id: record.id })) return;
+    }
+    throw taken();
   }
 
   async #releaseAlias(alias: string | null, id: string): Promise<void> {

@@ -195,6 +195,11 @@ export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_al
  */
 export interface RecordStore {
   putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void>;
+  /**
+   * Writes `value` only while the record is still `expected` (as read by getRecord; null: there is
+   * none). False when another writer got there first: read again and decide.
+   */
+  swapRecord<T>(kind: RecordKind, id: string, expected: T | null, value: T): Promise<boolean>;
   getRecord<T>(kind: RecordKind, id: string): Promise<T | null>;
   /** Every record of a kind, in no particular order. */
   listRecords<T>(kind: RecordKind): Promise<T[]>;

@@ -62,6 +62,13 @@ export class RecordCache<T extends { id: string }> {
     cacheOf(store).delete(`${this.#kind}:${record.id}`);
   }
 
+  /** Saves `record` only while the stored one is still `expected` (null: none); see swapRecord. */
+  async swap(store: RelayStore, expected: T | null, record: T): Promise<boolean> {
+    const swapped = await store.swapRecord(this.#kind, record.id, expected, record);
+    cacheOf(store).delete(`${this.#kind}:${record.id}`);
+    return swapped;
+  }
+
   async remove(store: RelayStore, id: string): Promise<boolean> {
     const removed = await store.deleteRecord(this.#kind, id);
     cacheOf(store).delete(`${this.#kind}:${id}`);

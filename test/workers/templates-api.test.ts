@@ -290,6 +290,22 @@ function suite(name: string, makeEnv: () => TestEnv) {
       expect(taken.error?.message).toMatch(/^alias: /);
     });
 
+    it("gives an alias to exactly one of several creates racing for it", async () => {
+      const racers = await Promise.all(
+        [1, 2, 3, 4].map((n) =>
+          admin.templates.create({ name: `racer ${n}`, alias: "contested", html: "x" }),
+        ),
+      );
+      const won = racers.filter((r) => r.error === null);
+      expect(won).toHaveLength(1);
+      for (const lost of racers.filter((r) => r.error !== null))
+        expect(lost.error).toMatchObject({ statusCode: 409 });
+      // The alias names the winner, and only the winner carries it.
+      expect((await admin.templates.get("contested")).data?.id).toBe(won[0]?.data?.id);
+      const listed = await admin.templates.list({ limit: 100 });
+      expect(listed.data?.data.filter((t) => t.alias === "contested")).toHaveLength(1);
+    });
+
     it("duplicates a template as a new draft without the alias, and removes one by id or alias", async () => {
       const id = await published();
       const copy = await admin.templates.duplicate(id);

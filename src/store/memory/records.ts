@@ -10,6 +10,18 @@ export class MemoryRecords implements RecordStore {
     this.json.set(`${kind}:${id}`, JSON.stringify(value));
   }
 
+  async swapRecord<T>(
+    kind: RecordKind,
+    id: string,
+    expected: T | null,
+    value: T,
+  ): Promise<boolean> {
+    const current = this.json.get(`${kind}:${id}`);
+    if ((expected === null ? undefined : JSON.stringify(expected)) !== current) return false;
+    this.json.set(`${kind}:${id}`, JSON.stringify(value));
+    return true;
+  }
+
   async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
     const json = this.json.get(`${kind}:${id}`);
     return json === undefined ? null : (JSON.parse(json) as T);

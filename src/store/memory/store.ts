@@ -199,6 +199,10 @@ export class MemoryStore implements RelayStore {
     return this.#records.putRecord(kind, id, value);
   }
 
+  swapRecord<T>(kind: RecordKind, id: string, expected: T | null, value: T): Promise<boolean> {
+    return this.#records.swapRecord(kind, id, expected, value);
+  }
+
   getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
     return this.#records.getRecord<T>(kind, id);
   }

@@ -286,6 +286,23 @@ export class UpstashStore implements RelayStore {
     await this.#redis.hset(this.#keys.records(kind), { [id]: JSON.stringify(value) });
   }
 
+  async swapRecord<T>(
+    kind: RecordKind,
+    id: string,
+    expected: T | null,
+    value: T,
+  ): Promise<boolean> {
+    // A record read back and stringified again is the same text (key order is kept), so the
+    // script can compare JSON strings.
+    return this.#run.swapRecord({
+      keys: this.#keys,
+      kind,
+      id,
+      expected: expected === null ? null : JSON.stringify(expected),
+      value: JSON.stringify(value),
+    });
+  }
+
   async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
     const json = await this.#redis.hget<string>(this.#keys.records(kind), id);
     return json ? (JSON.parse(json) as T) : null;

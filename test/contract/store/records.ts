@@ -42,5 +42,26 @@ export function describeRecordsContract(factory: StoreFactory): void {
       expect(await store.deleteRecord("template_alias", "welcome")).toBe(true);
       expect(await store.getRecord("template", "t1")).toEqual(template);
     });
+
+    it("swaps a record only while it is still what the writer read", async () => {
+      const store = factory.make();
+      const a = { id: "welcome", template_id: "t1" };
+      const b = { id: "welcome", template_id: "t2" };
+      // Absent -> set once; the second claimant of the same absent field loses.
+      expect(await store.swapRecord("template_alias", "welcome", null, a)).toBe(true);
+      expect(await store.swapRecord("template_alias", "welcome", null, b)).toBe(false);
+      expect(await store.getRecord("template_alias", "welcome")).toEqual(a);
+      // Present -> replaced only by a writer holding the current value.
+      const read = await store.getRecord<typeof a>("template_alias", "welcome");
+      expect(await store.swapRecord("template_alias", "welcome", b, b)).toBe(false);
+      expect(await store.swapRecord("template_alias", "welcome", read, b)).toBe(true);
+      expect(await store.getRecord("template_alias", "welcome")).toEqual(b);
+      // Two racing writers from the same read: exactly one wins.
+      const results = await Promise.all([
+        store.swapRecord("template_alias", "welcome", b, a),
+        store.swapRecord("template_alias", "welcome", b, { ...a, template_id: "t3" }),
+      ]);
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
   });
 }

@@ -13,6 +13,7 @@ import { queueDepthScript } from "./queue-depth.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
+import { swapRecordScript } from "./swap-record.ts";
 import { touchKeyScript } from "./touch-key.ts";
 import { updateKeyScript } from "./update-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
@@ -34,6 +35,7 @@ export {
   queueDepthScript,
   releaseIdempotentScript,
   renewScript,
+  swapRecordScript,
   touchKeyScript,
   updateKeyScript,
 };
@@ -58,6 +60,7 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     appendRequestLogScript,
     listRequestLogScript,
     queueDepthScript,
+    swapRecordScript,
   ].map((s) => [s.name, s.lua]),
 );
 
@@ -69,6 +72,7 @@ export function bindScripts(r: Redis) {
     commit: bind(r, commitScript),
     renew: bind(r, renewScript),
     touchKey: bind(r, touchKeyScript),
+    swapRecord: bind(r, swapRecordScript),
     updateKey: bind(r, updateKeyScript),
     releaseIdempotent: bind(r, releaseIdempotentScript),
     claimEvents: bind(r, claimEventsScript),

@@ -51,7 +51,11 @@ button.danger { border-color: var(--bad); color: var(--bad); }
 .error { padding: .5rem .75rem; border-left: 4px solid var(--bad); margin: 0 0 1rem; }
 .token { font-family: ui-monospace, monospace; font-size: 1.05rem; padding: .5rem;
   border: 1px dashed var(--line); display: block; overflow-wrap: anywhere; }
-.pager { display: flex; gap: 1rem; }
+.pager { display: flex; flex-wrap: wrap; gap: 1rem; }
+pre.source { margin: .25rem 0 1rem; padding: .5rem; border: 1px solid var(--line); max-height: 24rem;
+  overflow: auto; white-space: pre-wrap; overflow-wrap: anywhere; font-size: .9rem; }
+pre.source:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+table caption { text-align: left; color: var(--muted); }
 .muted { color: var(--muted); }
 svg.bars rect { fill: var(--accent); }
 svg.bars text { fill: var(--muted); font-size: 10px; }
@@ -69,6 +73,9 @@ const NAV = [
   ["/dashboard/emails", "Emails"],
   ["/dashboard/keys", "API keys"],
   ["/dashboard/webhooks", "Webhooks"],
+  ["/dashboard/forms", "Forms"],
+  ["/dashboard/hooks", "Hooks"],
+  ["/dashboard/templates", "Templates"],
 ] as const;
 
 /** A hidden field with the session's form token: in every form that posts. */

@@ -4,7 +4,7 @@
  * cases the API does, as the signed-in principal. Sign-in takes ADMIN_TOKEN or a full_access key
  * in a POST body only; failures count against the client network's failure limit.
  */
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ADMIN_KEY_ID, requireFullAccess, sha256Hex } from "../../auth/keys.ts";
 import { boundedPolicy, checkClient } from "../../auth/policy.ts";
@@ -16,14 +16,18 @@ import { validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
 import { resourceApp, route } from "../route.ts";
 import { filtersOf, ListEmailsQuery } from "../routes/email-list.ts";
-import { stored, UUID } from "../routes/resource.ts";
+import { stored } from "../routes/resource.ts";
 import { parseScheduledAt } from "../schedule.ts";
 import { UpdateApiKeySchema } from "../schemas.ts";
 import { emailView } from "../view.ts";
+import { back, idParam, page } from "./declare.ts";
+import { formPages } from "./forms.ts";
 import { dashboardError, dashboardGuard, formOf, sessionOf } from "./guard.ts";
+import { hookPages } from "./hooks.ts";
 import { STYLESHEET } from "./layout.ts";
 import { overviewStatus } from "./overview-view.ts";
 import { SESSION_SECRET_NAME, sessionCookie, signSession } from "./session.ts";
+import { templatePages } from "./templates.ts";
 import {
   emailPage,
   emailsPage,
@@ -33,34 +37,7 @@ import {
   webhooksPage,
 } from "./views.ts";
 
-const htmlPage = (description: string) => ({
-  description,
-  content: { "text/html": { schema: { type: "string" as const } } },
-});
-const seeOther = { description: "See Other: to the page the action leads to (or to sign-in)" };
-const refused = { description: "Cross-site post, or a missing or wrong form token" };
-
-function page(method: "get" | "post", path: string, summary: string, ok = 200) {
-  return createRoute({
-    method,
-    path,
-    summary: `Dashboard: ${summary}`,
-    tags: ["dashboard"],
-    responses: {
-      [ok]: ok === 303 ? seeOther : htmlPage(summary),
-      ...(ok === 303 ? {} : { 303: seeOther }),
-      ...(method === "post" ? { 403: refused } : {}),
-    },
-  });
-}
-
 const DAY_MS = 86_400_000;
-
-function idParam(c: Context): string {
-  const id = c.req.param("id") ?? "";
-  if (!UUID.test(id)) throw new ValidationError("is not an id", "id", 404);
-  return id.toLowerCase();
-}
 
 /** Its origin was checked before (dashboardGuard). */
 async function signIn(c: Context<AppEnv>): Promise<Response> {
@@ -153,8 +130,6 @@ async function emailDetail(c: Context<AppEnv>, notice?: string): Promise<Respons
   };
   return c.html(emailPage(session, view, actions, notice));
 }
-
-const back = (c: Context, path: string) => c.body(null, 303, { location: path });
 
 /** Mounted at /dashboard. */
 export function dashboardRoutes(): OpenAPIHono<AppEnv> {
@@ -268,6 +243,10 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     const endpoints = await c.get("relay").webhooks.list();
     return c.html(webhooksPage(sessionOf(c), endpoints));
   });
+
+  formPages(app);
+  hookPages(app);
+  templatePages(app);
 
   return app;
 }

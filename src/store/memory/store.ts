@@ -20,6 +20,7 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EndpointEvent,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -258,6 +259,16 @@ export class MemoryStore implements RelayStore {
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     this.#purge();
     return this.#events.eventDelivery(endpointId, eventId);
+  }
+
+  replayEvent(endpointId: string, eventId: string, newId: string, now: number) {
+    this.#purge();
+    return this.#events.replayEvent(endpointId, eventId, newId, now);
+  }
+
+  emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
+    this.#purge();
+    return this.#events.emailEvents(eventIds);
   }
 
   // ---- RequestLogStore

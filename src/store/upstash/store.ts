@@ -17,6 +17,7 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EndpointEvent,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -350,6 +351,18 @@ export class UpstashStore implements RelayStore {
 
   async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     return readEventDelivery(this.#redis, this.#keys, endpointId, eventId, this.#now());
+  }
+
+  async replayEvent(endpointId: string, eventId: string, newId: string, now: number) {
+    const args = { keys: this.#keys, endpointId, eventId, newId, now };
+    const { result, queued } = await this.#run.replayEvent(args);
+    this.#eventsQueued += queued;
+    return result;
+  }
+
+  async emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
+    if (eventIds.length === 0) return [];
+    return this.#run.emailEvents({ keys: this.#keys, eventIds, now: this.#now });
   }
 
   // ---- RequestLogStore

@@ -11,7 +11,7 @@ export interface EventLogArgs {
   now: () => number;
 }
 
-/** {id, type, email, created, status, lease token, lease end}... */
+/** {id, type, email, created, status, lease token, lease end, replay of}... */
 type EventLogReply = (string | number | null)[][];
 
 export const eventLogScript = defineScript<EventLogArgs, EventLogReply, EventSummary[]>({
@@ -20,8 +20,8 @@ export const eventLogScript = defineScript<EventLogArgs, EventLogReply, EventSum
 local ids = redis.call('ZREVRANGE', KEYS[1], 0, tonumber(ARGV[3]) - 1)
 local out = {}
 for _, ev in ipairs(ids) do
-  local h = redis.call('HMGET', ARGV[1] .. 'wd:' .. ARGV[2] .. ':' .. ev, 't', 'e', 'c', 's', 'l', 'lu')
-  if h[1] then out[#out + 1] = {ev, h[1], h[2], h[3], h[4], h[5], h[6]} end
+  local h = redis.call('HMGET', ARGV[1] .. 'wd:' .. ARGV[2] .. ':' .. ev, 't', 'e', 'c', 's', 'l', 'lu', 'r')
+  if h[1] then out[#out + 1] = {ev, h[1], h[2], h[3], h[4], h[5] or '', h[6] or 0, h[7] or ''} end
 end
 return out
 `,
@@ -30,12 +30,13 @@ return out
     argv: [keys.prefix, endpointId, String(limit)],
   }),
   decode: (rows, { now }) =>
-    rows.map(([id, type, emailId, created, status, lease, until]) => ({
+    rows.map(([id, type, emailId, created, status, lease, until, replayOf]) => ({
       id: String(id),
       type: String(type),
       emailId: String(emailId),
       createdAt: Number(created),
       status: summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0), now()),
+      ...(replayOf ? { replayOf: String(replayOf) } : {}),
     })),
 });
 

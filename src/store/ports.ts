@@ -299,6 +299,8 @@ export interface EventQueue {
   commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult>;
   /** The newest `limit` events queued for an endpoint, newest first. */
   eventLog(endpointId: string, limit: number): Promise<EventSummary[]>;
+  /** `eventLog` with each event's attempts and next attempt (one command too). */
+  endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]>;
   /** One event as queued for an endpoint, with its attempts; null when unknown or expired. */
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null>;
   /**

@@ -317,6 +317,21 @@ export class MemoryEvents implements EventQueue {
     return out;
   }
 
+  async endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    const out: EndpointEvent[] = [];
+    for (const summary of await this.eventLog(endpointId, limit)) {
+      const slot = this.#events.get(`${endpointId}:${summary.id}`);
+      if (!slot) continue;
+      out.push({
+        ...summary,
+        endpointId,
+        attempts: copy(slot.attempts),
+        nextAttemptAt: summary.status === "pending" ? slot.nextAttemptAt : null,
+      });
+    }
+    return out;
+  }
+
   async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     const slot = this.#events.get(`${endpointId}:${eventId}`);
     if (!slot) return null;

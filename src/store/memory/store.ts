@@ -256,6 +256,11 @@ export class MemoryStore implements RelayStore {
     return this.#events.eventLog(endpointId, limit);
   }
 
+  endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    this.#purge();
+    return this.#events.endpointEvents(endpointId, limit);
+  }
+
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     this.#purge();
     return this.#events.eventDelivery(endpointId, eventId);

@@ -346,7 +346,13 @@ export class UpstashStore implements RelayStore {
   }
 
   async eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
-    return this.#run.eventLog({ keys: this.#keys, endpointId, limit, now: this.#now });
+    const rows = await this.#run.eventLog({ keys: this.#keys, endpointId, limit, now: this.#now });
+    return rows.map(({ endpointId: _e, attempts: _a, nextAttemptAt: _n, ...summary }) => summary);
+  }
+
+  async endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    const args = { keys: this.#keys, endpointId, limit, attempts: true };
+    return this.#run.eventLog({ ...args, now: this.#now });
   }
 
   async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {

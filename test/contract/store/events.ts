@@ -281,6 +281,12 @@ export function describeEventsContract(factory: StoreFactory): void {
         [copyId, sent.id],
         [sent.id, null],
       ]);
+      expect(
+        (await store.endpointEvents(ep, 10)).map((x) => [x.id, x.endpointId, x.attempts]),
+      ).toEqual([
+        [copyId, ep, []],
+        [sent.id, ep, [attempt]],
+      ]);
       const original = await store.eventDelivery(ep, sent.id);
       expect(original).toMatchObject({ status: "success", attempts: [attempt] });
       expect((await store.eventDelivery(ep, copyId))?.replayOf).toBe(sent.id);

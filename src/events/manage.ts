@@ -131,6 +131,11 @@ export class WebhookEndpoints {
     return stored(() => this.#deps.store.eventLog(found.record.id, limit));
   }
 
+  /** `events` with each event's attempts and next attempt (still one store command). */
+  async recent(found: Endpoint, limit: number): Promise<EndpointEvent[]> {
+    return stored(() => this.#deps.store.endpointEvents(found.record.id, limit));
+  }
+
   /** One event queued for an endpoint, with its attempts; NotFoundError when unknown. */
   async event(found: Endpoint, eventId: string): Promise<EventDelivery> {
     const event = await stored(() => this.#deps.store.eventDelivery(found.record.id, eventId));

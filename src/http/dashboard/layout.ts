@@ -53,6 +53,7 @@ button.danger { border-color: var(--bad); color: var(--bad); }
   border: 1px dashed var(--line); display: block; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 1rem; }
 .muted { color: var(--muted); }
+ul.attempts { margin: 0; padding-left: 1rem; }
 svg.bars rect { fill: var(--accent); }
 svg.bars text { fill: var(--muted); font-size: 10px; }
 @media (max-width: 600px) {

@@ -335,8 +335,7 @@ export class Relay {
       throw new ConflictError(
         "Only an email waiting for its next attempt after a temporary failure can be retried now",
       );
-    const state = { ...entry.state, nextAttemptAt: now };
-    await this.#write(id, entry, state, { kind: "due", at: now });
+    await this.#write(id, entry, { ...entry.state, nextAttemptAt: now }, { kind: "due", at: now });
     this.log.info("email.retry_now", { email_id: id, key_id: principal.keyId });
   }
 

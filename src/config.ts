@@ -63,6 +63,8 @@ export interface Config {
   limits: Limits;
   /** Inbound hooks (`POST /hooks/:id`): requests per window per hook, and the largest body. */
   hooks: { rateLimit: RateLimit; maxBodyBytes: number };
+  /** The dashboard: pages and actions per window per signed-in key (sign-in has its own limit). */
+  dashboard: { rateLimit: RateLimit };
   /** Forms (`POST /f/:id`): where Turnstile tokens are verified (siteverify or a stand-in). */
   forms: { turnstileVerifyUrl: string };
   /** Delivery of events to webhook endpoints (src/events/). */
@@ -162,14 +164,17 @@ function logLevel(env: Env): "info" | "warn" | "error" {
   throw new ConfigError("LOG_LEVEL", `must be info, warn or error, got ${JSON.stringify(raw)}`);
 }
 
-/** Requests per window for each inbound hook: a sender's burst passes, a flood does not. */
-function hookRateLimit(env: Env): RateLimit {
-  const raw = str(env, "HOOK_RATE_LIMIT") ?? "60/1m";
+/**
+ * A rate limit read from `name`: HOOK_RATE_LIMIT (each inbound hook: a sender's burst passes, a
+ * flood does not), DASHBOARD_RATE_LIMIT (each signed-in dashboard key).
+ */
+function namedRateLimit(env: Env, name: string, fallback: string): RateLimit {
+  const raw = str(env, name) ?? fallback;
   const limit = parseRateLimit(raw);
   if (!limit)
     throw new ConfigError(
-      "HOOK_RATE_LIMIT",
-      `must look like 10/1s, 60/1m or 1000/1h; got ${JSON.stringify(raw)}`,
+      name,
+      `must look like 10/1s, ${fallback} or 1000/1h; got ${JSON.stringify(raw)}`,
     );
   return limit;
 }
@@ -297,11 +302,12 @@ export function loadConfig(env: Env): Config {
     logLevel: logLevel(env),
     rateLimit: rateLimitFromEnv(str(env, "RATE_LIMIT")),
     hooks: {
-      rateLimit: hookRateLimit(env),
+      rateLimit: namedRateLimit(env, "HOOK_RATE_LIMIT", "60/1m"),
       // GitHub caps its payloads at 25 MB; most are a few kilobytes.
       maxBodyBytes: int(env, "HOOK_MAX_BODY_BYTES", 1024 * 1024, 1024, 25 * 1024 * 1024),
     },
     forms: { turnstileVerifyUrl: turnstileVerifyUrl(env) },
+    dashboard: { rateLimit: namedRateLimit(env, "DASHBOARD_RATE_LIMIT", "120/1m") },
     limits: {
       maxMessageBytes,
       maxRecipients: 50,

@@ -14,7 +14,13 @@ import {
   deliverClaimed,
   emptyReport,
 } from "./delivery/deliver.ts";
-import { cancelState, initialState, lastEvent, type Policy } from "./delivery/state.ts";
+import {
+  cancelState,
+  canRetryNow,
+  initialState,
+  lastEvent,
+  type Policy,
+} from "./delivery/state.ts";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
 import { type DispatchReport, dispatchEvents } from "./events/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events.ts";
@@ -206,9 +212,14 @@ export class Relay {
       }
     }
     if (this.store.eventsQueued > this.#eventsSeen) {
-      await this.dispatchEvents(Math.min(IMMEDIATE_DISPATCH_MS, this.config.webhooks.runBudgetMs));
+      await this.dispatchSoon();
     }
     return report;
+  }
+
+  /** Sends queued events within the time a request's background work has. */
+  dispatchSoon(): Promise<DispatchReport> {
+    return this.dispatchEvents(Math.min(IMMEDIATE_DISPATCH_MS, this.config.webhooks.runBudgetMs));
   }
 
   /** Sends due webhook events for up to `budgetMs`. Mail delivery never waits for this. */
@@ -311,6 +322,21 @@ export class Relay {
     }
     const state = { ...entry.state, scheduledAt: at };
     await this.#write(id, entry, state, { kind: "due", at: Math.max(at, now) });
+  }
+
+  /**
+   * Makes a deferred message due now, for the next delivery run; written only if it is still as
+   * read and no run holds it (the version guard), so it never races a claim.
+   */
+  async retryNow(id: string, principal: Principal): Promise<void> {
+    const entry = await this.get(id, principal);
+    const now = this.now();
+    if (!canRetryNow(entry.state, entry.leasedUntil, now))
+      throw new ConflictError(
+        "Only an email waiting for its next attempt after a temporary failure can be retried now",
+      );
+    await this.#write(id, entry, { ...entry.state, nextAttemptAt: now }, { kind: "due", at: now });
+    this.log.info("email.retry_now", { email_id: id, key_id: principal.keyId });
   }
 
   async cancel(id: string, principal: Principal): Promise<void> {

@@ -152,3 +152,23 @@ export function lastEvent(state: DeliveryState, now: number): LastEvent {
   if (pending > 0) return "delivery_delayed";
   return state.recipients.some((r) => r.status === "failed") ? "bounced" : "delivered";
 }
+
+/**
+ * Whether "retry now" fits: the message was tried, has recipients left and waits for a later
+ * attempt, and no run holds it. Not for one scheduled for later (that is reschedule), nor a
+ * canceled or finished one.
+ */
+export function canRetryNow(
+  state: DeliveryState,
+  leasedUntil: number | null,
+  now: number,
+): boolean {
+  return (
+    state.canceledAt === null &&
+    state.attempts > 0 &&
+    state.recipients.some((r) => r.status === "pending") &&
+    state.nextAttemptAt !== null &&
+    state.nextAttemptAt > now &&
+    (leasedUntil === null || leasedUntil <= now)
+  );
+}

@@ -98,6 +98,32 @@ export function acceptedEvents(
   return [draft(message, type, state.attempts, now)];
 }
 
+/** The types an attempt may emit (deliveryEvents), each at most once per attempt. */
+const ATTEMPT_TYPES: readonly EventType[] = [
+  "email.sent",
+  "email.bounced",
+  "email.failed",
+  "email.delivery_delayed",
+  "email.delivered",
+];
+
+/**
+ * Every id an event of this email can have after `attempts` attempts: what accepting and
+ * canceling emit, and each type per attempt. Ids are derived, so a store finds the email's
+ * events by them without an index of its own (the ones never emitted are simply not there).
+ */
+export function possibleEventIds(emailId: string, attempts: number): string[] {
+  const ids = [
+    eventId(emailId, "email.sent", 0),
+    eventId(emailId, "email.scheduled", 0),
+    eventId(emailId, "email.canceled", "cancel"),
+  ];
+  for (let n = 1; n <= attempts; n++) {
+    for (const type of ATTEMPT_TYPES) ids.push(eventId(emailId, type, n));
+  }
+  return ids;
+}
+
 /** What canceling emits (a message is canceled at most once, so no attempt number is needed). */
 export function canceledEvents(message: QueuedMessage, now: number): EventDraft[] {
   return [draft(message, "email.canceled", "cancel", now)];

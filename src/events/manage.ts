@@ -4,15 +4,16 @@
  * read the request, call these and shape the answer. Records keep the camelCase fields existing
  * deployments hold (WebhookRecord).
  */
-import { NotFoundError, StoreUnavailableError } from "../errors.ts";
+import { ConflictError, NotFoundError, StoreUnavailableError } from "../errors.ts";
 import type { Logger } from "../log.ts";
-import type { EventDelivery, EventSummary, RelayStore } from "../store/store.ts";
+import type { EndpointEvent, EventDelivery, EventSummary, RelayStore } from "../store/store.ts";
 import {
   checkEndpointUrl,
   checkEvents,
   newSigningSecret,
   type WebhookRecord,
 } from "./endpoints.ts";
+import { possibleEventIds } from "./events.ts";
 
 /** An endpoint as stored: its record, and whether it is enabled (subscribed). */
 export interface Endpoint {
@@ -130,10 +131,49 @@ export class WebhookEndpoints {
     return stored(() => this.#deps.store.eventLog(found.record.id, limit));
   }
 
+  /** `events` with each event's attempts and next attempt (still one store command). */
+  async recent(found: Endpoint, limit: number): Promise<EndpointEvent[]> {
+    return stored(() => this.#deps.store.endpointEvents(found.record.id, limit));
+  }
+
   /** One event queued for an endpoint, with its attempts; NotFoundError when unknown. */
   async event(found: Endpoint, eventId: string): Promise<EventDelivery> {
     const event = await stored(() => this.#deps.store.eventDelivery(found.record.id, eventId));
     if (!event) throw new NotFoundError("Webhook event");
     return event;
   }
+
+  /**
+   * Sends an event to its endpoint again: a new delivery (a new id, so a receiver that already
+   * took the first one does not drop it as a duplicate) with the same payload and a fresh retry
+   * schedule; the original keeps its attempts. A disabled endpoint is refused: enabling it is a
+   * decision of its own. Answers the new event's id; the next dispatch sends it.
+   */
+  async replay(found: Endpoint, eventId: string, by: string): Promise<string> {
+    const { store, now, log } = this.#deps;
+    if (!found.enabled) throw disabledEndpoint();
+    const newId = crypto.randomUUID();
+    const result = await stored(() => store.replayEvent(found.record.id, eventId, newId, now()));
+    if (result === "missing") throw new NotFoundError("Webhook event");
+    // Disabled between the read and the replay (by a failing delivery, or another operator).
+    if (result === "disabled") throw disabledEndpoint();
+    log.info("webhook.event_replayed", {
+      webhook_id: found.record.id,
+      event_id: eventId,
+      replay_id: newId,
+      by,
+    });
+    return newId;
+  }
+
+  /** One email's events as queued for each endpoint, with their attempts (one store command). */
+  async ofEmail(emailId: string, attempts: number): Promise<EndpointEvent[]> {
+    return stored(() => this.#deps.store.emailEvents(possibleEventIds(emailId, attempts)));
+  }
+}
+
+function disabledEndpoint(): ConflictError {
+  return new ConflictError(
+    "This webhook endpoint is disabled: enable it (PATCH /webhooks/:id with status enabled) before replaying its events",
+  );
 }

@@ -232,7 +232,19 @@ export interface EventSummary {
   emailId: string;
   createdAt: number;
   status: EventStatus;
+  /** Set on a replay: the id of the event it copies. */
+  replayOf?: string;
 }
+
+/** An event as queued for one endpoint, with its attempts (the email page's view of it). */
+export interface EndpointEvent extends EventSummary {
+  endpointId: string;
+  attempts: EventAttempt[];
+  nextAttemptAt: number | null;
+}
+
+/** What `replayEvent` did. */
+export type ReplayResult = "queued" | "missing" | "disabled";
 
 export interface EventDelivery extends EventSummary {
   payload: string;
@@ -292,8 +304,28 @@ export interface EventQueue {
   commitEvent(event: ClaimedEvent, outcome: EventOutcome): Promise<EventCommitResult>;
   /** The newest `limit` events queued for an endpoint, newest first. */
   eventLog(endpointId: string, limit: number): Promise<EventSummary[]>;
+  /** `eventLog` with each event's attempts and next attempt (one command too). */
+  endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]>;
   /** One event as queued for an endpoint, with its attempts; null when unknown or expired. */
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null>;
+  /**
+   * Queues a copy of an event for its endpoint under `newId`: the same type, email and payload,
+   * created at `now`, no attempts, a fresh retry schedule, behind whatever of its email's chain
+   * is still pending (so order per email holds). "missing" when the event is unknown or
+   * expired, "disabled" when the endpoint is disabled or gone: then nothing is queued. One
+   * atomic step.
+   */
+  replayEvent(
+    endpointId: string,
+    eventId: string,
+    newId: string,
+    now: number,
+  ): Promise<ReplayResult>;
+  /**
+   * The events named by `eventIds` (all of one email) as queued for every endpoint, with their
+   * attempts: ids no endpoint has are left out. One command, whatever the number of endpoints.
+   */
+  emailEvents(eventIds: string[]): Promise<EndpointEvent[]>;
   /**
    * Event deliveries this store object has queued since it was made: a hint that the dispatcher
    * has work. It stays 0 while no endpoint subscribes.

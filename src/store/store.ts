@@ -28,6 +28,7 @@ export type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EndpointEvent,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -44,6 +45,7 @@ export type {
   NextStep,
   RecordKind,
   RecordStore,
+  ReplayResult,
   StoredResponse,
   WriteGuard,
 } from "./ports.ts";

@@ -233,10 +233,11 @@ describe.skipIf(Boolean(skip))(
       console.log(
         `dashboard page costs (Upstash commands, request log on): ${JSON.stringify(costs)}`,
       );
-      for (const [name, n] of Object.entries(costs)) expect(n, name).toBeLessThanOrEqual(6);
+      for (const [name, n] of Object.entries(costs)) expect(n, name).toBeLessThanOrEqual(7);
       // The overview: 24 h and 7 day counters 2, queue depth 1, smart host 1, webhook endpoints 1
-      // (plus one event-log read per enabled endpoint: none here), the request log's write 1.
-      expect(costs.overview).toBe(6);
+      // (plus one event-log read per enabled endpoint: none here), the session's rate limit 1,
+      // the request log's write 1.
+      expect(costs.overview).toBe(7);
     });
   },
 );

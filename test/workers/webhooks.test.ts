@@ -490,6 +490,37 @@ describe("the API on the in-memory store", () => {
     expect((await call(env, "GET", `/emails/${sent.body.id}`)).body.last_event).toBe("delivered");
   });
 
+  it("replays an event through the API: a new id, the same payload, queued; 404 unknown, 409 disabled", async () => {
+    const endpoint = `${services().sinks.plain.api}/api/no-webhooks-here`;
+    const created = await call(env, "POST", "/webhooks", {
+      json: { endpoint, events: ["email.sent"] },
+    });
+    const id = created.body.id as string;
+    const sent = await call(env, "POST", "/emails", { json: email() });
+    await sink.waitFor(1);
+    await tick(env);
+    const [first] = (await call(env, "GET", `/webhooks/${id}/events`)).body.data;
+    const replayed = await call(env, "POST", `/webhooks/${id}/events/${first.id}/replay`);
+    expect(replayed.status).toBe(200);
+    expect(replayed.body.object).toBe("webhook_event");
+    expect(replayed.body.id).not.toBe(first.id);
+    const copy = await call(env, "GET", `/webhooks/${id}/events/${replayed.body.id}`);
+    expect(copy.body).toMatchObject({ type: "email.sent", status: "pending" });
+    expect(copy.body.payload.data.email_id).toBe(sent.body.id);
+    const log = (await call(env, "GET", `/webhooks/${id}/events`)).body.data;
+    expect(log.map((e: { id: string }) => e.id)).toEqual([replayed.body.id, first.id]);
+    // The original keeps its attempt; the copy has none yet.
+    expect(
+      (await call(env, "GET", `/webhooks/${id}/events/${first.id}/attempts`)).body.data,
+    ).toHaveLength(1);
+    const unknown = await call(env, "POST", `/webhooks/${id}/events/${crypto.randomUUID()}/replay`);
+    expect(unknown.status).toBe(404);
+    await call(env, "PATCH", `/webhooks/${id}`, { json: { status: "disabled" } });
+    const refused = await call(env, "POST", `/webhooks/${id}/events/${first.id}/replay`);
+    expect(refused.status).toBe(409);
+    expect(refused.body.message).toContain("disabled");
+  });
+
   it("answers 404 for unknown webhooks and events, and lists none when there are none", async () => {
     expect((await call(env, "GET", "/webhooks")).body).toEqual({
       object: "list",

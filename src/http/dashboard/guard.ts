@@ -8,7 +8,12 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import { html } from "hono/html";
 import { checkClient } from "../../auth/policy.ts";
-import { RelayError } from "../../errors.ts";
+import {
+  type RateLimitResult,
+  rateLimitHeaders,
+  retryAfterForReset,
+} from "../../auth/rate-limit.ts";
+import { RelayError, StoreUnavailableError } from "../../errors.ts";
 import { relaySecret } from "../../relay-secrets.ts";
 import { readBodyBytes } from "../body.ts";
 import type { AppEnv } from "../env.ts";
@@ -72,6 +77,42 @@ export function checkSameOrigin(c: Context): void {
     throw new ForbiddenError("A form post from another origin is refused");
 }
 
+/** A session over DASHBOARD_RATE_LIMIT: answered as a page, with Retry-After. */
+export class DashboardRateLimitError extends RelayError {
+  constructor(r: RateLimitResult, windowSeconds: number, now: number) {
+    const headers = rateLimitHeaders(r, now);
+    const retry = retryAfterForReset(Number(headers["ratelimit-reset"]));
+    super(
+      429,
+      "rate_limit_exceeded",
+      `Too many dashboard requests from this sign-in: at most ${r.limit} per ${windowSeconds} s. Try again in ${retry} s.`,
+      { headers: { ...headers, "retry-after": String(retry) } },
+    );
+    this.name = "DashboardRateLimitError";
+  }
+}
+
+/**
+ * Every signed-in page and action counts against the session's key (one limiter command per
+ * request; a key already over its limit is refused from the isolate's cache at no cost). Its
+ * own identifier, so browsing the dashboard does not spend the key's API budget.
+ */
+async function checkRate(c: Context<AppEnv>, session: Session): Promise<void> {
+  const relay = c.get("relay");
+  const limit = relay.config.dashboard.rateLimit;
+  let r: RateLimitResult;
+  try {
+    r = await relay.limiter.check(`dash:${session.principal.keyId}`, limit);
+  } catch (err) {
+    relay.log.error("store.unavailable", { op: "dashboard_rate_limit", error: String(err) });
+    throw new StoreUnavailableError(err);
+  }
+  if (!r.allowed) {
+    relay.log.warn("dashboard.rate_limited", { key_id: session.principal.keyId });
+    throw new DashboardRateLimitError(r, limit.windowSeconds, relay.now());
+  }
+}
+
 function toSignIn(c: Context, hadCookie: boolean): Response {
   const headers: Record<string, string> = { location: "/dashboard/sign-in" };
   if (hadCookie) headers["set-cookie"] = sessionCookie("");
@@ -91,6 +132,7 @@ export const dashboardGuard: MiddlewareHandler<AppEnv> = async (c, next) => {
     : null;
   if (!session) return toSignIn(c, cookie !== undefined);
   checkClient(session.principal.policy, c.get("clientIp"));
+  await checkRate(c, session);
   if (c.req.method === "POST") {
     if (!csrfValid(session, (await formOf(c)).get("_csrf")))
       throw new ForbiddenError("The form token is missing or wrong: reload the page and try again");
@@ -117,7 +159,7 @@ export function dashboardError(err: Error, c: Context<AppEnv>): Response | Promi
   const session = sessions.get(c.req.raw);
   return c.html(
     page(
-      status === 403 ? "Refused" : "Error",
+      status === 403 ? "Refused" : status === 429 ? "Too many requests" : "Error",
       html`<p class="error" role="alert">${message}</p><p><a href="/dashboard">Back to the dashboard</a></p>`,
       session,
     ),

@@ -57,6 +57,7 @@ pre.source { margin: .25rem 0 1rem; padding: .5rem; border: 1px solid var(--line
 pre.source:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
 table caption { text-align: left; color: var(--muted); }
 .muted { color: var(--muted); }
+ul.attempts { margin: 0; padding-left: 1rem; }
 svg.bars rect { fill: var(--accent); }
 svg.bars text { fill: var(--muted); font-size: 10px; }
 @media (max-width: 600px) {

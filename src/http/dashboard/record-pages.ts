@@ -13,9 +13,9 @@ import type { RecordKind } from "../../store/store.ts";
 import type { AppEnv } from "../env.ts";
 import { route } from "../route.ts";
 import { requestOrigin, stored } from "../routes/resource.ts";
-import { back, idParam, page } from "./declare.ts";
 import { sessionOf } from "./guard.ts";
 import type { Html } from "./layout.ts";
+import { back, idParam, page } from "./page-route.ts";
 import type { Session } from "./session.ts";
 
 export interface RecordPagesSpec<T extends { id: string }> {

@@ -7,8 +7,8 @@
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ADMIN_KEY_ID, requireFullAccess, sha256Hex } from "../../auth/keys.ts";
-import { boundedPolicy, checkClient } from "../../auth/policy.ts";
-import { lastEvent } from "../../delivery/state.ts";
+import { boundedPolicy, checkClient, checkWithin } from "../../auth/policy.ts";
+import { canRetryNow, lastEvent } from "../../delivery/state.ts";
 import { RelayError, ValidationError } from "../../errors.ts";
 import { EMAIL_METRICS } from "../../listing/metrics.ts";
 import { relaySecret } from "../../relay-secrets.ts";
@@ -20,12 +20,12 @@ import { stored } from "../routes/resource.ts";
 import { parseScheduledAt } from "../schedule.ts";
 import { UpdateApiKeySchema } from "../schemas.ts";
 import { emailView } from "../view.ts";
-import { back, idParam, page } from "./declare.ts";
 import { formPages } from "./forms.ts";
 import { dashboardError, dashboardGuard, formOf, sessionOf } from "./guard.ts";
 import { hookPages } from "./hooks.ts";
 import { STYLESHEET } from "./layout.ts";
 import { overviewStatus } from "./overview-view.ts";
+import { back, idParam, page } from "./page-route.ts";
 import { SESSION_SECRET_NAME, sessionCookie, signSession } from "./session.ts";
 import { templatePages } from "./templates.ts";
 import {
@@ -36,8 +36,16 @@ import {
   signInPage,
   webhooksPage,
 } from "./views.ts";
+import { webhookPages } from "./webhook-pages.ts";
 
 const DAY_MS = 86_400_000;
+
+/** The notice an email page shows after an action (?done=...). */
+const DONE: Record<string, string> = {
+  canceled: "Canceled.",
+  rescheduled: "Rescheduled.",
+  retried: "Due now: the next delivery run (within a minute) tries it again.",
+};
 
 /** Its origin was checked before (dashboardGuard). */
 async function signIn(c: Context<AppEnv>): Promise<Response> {
@@ -119,8 +127,12 @@ async function emailDetail(c: Context<AppEnv>, notice?: string): Promise<Respons
   const session = sessionOf(c);
   const entry = await relay.get(idParam(c), session.principal);
   const now = relay.now();
-  const view = await emailView(entry, now);
+  const [view, events] = await Promise.all([
+    emailView(entry, now),
+    relay.webhooks.ofEmail(entry.message.id, entry.state.attempts),
+  ]);
   const actions = {
+    retryNow: canRetryNow(entry.state, entry.leasedUntil, now),
     cancel:
       entry.state.canceledAt === null && entry.state.recipients.some((r) => r.status === "pending"),
     reschedule:
@@ -128,7 +140,7 @@ async function emailDetail(c: Context<AppEnv>, notice?: string): Promise<Respons
       entry.state.attempts === 0 &&
       lastEvent(entry.state, now) === "scheduled",
   };
-  return c.html(emailPage(session, view, actions, notice));
+  return c.html(emailPage(session, view, actions, events, notice));
 }
 
 /** Mounted at /dashboard. */
@@ -175,9 +187,12 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
   route(app, page("get", "/emails", "emails, with filters and pages"), emailsList);
   route(app, page("get", "/emails/{id}", "one email"), (c) => {
     const done = c.req.query("done");
-    const notice =
-      done === "canceled" ? "Canceled." : done === "rescheduled" ? "Rescheduled." : undefined;
-    return emailDetail(c, notice);
+    return emailDetail(c, done === undefined ? undefined : DONE[done]);
+  });
+  route(app, page("post", "/emails/{id}/retry", "retry a deferred email now", 303), async (c) => {
+    const id = idParam(c);
+    await c.get("relay").retryNow(id, sessionOf(c).principal);
+    return back(c, `/dashboard/emails/${id}?done=retried`);
   });
   route(app, page("post", "/emails/{id}/cancel", "cancel an email", 303), async (c) => {
     const id = idParam(c);
@@ -223,6 +238,31 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     const keys = await relay.keys.list();
     return c.html(keysPage(sessionOf(c), keys, { ...created, name }), 201);
   });
+  // Like create: the new token only in this page's body. A key other than ADMIN_TOKEN may rotate
+  // only keys whose policy lies within its own (the new token keeps the rotated key's policy).
+  route(
+    app,
+    page("post", "/keys/{id}/rotate", "rotate an API key (new token shown once)", 201),
+    async (c) => {
+      const relay = c.get("relay");
+      const { principal } = sessionOf(c);
+      const id = c.req.param("id") ?? "";
+      const rotated = await stored(relay, "dashboard.key_rotate", () =>
+        relay.keys.rotate(id, (old) => {
+          if (principal.keyId !== ADMIN_KEY_ID)
+            checkWithin(principal.policy, old, relay.config.rateLimit);
+        }),
+      );
+      relay.log.info("api_key.rotated", {
+        key_id: id,
+        new_key_id: rotated.id,
+        by: principal.keyId,
+      });
+      const keys = await relay.keys.list();
+      const name = keys.find((k) => k.id === rotated.id)?.name ?? "";
+      return c.html(keysPage(sessionOf(c), keys, { ...rotated, name, rotatedFrom: id }), 201);
+    },
+  );
   route(app, page("post", "/keys/{id}/rename", "rename an API key", 303), async (c) => {
     const relay = c.get("relay");
     const body = validate(UpdateApiKeySchema, { name: (await formOf(c)).get("name") ?? "" });
@@ -243,6 +283,7 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     const endpoints = await c.get("relay").webhooks.list();
     return c.html(webhooksPage(sessionOf(c), endpoints));
   });
+  webhookPages(app);
 
   formPages(app);
   hookPages(app);

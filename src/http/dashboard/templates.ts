@@ -17,9 +17,9 @@ import {
 import type { AppEnv } from "../env.ts";
 import { route } from "../route.ts";
 import { stored } from "../routes/resource.ts";
-import { back, page as declare, idParam } from "./declare.ts";
 import { sessionOf } from "./guard.ts";
 import { type Html, iso, page, postButton } from "./layout.ts";
+import { back, page as declare, idParam } from "./page-route.ts";
 import { facts, joined, noticeLine, source } from "./record-pages.ts";
 import type { Session } from "./session.ts";
 

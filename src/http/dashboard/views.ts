@@ -5,11 +5,13 @@
 import { html } from "hono/html";
 import type { Endpoint } from "../../events/manage.ts";
 import type { MetricsAnswer } from "../../listing/metrics.ts";
+import type { EndpointEvent } from "../../store/store.ts";
 import type { ApiKeyRecord } from "../../store/types.ts";
 import { LAST_EVENTS } from "../routes/email-list.ts";
 import type { emailView } from "../view.ts";
 import { csrfField, type Html, iso, page, postButton, replyLine } from "./layout.ts";
 import type { Session } from "./session.ts";
+import { emailEventsSection } from "./webhook-views.ts";
 
 export function signInPage(message?: string): Html {
   return page(
@@ -121,7 +123,8 @@ export function emailsPage(
 export function emailPage(
   session: Session,
   view: EmailView,
-  actions: { cancel: boolean; reschedule: boolean },
+  actions: { cancel: boolean; reschedule: boolean; retryNow: boolean },
+  events: EndpointEvent[],
   notice?: string,
 ): Html {
   const base = `/dashboard/emails/${view.id}`;
@@ -141,8 +144,9 @@ ${view.cc ? html`<tr><th scope="row">Cc</th><td>${view.cc.join(", ")}</td></tr>`
 <tr><th scope="row">Tags</th><td>${view.tags.map((t) => `${t.name}:${t.value}`).join(", ") || "—"}</td></tr>
 </tbody></table>
 ${
-  actions.cancel || actions.reschedule
-    ? html`<h2>Actions</h2><div class="pager">${actions.cancel ? postButton(session, `${base}/cancel`, "Cancel this email", true) : ""}
+  actions.cancel || actions.reschedule || actions.retryNow
+    ? html`<h2>Actions</h2><div class="pager">${actions.retryNow ? postButton(session, `${base}/retry`, "Retry now") : ""}
+${actions.cancel ? postButton(session, `${base}/cancel`, "Cancel this email", true) : ""}
 ${actions.reschedule ? html`<form class="inline" method="post" action="${base}/reschedule">${csrfField(session)}<label for="scheduled_at">New time (ISO with zone, or "in 2 hours")<input id="scheduled_at" name="scheduled_at" required></label> <button type="submit">Reschedule</button></form>` : ""}</div>`
     : ""
 }
@@ -162,7 +166,7 @@ ${
           html`<tr><td>${h.at}</td><td class="n">${h.tried}</td><td class="n">${h.delivered}</td><td class="n">${h.deferred}</td><td class="n">${h.failed}</td><td>${replyLine(h.reply)}</td></tr>`,
       )}</tbody></table>`
 }
-<p class="muted">Webhook events per endpoint are on each webhook's event log (GET /webhooks/:id/events); not on this page yet.</p>`,
+${emailEventsSection(events)}`,
     session,
   );
 }
@@ -170,11 +174,14 @@ ${
 export function keysPage(
   session: Session,
   keys: ApiKeyRecord[],
-  created?: { id: string; token: string; name: string },
+  created?: { id: string; token: string; name: string; rotatedFrom?: string },
 ): Html {
+  const made = created?.rotatedFrom
+    ? html`Key <strong>${created.name}</strong> rotated: the new key is ${created.id}; the old one (${created.rotatedFrom}) keeps working until you delete it.`
+    : html`Key <strong>${created?.name}</strong> created.`;
   return page(
     "API keys",
-    html`${created ? html`<div class="notice" role="status"><p>Key <strong>${created.name}</strong> created. Copy its token now: it is not shown again.</p><code class="token" id="new-token">${created.token}</code></div>` : ""}
+    html`${created ? html`<div class="notice" role="status"><p>${made} Copy its token now: it is not shown again.</p><code class="token" id="new-token">${created.token}</code></div>` : ""}
 <h2>Create a key</h2>
 <form class="stack" method="post" action="/dashboard/keys">${csrfField(session)}
 <label for="k-name">Name<input id="k-name" name="name" required maxlength="50"></label>
@@ -187,6 +194,7 @@ export function keysPage(
       (k) =>
         html`<tr><td>${k.name}</td><td>${k.id}</td><td>${k.permission}</td><td>${iso(k.createdAt)}</td><td>${iso(k.lastUsedAt) || "never"}</td><td>
 <form class="inline" method="post" action="/dashboard/keys/${k.id}/rename">${csrfField(session)}<label for="r-${k.id}">New name<input id="r-${k.id}" name="name" required maxlength="50" value="${k.name}"></label> <button type="submit">Rename</button></form>
+${postButton(session, `/dashboard/keys/${k.id}/rotate`, `Rotate ${k.name}`)}
 ${postButton(session, `/dashboard/keys/${k.id}/delete`, `Delete ${k.name}`, true)}</td></tr>`,
     )}</tbody></table>`,
     session,
@@ -199,7 +207,7 @@ export function webhooksPage(session: Session, endpoints: Endpoint[]): Html {
     html`<table class="list"><thead><tr><th scope="col">Endpoint</th><th scope="col">Events</th><th scope="col">Status</th><th scope="col">Created</th></tr></thead>
 <tbody>${endpoints.length === 0 ? html`<tr><td colspan="4" class="muted">No webhook endpoints (POST /webhooks adds one).</td></tr>` : ""}${endpoints.map(
       (e) =>
-        html`<tr><td>${e.record.endpoint}</td><td>${e.record.events.join(", ")}</td><td>${e.enabled ? "enabled" : "disabled"}</td><td>${iso(e.record.createdAt)}</td></tr>`,
+        html`<tr><td><a href="/dashboard/webhooks/${e.record.id}">${e.record.endpoint}</a></td><td>${e.record.events.join(", ")}</td><td>${e.enabled ? "enabled" : "disabled"}</td><td>${iso(e.record.createdAt)}</td></tr>`,
     )}</tbody></table>`,
     session,
   );

@@ -13,7 +13,15 @@ import type { Endpoint } from "../../events/manage.ts";
 import { authenticate } from "../auth.ts";
 import { readJson, validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
-import { authErrors, bearer, bodyErrors, notFound, resourceApp, route } from "../route.ts";
+import {
+  authErrors,
+  bearer,
+  bodyErrors,
+  conflict,
+  notFound,
+  resourceApp,
+  route,
+} from "../route.ts";
 import { UUID } from "./resource.ts";
 
 const BODY_LIMIT = 64 * 1024;
@@ -210,6 +218,20 @@ const listAttempts = createRoute({
   },
 });
 
+const replayEvent = createRoute({
+  method: "post",
+  path: "/{id}/events/{event_id}/replay",
+  summary:
+    "Send an event again: a new delivery (new id) with the same payload and a fresh retry schedule",
+  security: bearer,
+  responses: {
+    200: { description: "{ object: 'webhook_event', id } (the new delivery's id)" },
+    ...authErrors,
+    404: noEvent,
+    409: conflict("the endpoint is disabled"),
+  },
+});
+
 /** Mounted at /webhooks. */
 export function webhookRoutes(): OpenAPIHono<AppEnv> {
   const app = resourceApp();
@@ -304,6 +326,16 @@ export function webhookRoutes(): OpenAPIHono<AppEnv> {
         ...(a.error ? { error: a.error } : {}),
       })),
     });
+  });
+
+  route(app, replayEvent, async (c) => {
+    const relay = c.get("relay");
+    const found = await findWebhook(c);
+    const eventId = c.req.param("event_id") ?? "";
+    if (!UUID.test(eventId)) throw new NotFoundError("Webhook event");
+    const id = await relay.webhooks.replay(found, eventId.toLowerCase(), c.get("principal").keyId);
+    c.get("background")(relay.dispatchSoon());
+    return c.json({ object: "webhook_event", id });
   });
 
   return app;

@@ -6,6 +6,7 @@
  */
 import type {
   ClaimedEvent,
+  EndpointEvent,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -13,6 +14,7 @@ import type {
   EventQueue,
   EventStatus,
   EventSummary,
+  ReplayResult,
 } from "../ports.ts";
 import { EVENT_LOG_MAX, newLeaseToken } from "../shared.ts";
 import type { EventDraft } from "../types.ts";
@@ -32,6 +34,10 @@ interface EventSlot {
   token: string;
   leasedUntil: number;
   expiresAt: number | null;
+  /** A replay: the event it copies. */
+  replayOf?: string;
+  /** Replays of this event, oldest first. */
+  replays?: string[];
 }
 
 export class MemoryEvents implements EventQueue {
@@ -71,8 +77,9 @@ export class MemoryEvents implements EventQueue {
     }
   }
 
-  #queueOne(ep: string, e: EventDraft, now: number): void {
+  #queueOne(ep: string, e: EventDraft, now: number, replayOf?: string): void {
     this.#events.set(`${ep}:${e.id}`, {
+      ...(replayOf ? { replayOf } : {}),
       id: e.id,
       type: e.type,
       emailId: e.emailId,
@@ -259,8 +266,68 @@ export class MemoryEvents implements EventQueue {
           emailId: slot.emailId,
           createdAt: slot.createdAt,
           status: this.#status(slot),
+          ...(slot.replayOf ? { replayOf: slot.replayOf } : {}),
         });
       }
+    }
+    return out;
+  }
+
+  async replayEvent(
+    endpointId: string,
+    eventId: string,
+    newId: string,
+    now: number,
+  ): Promise<ReplayResult> {
+    const slot = this.#events.get(`${endpointId}:${eventId}`);
+    if (!slot) return "missing";
+    if (!this.#subs.has(endpointId)) return "disabled";
+    if (this.#events.has(`${endpointId}:${newId}`)) return "queued";
+    const draft = { ...slot, id: newId, createdAt: now };
+    this.#queueOne(endpointId, draft, now, eventId);
+    slot.replays = [...(slot.replays ?? []), newId];
+    return "queued";
+  }
+
+  async emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
+    const out: EndpointEvent[] = [];
+    const endpoints = [...this.#records.json.keys()]
+      .filter((k) => k.startsWith("webhook:"))
+      .map((k) => k.slice("webhook:".length));
+    for (const ep of endpoints) {
+      const ids = [...eventIds];
+      for (let n = 0; n < ids.length && out.length < 500; n++) {
+        const slot = this.#events.get(`${ep}:${ids[n]}`);
+        if (!slot) continue;
+        const status = this.#status(slot);
+        out.push({
+          endpointId: ep,
+          id: slot.id,
+          type: slot.type,
+          emailId: slot.emailId,
+          createdAt: slot.createdAt,
+          status,
+          attempts: copy(slot.attempts),
+          nextAttemptAt: status === "pending" ? slot.nextAttemptAt : null,
+          ...(slot.replayOf ? { replayOf: slot.replayOf } : {}),
+        });
+        ids.push(...(slot.replays ?? []));
+      }
+    }
+    return out;
+  }
+
+  async endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    const out: EndpointEvent[] = [];
+    for (const summary of await this.eventLog(endpointId, limit)) {
+      const slot = this.#events.get(`${endpointId}:${summary.id}`);
+      if (!slot) continue;
+      out.push({
+        ...summary,
+        endpointId,
+        attempts: copy(slot.attempts),
+        nextAttemptAt: summary.status === "pending" ? slot.nextAttemptAt : null,
+      });
     }
     return out;
   }
@@ -278,6 +345,7 @@ export class MemoryEvents implements EventQueue {
       payload: slot.payload,
       attempts: copy(slot.attempts),
       nextAttemptAt: status === "pending" ? slot.nextAttemptAt : null,
+      ...(slot.replayOf ? { replayOf: slot.replayOf } : {}),
     };
   }
 

@@ -20,6 +20,7 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EndpointEvent,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -259,9 +260,24 @@ export class MemoryStore implements RelayStore {
     return this.#events.eventLog(endpointId, limit);
   }
 
+  endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    this.#purge();
+    return this.#events.endpointEvents(endpointId, limit);
+  }
+
   eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     this.#purge();
     return this.#events.eventDelivery(endpointId, eventId);
+  }
+
+  replayEvent(endpointId: string, eventId: string, newId: string, now: number) {
+    this.#purge();
+    return this.#events.replayEvent(endpointId, eventId, newId, now);
+  }
+
+  emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
+    this.#purge();
+    return this.#events.emailEvents(eventIds);
   }
 
   // ---- RequestLogStore

@@ -50,8 +50,10 @@ export async function readEventDelivery(
     "na",
     "l",
     "lu",
+    "r",
   )) as unknown as (string | null)[] | null;
-  const [payload, type, emailId, created, status, attempts, next, lease, until] = fields ?? [];
+  const [payload, type, emailId, created, status, attempts, next, lease, until, replayOf] =
+    fields ?? [];
   if (!payload || !type) return null;
   const s = summaryStatus(String(status), String(lease ?? ""), Number(until ?? 0), now);
   return {
@@ -63,5 +65,6 @@ export async function readEventDelivery(
     payload,
     attempts: JSON.parse(attempts ?? "[]") as EventAttempt[],
     nextAttemptAt: s === "pending" && next ? Number(next) : null,
+    ...(replayOf ? { replayOf } : {}),
   };
 }

@@ -17,13 +17,13 @@ import type {
   ClaimedEvent,
   ClaimRun,
   CommitResult,
+  EndpointEvent,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
   EventSummary,
   IdempotencyRecord,
   IdempotencyState,
-  KeyUpdate,
   NewEntry,
   NextStep,
   RecordKind,
@@ -36,6 +36,7 @@ import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../ty
 import { idempotencyState, inFlightMarker } from "./idempotency.ts";
 import { type KeyLayout, keyLayout } from "./keys.ts";
 import { readEntry, readEventDelivery } from "./reads.ts";
+import { UpstashRecords } from "./records.ts";
 import { type BoundScripts, bindScripts } from "./scripts/index.ts";
 
 /**
@@ -63,17 +64,13 @@ export interface UpstashStoreOptions {
   now?: () => number;
 }
 
-/** Without automatic deserialisation the client returns HGETALL as [field, value, ...]. */
-function hashValues(flat: unknown): string[] {
-  return ((flat ?? []) as string[]).filter((_, i) => i % 2 === 1);
-}
-
 export class UpstashStore implements RelayStore {
   readonly #redis: Redis;
   readonly #keys: KeyLayout;
   readonly #options: UpstashStoreOptions;
   readonly #now: () => number;
   readonly #run: BoundScripts;
+  readonly #records: UpstashRecords;
   #eventsQueued = 0;
 
   constructor(options: UpstashStoreOptions) {
@@ -93,6 +90,7 @@ export class UpstashStore implements RelayStore {
     this.#options = options;
     this.#now = options.now ?? Date.now;
     this.#run = bindScripts(this.#redis);
+    this.#records = new UpstashRecords(this.#redis, this.#keys, this.#run);
   }
 
   get eventsQueued(): number {
@@ -231,106 +229,49 @@ export class UpstashStore implements RelayStore {
     return hours;
   }
 
-  // ---- KeyStore
+  // ---- KeyStore and RecordStore (records.ts)
 
-  async putKey(record: ApiKeyRecord): Promise<void> {
-    const json = JSON.stringify(record);
-    const tx = this.#redis.multi();
-    tx.set(this.#keys.keyByDigest(record.digest), json);
-    tx.hset(this.#keys.keyList, { [record.id]: json });
-    await tx.exec();
+  putKey(record: ApiKeyRecord) {
+    return this.#records.putKey(record);
   }
-
-  async keyByDigest(digest: string): Promise<ApiKeyRecord | null> {
-    const json = await this.#redis.get<string>(this.#keys.keyByDigest(digest));
-    return json ? (JSON.parse(json) as ApiKeyRecord) : null;
+  keyByDigest(digest: string) {
+    return this.#records.keyByDigest(digest);
   }
-
-  async listKeys(): Promise<ApiKeyRecord[]> {
-    return hashValues(await this.#redis.hgetall(this.#keys.keyList))
-      .map((json) => JSON.parse(json) as ApiKeyRecord)
-      .sort((a, b) => b.createdAt - a.createdAt);
+  listKeys() {
+    return this.#records.listKeys();
   }
-
-  async touchKey(record: ApiKeyRecord, at: number): Promise<void> {
-    await this.#run.touchKey({ keys: this.#keys, record, at });
+  touchKey(record: ApiKeyRecord, at: number) {
+    return this.#records.touchKey(record, at);
   }
-
-  async updateKey(previous: ApiKeyRecord, next: ApiKeyRecord): Promise<KeyUpdate> {
-    return this.#run.updateKey({ keys: this.#keys, previous, next });
+  updateKey(previous: ApiKeyRecord, next: ApiKeyRecord) {
+    return this.#records.updateKey(previous, next);
   }
-
-  async secret(name: string, fresh: string): Promise<string> {
-    // SET NX GET: one command; null means this call stored `fresh` (or a lost reply's retry did).
-    const held = await this.#redis.set<string>(this.#keys.secret(name), fresh, {
-      nx: true,
-      get: true,
-    });
-    return held ?? fresh;
+  secret(name: string, fresh: string) {
+    return this.#records.secret(name, fresh);
   }
-
-  async deleteKey(id: string): Promise<boolean> {
-    const json = await this.#redis.hget<string>(this.#keys.keyList, id);
-    if (!json) return false;
-    const record = JSON.parse(json) as ApiKeyRecord;
-    const tx = this.#redis.multi();
-    tx.del(this.#keys.keyByDigest(record.digest));
-    tx.hdel(this.#keys.keyList, id);
-    await tx.exec();
-    return true;
+  deleteKey(id: string) {
+    return this.#records.deleteKey(id);
   }
-
-  // ---- RecordStore
-
-  async putRecord<T>(kind: RecordKind, id: string, value: T): Promise<void> {
-    await this.#redis.hset(this.#keys.records(kind), { [id]: JSON.stringify(value) });
+  putRecord<T>(kind: RecordKind, id: string, value: T) {
+    return this.#records.putRecord(kind, id, value);
   }
-
-  async swapRecord<T>(
-    kind: RecordKind,
-    id: string,
-    expected: T | null,
-    value: T,
-  ): Promise<boolean> {
-    // A record read back and stringified again is the same text (key order is kept), so the
-    // script can compare JSON strings.
-    return this.#run.swapRecord({
-      keys: this.#keys,
-      kind,
-      id,
-      expected: expected === null ? null : JSON.stringify(expected),
-      value: JSON.stringify(value),
-    });
+  swapRecord<T>(kind: RecordKind, id: string, expected: T | null, value: T) {
+    return this.#records.swapRecord(kind, id, expected, value);
   }
-
-  async getRecord<T>(kind: RecordKind, id: string): Promise<T | null> {
-    const json = await this.#redis.hget<string>(this.#keys.records(kind), id);
-    return json ? (JSON.parse(json) as T) : null;
+  getRecord<T>(kind: RecordKind, id: string) {
+    return this.#records.getRecord<T>(kind, id);
   }
-
-  async listRecords<T>(kind: RecordKind): Promise<T[]> {
-    const flat = await this.#redis.hgetall(this.#keys.records(kind));
-    return hashValues(flat).map((json) => JSON.parse(json) as T);
+  listRecords<T>(kind: RecordKind) {
+    return this.#records.listRecords<T>(kind);
   }
-
-  async deleteRecord(kind: RecordKind, id: string): Promise<boolean> {
-    const tx = this.#redis.multi();
-    tx.hdel(this.#keys.records(kind), id);
-    tx.del(this.#keys.counters(kind, id));
-    const [removed] = (await tx.exec()) as [number, number];
-    return removed === 1;
+  deleteRecord(kind: RecordKind, id: string) {
+    return this.#records.deleteRecord(kind, id);
   }
-
-  async count(kind: RecordKind, id: string, counter: string, by = 1): Promise<void> {
-    await this.#redis.hincrby(this.#keys.counters(kind, id), counter, by);
+  count(kind: RecordKind, id: string, counter: string, by?: number) {
+    return this.#records.count(kind, id, counter, by);
   }
-
-  async counters(kind: RecordKind, id: string): Promise<Record<string, number>> {
-    const flat = ((await this.#redis.hgetall(this.#keys.counters(kind, id))) ??
-      []) as unknown as string[];
-    const out: Record<string, number> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) out[String(flat[i])] = Number(flat[i + 1]);
-    return out;
+  counters(kind: RecordKind, id: string) {
+    return this.#records.counters(kind, id);
   }
 
   // ---- EventQueue
@@ -362,11 +303,29 @@ export class UpstashStore implements RelayStore {
   }
 
   async eventLog(endpointId: string, limit: number): Promise<EventSummary[]> {
-    return this.#run.eventLog({ keys: this.#keys, endpointId, limit, now: this.#now });
+    const rows = await this.#run.eventLog({ keys: this.#keys, endpointId, limit, now: this.#now });
+    return rows.map(({ endpointId: _e, attempts: _a, nextAttemptAt: _n, ...summary }) => summary);
+  }
+
+  async endpointEvents(endpointId: string, limit: number): Promise<EndpointEvent[]> {
+    const args = { keys: this.#keys, endpointId, limit, attempts: true };
+    return this.#run.eventLog({ ...args, now: this.#now });
   }
 
   async eventDelivery(endpointId: string, eventId: string): Promise<EventDelivery | null> {
     return readEventDelivery(this.#redis, this.#keys, endpointId, eventId, this.#now());
+  }
+
+  async replayEvent(endpointId: string, eventId: string, newId: string, now: number) {
+    const args = { keys: this.#keys, endpointId, eventId, newId, now };
+    const { result, queued } = await this.#run.replayEvent(args);
+    this.#eventsQueued += queued;
+    return result;
+  }
+
+  async emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
+    if (eventIds.length === 0) return [];
+    return this.#run.emailEvents({ keys: this.#keys, eventIds, now: this.#now });
   }
 
   // ---- RequestLogStore

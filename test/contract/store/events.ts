@@ -243,5 +243,113 @@ export function describeEventsContract(factory: StoreFactory): void {
       ).toEqual({ ok: true, disabled: true });
       expect((await store.getWebhook(ep))?.enabled).toBe(false);
     });
+
+    it("replays an event: a copy with the same payload, a fresh attempt list, listed with the original", async () => {
+      const store = factory.make();
+      const ep = crypto.randomUUID();
+      await store.putWebhook(ep, endpoint(ep), ["email.sent"]);
+      const e = newEntry();
+      const sent = eventDraft("email.sent", e.message.id);
+      await store.enqueue([{ ...e, events: [sent] }]);
+      const [head] = await claimOne(store);
+      const attempt = { at: 1, status: 200, ms: 5, response: "ok" };
+      await store.commitEvent(head as ClaimedEvent, {
+        kind: "success",
+        attempts: [attempt],
+        now: Date.now(),
+        retainMs: 60_000,
+      });
+      const copyId = crypto.randomUUID();
+      const before = store.eventsQueued;
+      const now = Date.now();
+      expect(await store.replayEvent(ep, sent.id, copyId, now)).toBe("queued");
+      expect(store.eventsQueued).toBe(before + 1);
+      // The same replay again (a retried command) queues nothing more.
+      expect(await store.replayEvent(ep, sent.id, copyId, now)).toBe("queued");
+      expect(store.eventsQueued).toBe(before + 1);
+      const [copy, ...rest] = await claimOne(store);
+      expect(rest).toEqual([]);
+      expect(copy).toMatchObject({
+        id: copyId,
+        type: "email.sent",
+        emailId: e.message.id,
+        payload: sent.payload,
+        attempts: [],
+        endpointId: ep,
+      });
+      expect((await store.eventLog(ep, 10)).map((x) => [x.id, x.replayOf ?? null])).toEqual([
+        [copyId, sent.id],
+        [sent.id, null],
+      ]);
+      expect(
+        (await store.endpointEvents(ep, 10)).map((x) => [x.id, x.endpointId, x.attempts]),
+      ).toEqual([
+        [copyId, ep, []],
+        [sent.id, ep, [attempt]],
+      ]);
+      const original = await store.eventDelivery(ep, sent.id);
+      expect(original).toMatchObject({ status: "success", attempts: [attempt] });
+      expect((await store.eventDelivery(ep, copyId))?.replayOf).toBe(sent.id);
+      // The email's events, found from the original's id: the original and its replay.
+      const listed = await store.emailEvents([sent.id, crypto.randomUUID()]);
+      expect(listed.map((x) => [x.endpointId, x.id, x.status, x.attempts.length])).toEqual([
+        [ep, sent.id, "success", 1],
+        [ep, copyId, "attempting", 0],
+      ]);
+      expect(listed[1]?.replayOf).toBe(sent.id);
+    });
+
+    it("replays nothing for an unknown event or a disabled endpoint", async () => {
+      const store = factory.make();
+      const ep = crypto.randomUUID();
+      await store.putWebhook(ep, endpoint(ep), ["email.sent"]);
+      const e = newEntry();
+      const sent = eventDraft("email.sent", e.message.id);
+      await store.enqueue([{ ...e, events: [sent] }]);
+      const [head] = await claimOne(store);
+      await store.commitEvent(head as ClaimedEvent, {
+        kind: "success",
+        attempts: [],
+        now: Date.now(),
+        retainMs: 60_000,
+      });
+      const now = Date.now();
+      expect(await store.replayEvent(ep, crypto.randomUUID(), crypto.randomUUID(), now)).toBe(
+        "missing",
+      );
+      await store.putWebhook(ep, endpoint(ep), null);
+      const before = store.eventsQueued;
+      expect(await store.replayEvent(ep, sent.id, crypto.randomUUID(), now)).toBe("disabled");
+      expect(store.eventsQueued).toBe(before);
+      expect(await claimOne(store)).toEqual([]);
+      expect((await store.eventLog(ep, 10)).map((x) => x.id)).toEqual([sent.id]);
+    });
+
+    it("queues a replay behind its email's pending events", async () => {
+      const store = factory.make();
+      const ep = crypto.randomUUID();
+      await store.putWebhook(ep, endpoint(ep), ["email.sent", "email.delivered"]);
+      const e = newEntry();
+      const sent = eventDraft("email.sent", e.message.id);
+      await store.enqueue([{ ...e, events: [sent] }]);
+      const [head] = await claimOne(store);
+      const copyId = crypto.randomUUID();
+      // The head is still leased: its replay waits in the chain behind it.
+      expect(await store.replayEvent(ep, sent.id, copyId, Date.now())).toBe("queued");
+      expect(await claimOne(store)).toEqual([]);
+      await store.commitEvent(head as ClaimedEvent, {
+        kind: "success",
+        attempts: [],
+        now: Date.now(),
+        retainMs: 60_000,
+      });
+      expect((await claimOne(store)).map((x) => x.id)).toEqual([copyId]);
+    });
+
+    it("lists no event of an email no endpoint has", async () => {
+      const store = factory.make();
+      expect(await store.emailEvents([crypto.randomUUID()])).toEqual([]);
+      expect(await store.emailEvents([])).toEqual([]);
+    });
   });
 }

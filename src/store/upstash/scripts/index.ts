@@ -6,12 +6,14 @@ import { claimEventsScript } from "./claim-events.ts";
 import { commitScript } from "./commit.ts";
 import { commitEventScript } from "./commit-event.ts";
 import { bind } from "./define.ts";
+import { emailEventsScript } from "./email-events.ts";
 import { enqueueScript } from "./enqueue.ts";
 import { eventLogScript } from "./event-log.ts";
 import { listEmailsScript, metricsScript } from "./list-emails.ts";
 import { queueDepthScript } from "./queue-depth.ts";
 import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
+import { replayEventScript } from "./replay-event.ts";
 import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
 import { swapRecordScript } from "./swap-record.ts";
 import { touchKeyScript } from "./touch-key.ts";
@@ -25,6 +27,7 @@ export {
   commitEventScript,
   commitScript,
   deleteWebhookScript,
+  emailEventsScript,
   enqueueScript,
   eventLogScript,
   getWebhooksScript,
@@ -35,6 +38,7 @@ export {
   queueDepthScript,
   releaseIdempotentScript,
   renewScript,
+  replayEventScript,
   swapRecordScript,
   touchKeyScript,
   updateKeyScript,
@@ -61,6 +65,8 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     listRequestLogScript,
     queueDepthScript,
     swapRecordScript,
+    replayEventScript,
+    emailEventsScript,
   ].map((s) => [s.name, s.lua]),
 );
 
@@ -86,6 +92,8 @@ export function bindScripts(r: Redis) {
     appendRequestLog: bind(r, appendRequestLogScript),
     listRequestLog: bind(r, listRequestLogScript),
     queueDepth: bind(r, queueDepthScript),
+    replayEvent: bind(r, replayEventScript),
+    emailEvents: bind(r, emailEventsScript),
   };
 }
 

@@ -94,9 +94,10 @@ export class TemplateLibrary {
   }
 
   /**
-   * The alias must be free: no other template may carry it. The claim is a compare-and-set on
-   * the alias record, so of two requests racing for one alias exactly one wins; a stale holder
-   * (its template deleted or renamed half way) is taken over the same way.
+   * The alias must be free: no other template may hold it. The claim is a compare-and-set on
+   * the alias record, so of two requests racing for one alias exactly one wins. The caller has
+   * already written `record`, so a holder whose template is missing or no longer carries the
+   * alias is stale (deleted or renamed half way) and is taken over the same way.
    */
   async #claimAlias(record: TemplateRecord, was: string | null): Promise<void> {
     const alias = record.alias;
@@ -136,8 +137,16 @@ export class TemplateLibrary {
         "name",
         409,
       );
-    await this.#claimAlias(record, null);
+    // The template is written before its alias is claimed, so a rival claimant that reads the
+    // alias record always finds the holder's template (see #claimAlias); the loser takes its
+    // own template back out.
     await templates.save(this.#store, record);
+    try {
+      await this.#claimAlias(record, null);
+    } catch (err) {
+      await templates.remove(this.#store, record.id);
+      throw err;
+    }
   }
 
   async create(input: CreateTemplateInput, by: string): Promise<TemplateRecord> {
@@ -150,8 +159,13 @@ export class TemplateLibrary {
   async update(ref: string, input: UpdateTemplateInput, by: string): Promise<TemplateRecord> {
     const old = await this.#get(ref);
     const record = updatedTemplate(old, input, this.#now());
-    await this.#claimAlias(record, old.alias);
     await templates.save(this.#store, record);
+    try {
+      await this.#claimAlias(record, old.alias);
+    } catch (err) {
+      await templates.save(this.#store, old);
+      throw err;
+    }
     if (old.alias !== record.alias) await this.#releaseAlias(old.alias, record.id);
     this.#log.info("template.updated", { template_id: record.id, key_id: by });
     return record;

@@ -15,6 +15,7 @@ import {
   emptyReport,
 } from "./delivery/deliver.ts";
 import { cancelState, initialState, lastEvent, type Policy } from "./delivery/state.ts";
+import { DomainRegistry } from "./domains.ts";
 import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
 import { type DispatchReport, dispatchEvents } from "./events/dispatch.ts";
 import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events.ts";
@@ -69,6 +70,7 @@ export class Relay {
   readonly keys: ApiKeys;
   readonly records: Records;
   readonly templates: TemplateLibrary;
+  readonly domains: DomainRegistry;
   /** `GET /emails` and `GET /emails/metrics`: the list index and the event counters. */
   readonly emailList: EmailListing;
   readonly emailMetrics: EmailMetrics;
@@ -96,6 +98,7 @@ export class Relay {
       now: deps.now,
       cacheMs: deps.config.keyCacheMs,
     });
+    this.domains = new DomainRegistry(deps.store, deps.config, { log: deps.log, now: deps.now });
     this.emailList = new EmailListing(deps.store, this.now);
     this.emailMetrics = new EmailMetrics(deps.store, this.now);
     this.requestLog = new RequestLog(deps.store, deps.config.requestLog, deps.now, deps.log);
@@ -135,12 +138,22 @@ export class Relay {
 
   /**
    * Stores composed messages, all or none. Resolves only once the store has them: that is what
-   * a 2xx promises. Messages due now are leased to the caller for an immediate attempt.
+   * a 2xx promises. Messages due now are leased to the caller for an immediate attempt. A
+   * message from a verified domain is DKIM-signed first (src/domains.ts), so retries resend it.
    */
   async accept(
-    items: { composed: Composed; scheduledAt: number | null }[],
+    unsigned: { composed: Composed; scheduledAt: number | null }[],
     idempotency?: IdempotencyRecord,
   ): Promise<Accepted> {
+    let items: typeof unsigned;
+    try {
+      items = await Promise.all(
+        unsigned.map(async (i) => ({ ...i, composed: await this.domains.sign(i.composed) })),
+      );
+    } catch (err) {
+      this.log.error("store.unavailable", { op: "domains", error: String(err) });
+      throw new StoreUnavailableError(err);
+    }
     const now = this.now();
     const immediate = this.config.immediateDelivery && this.#openTransport !== undefined;
     const token = newLeaseToken();

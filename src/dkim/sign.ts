@@ -158,8 +158,10 @@ export async function dkimSign(raw: string, signer: DkimSigner, now: number): Pr
       : await crypto.subtle.sign("Ed25519", signer.key, await digest(bytes)),
   );
   // b= is left out of what is signed, with its white space, so folding it changes nothing.
-  const b = (toBase64(signature).match(/.{1,70}/g) ?? []).join("\r\n\t");
-  const lastLine = unsignedField.length - unsignedField.lastIndexOf("\n");
-  const sep = lastLine + 8 > 76 ? "\r\n\t" : "";
-  return `${unsignedField}${sep}${b}\r\n${raw}`;
+  const sig = toBase64(signature);
+  const room = 76 - (unsignedField.length - unsignedField.lastIndexOf("\n") - 1);
+  const first = room >= 16 ? sig.slice(0, room) : "";
+  const lines = [first, ...(sig.slice(first.length).match(/.{1,72}/g) ?? [])];
+  const b = lines.join("\r\n\t");
+  return `${unsignedField}${b}\r\n${raw}`;
 }

@@ -108,10 +108,13 @@ function fold(first: string, pieces: string[]): string {
 }
 
 /**
- * The message with a DKIM-Signature field on top. `raw` is a stored message (binary string,
- * CRLF line ends); `now` becomes t=.
+ * The message with a DKIM-Signature field on top, line ends made CRLF. `given` is a stored
+ * message (binary string); `now` becomes t=.
  */
-export async function dkimSign(raw: string, signer: DkimSigner, now: number): Promise<string> {
+export async function dkimSign(given: string, signer: DkimSigner, now: number): Promise<string> {
+  // MailComposer keeps a text's bare LF line ends and SMTP clients send them as CRLF: sign (and
+  // store) the wire form, or the body hash would be of other bytes than the ones that arrive.
+  const raw = given.replace(/\r?\n/g, "\r\n");
   const { header, body } = split(raw);
   const all = fields(header);
   const byName = new Map<string, string[]>();

@@ -27,6 +27,7 @@ const MESSAGE = [
   "",
   "Hello  there.   ",
   "Second line\t",
+  "bare LF\nend",
   "",
   "",
 ].join("\r\n");

@@ -12,7 +12,7 @@
  *   after 30 s), "huge" (an endless answer), for the relay's bounded lookups.
  * - `GET /api/requests` lists the names asked, oldest first.
  */
-import { createServer, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 
 export type DohMode = "normal" | "servfail" | "http500" | "slow" | "huge";
 
@@ -30,7 +30,7 @@ function quoted(value: string): string {
   return parts.map((p) => `"${p.replace(/["\\]/g, (c) => `\\${c}`)}"`).join(" ");
 }
 
-async function readJsonBody(req: import("node:http").IncomingMessage): Promise<unknown> {
+async function readJsonBody(req: IncomingMessage): Promise<unknown> {
   let text = "";
   for await (const chunk of req) {
     text += chunk;
@@ -48,75 +48,83 @@ export async function startDohStub(opts: { host?: string } = {}): Promise<DohStu
   const send = (res: ServerResponse, status: number, body: unknown, type = "application/json") => {
     res.writeHead(status, { "content-type": type });
     res.end(JSON.stringify(body));
+    return true;
+  };
+
+  const publish = async (req: IncomingMessage, res: ServerResponse) => {
+    const body = (await readJsonBody(req)) as { name?: string; values?: string[] };
+    if (typeof body.name !== "string" || !Array.isArray(body.values))
+      return send(res, 400, { error: "give name and values" });
+    const name = body.name.toLowerCase().replace(/\.$/, "");
+    if (body.values.length === 0) records.delete(name);
+    else records.set(name, body.values.map(String));
+    return send(res, 200, { ok: true });
+  };
+
+  /** The control API; false when the path is not one of its. */
+  const control = async (req: IncomingMessage, res: ServerResponse, path: string) => {
+    if (path === "/api/records" && req.method === "PUT") return publish(req, res);
+    if (path === "/api/records" && req.method === "DELETE") {
+      records.clear();
+      return send(res, 200, { ok: true });
+    }
+    if (path === "/api/mode" && req.method === "PUT") {
+      mode = ((await readJsonBody(req)) as { mode?: DohMode }).mode ?? "normal";
+      return send(res, 200, { mode });
+    }
+    if (path === "/api/requests") return send(res, 200, requests);
+    return false;
+  };
+
+  /** The failure modes: true when one answered. */
+  const misbehave = (res: ServerResponse): boolean => {
+    if (mode === "http500") send(res, 500, {});
+    else if (mode === "servfail") send(res, 200, { Status: 2 }, "application/dns-json");
+    else if (mode === "slow") {
+      open.add(res);
+      setTimeout(() => {
+        open.delete(res);
+        if (!res.writableEnded) send(res, 200, { Status: 3 }, "application/dns-json");
+      }, 30_000).unref();
+    } else if (mode === "huge") {
+      res.writeHead(200, { "content-type": "application/dns-json" });
+      const chunk = `"${"x".repeat(16 * 1024)}",`;
+      open.add(res);
+      const pump = () => {
+        while (!res.destroyed && res.write(chunk)) {}
+        if (!res.destroyed) res.once("drain", pump);
+      };
+      res.on("close", () => open.delete(res));
+      pump();
+    } else return false;
+    return true;
+  };
+
+  const query = (url: URL, res: ServerResponse) => {
+    const name = (url.searchParams.get("name") ?? "").toLowerCase().replace(/\.$/, "");
+    requests.push(name);
+    if (misbehave(res)) return;
+    const values = records.get(name) ?? [];
+    const txt = url.searchParams.get("type") === "TXT" || url.searchParams.get("type") === "16";
+    const answer =
+      values.length === 0
+        ? { Status: 3, Answer: [] }
+        : {
+            Status: 0,
+            Answer: txt
+              ? values.map((v) => ({ name: `${name}.`, type: 16, TTL: 300, data: quoted(v) }))
+              : [],
+          };
+    send(res, 200, answer, "application/dns-json");
   };
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url ?? "/", "http://stub");
     try {
-      if (url.pathname === "/api/records" && req.method === "PUT") {
-        const body = (await readJsonBody(req)) as { name?: string; values?: string[] };
-        if (typeof body.name !== "string" || !Array.isArray(body.values))
-          return send(res, 400, { error: "give name and values" });
-        const name = body.name.toLowerCase().replace(/\.$/, "");
-        if (body.values.length === 0) records.delete(name);
-        else records.set(name, body.values.map(String));
-        return send(res, 200, { ok: true });
-      }
-      if (url.pathname === "/api/records" && req.method === "DELETE") {
-        records.clear();
-        return send(res, 200, { ok: true });
-      }
-      if (url.pathname === "/api/mode" && req.method === "PUT") {
-        mode = ((await readJsonBody(req)) as { mode: DohMode }).mode ?? "normal";
-        return send(res, 200, { mode });
-      }
-      if (url.pathname === "/api/requests") return send(res, 200, requests);
+      if ((await control(req, res, url.pathname)) !== false) return;
       if (url.pathname !== "/dns-query" || req.method !== "GET") return send(res, 404, {});
       if (req.headers.accept !== "application/dns-json") return send(res, 415, {});
-      const name = (url.searchParams.get("name") ?? "").toLowerCase().replace(/\.$/, "");
-      requests.push(name);
-      if (mode === "http500") return send(res, 500, {});
-      if (mode === "servfail") return send(res, 200, { Status: 2 }, "application/dns-json");
-      if (mode === "slow") {
-        open.add(res);
-        setTimeout(() => {
-          open.delete(res);
-          if (!res.writableEnded) send(res, 200, { Status: 3 }, "application/dns-json");
-        }, 30_000).unref();
-        return;
-      }
-      if (mode === "huge") {
-        res.writeHead(200, { "content-type": "application/dns-json" });
-        const chunk = `"${"x".repeat(16 * 1024)}",`;
-        open.add(res);
-        const pump = () => {
-          while (!res.destroyed && res.write(chunk)) {}
-          if (!res.destroyed) res.once("drain", pump);
-        };
-        res.on("close", () => open.delete(res));
-        pump();
-        return;
-      }
-      const values = records.get(name) ?? [];
-      const type = Number(
-        url.searchParams.get("type") === "TXT" ? 16 : url.searchParams.get("type"),
-      );
-      send(
-        res,
-        200,
-        values.length === 0 || type !== 16
-          ? { Status: values.length === 0 ? 3 : 0, Answer: [] }
-          : {
-              Status: 0,
-              Answer: values.map((v) => ({
-                name: `${name}.`,
-                type: 16,
-                TTL: 300,
-                data: quoted(v),
-              })),
-            },
-        "application/dns-json",
-      );
+      query(url, res);
     } catch (err) {
       if (!res.headersSent) send(res, 400, { error: String(err) });
     }

@@ -82,7 +82,7 @@ describe.skipIf(Boolean(skip))(
 
     /** Creates a domain, publishes its DKIM record at the stand-in and verifies it. */
     async function verifiedDomain(name: string, algorithm?: string) {
-      const created = algorithm
+      const created: { id: string; status: string; records: unknown } = algorithm
         ? await (
             await fetch(`${relay.url}/domains`, {
               method: "POST",
@@ -90,8 +90,12 @@ describe.skipIf(Boolean(skip))(
               body: JSON.stringify({ name, dkim_algorithm: algorithm }),
             })
           ).json()
-        : (await admin.domains.create({ name })).data;
-      expect(created?.status).toBe("not_started");
+        : ((await admin.domains.create({ name })).data as {
+            id: string;
+            status: string;
+            records: unknown;
+          });
+      expect(created.status).toBe("not_started");
       const dkim = (created.records as DnsRecord[]).find((r) => r.record === "DKIM") as DnsRecord;
       await doh.publish(dkim.name, [dkim.value]);
       expect((await admin.domains.verify(created.id)).error).toBeNull();

@@ -20,6 +20,7 @@ import { stored, UUID } from "../routes/resource.ts";
 import { parseScheduledAt } from "../schedule.ts";
 import { UpdateApiKeySchema } from "../schemas.ts";
 import { emailView } from "../view.ts";
+import { registerDomainPages } from "./domains.ts";
 import { dashboardError, dashboardGuard, formOf, sessionOf } from "./guard.ts";
 import { STYLESHEET } from "./layout.ts";
 import { overviewStatus } from "./overview-view.ts";
@@ -268,6 +269,7 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     const endpoints = await c.get("relay").webhooks.list();
     return c.html(webhooksPage(sessionOf(c), endpoints));
   });
+  registerDomainPages(app);
 
   return app;
 }

@@ -109,13 +109,16 @@ export async function newDkimKey(
   sealing: CryptoKey,
   now: number,
 ): Promise<StoredDkimKey> {
-  const pair = (await crypto.subtle.generateKey(
+  // Two calls, not one with a union argument: each runtime's typings overload them differently.
+  const pair = (
     algorithm === "rsa-sha256"
-      ? { ...RSA, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) }
-      : { name: "Ed25519" },
-    true,
-    ["sign", "verify"],
-  )) as CryptoKeyPair;
+      ? await crypto.subtle.generateKey(
+          { ...RSA, modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) },
+          true,
+          ["sign", "verify"],
+        )
+      : await crypto.subtle.generateKey("Ed25519", true, ["sign", "verify"])
+  ) as CryptoKeyPair;
   const publicKey = new Uint8Array(
     (await crypto.subtle.exportKey(
       algorithm === "rsa-sha256" ? "spki" : "raw",

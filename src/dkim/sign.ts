@@ -89,7 +89,10 @@ export function relaxedBody(body: string): string {
 
 const digest = async (data: Uint8Array<ArrayBuffer> | string) =>
   new Uint8Array(
-    await crypto.subtle.digest("SHA-256", typeof data === "string" ? latin1ToBytes(data) : data),
+    await crypto.subtle.digest(
+      "SHA-256",
+      typeof data === "string" ? (latin1ToBytes(data) as Uint8Array<ArrayBuffer>) : data,
+    ),
   );
 
 /** Joins pieces into lines of at most ~76 characters, folding (CRLF TAB) before a piece. */

@@ -306,3 +306,14 @@ export class HookInFlightError extends RelayError {
     this.name = "HookInFlightError";
   }
 }
+
+/**
+ * A domain's DKIM key cannot be made or opened: neither DKIM_ENCRYPTION_KEY nor ADMIN_TOKEN is
+ * set, or the key was sealed with a secret that has since changed. The operator's to fix.
+ */
+export class DkimUnavailableError extends RelayError {
+  constructor(message: string) {
+    super(503, "application_error", message);
+    this.name = "DkimUnavailableError";
+  }
+}

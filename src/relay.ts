@@ -14,16 +14,12 @@ import {
   deliverClaimed,
   emptyReport,
 } from "./delivery/deliver.ts";
-import {
-  cancelState,
-  canRetryNow,
-  initialState,
-  lastEvent,
-  type Policy,
-} from "./delivery/state.ts";
-import { ConflictError, NotFoundError, StoreUnavailableError } from "./errors.ts";
+import { initialState, type Policy } from "./delivery/state.ts";
+import { EmailSteering } from "./delivery/steer.ts";
+import { DomainRegistry } from "./domains.ts";
+import { StoreUnavailableError } from "./errors.ts";
 import { type DispatchReport, dispatchEvents } from "./events/dispatch.ts";
-import { acceptedEvents, canceledEvents, type EventDraft } from "./events/events.ts";
+import { acceptedEvents } from "./events/events.ts";
 import { WebhookEndpoints } from "./events/manage.ts";
 import { EmailListing } from "./listing/emails.ts";
 import { EmailMetrics } from "./listing/metrics.ts";
@@ -75,6 +71,7 @@ export class Relay {
   readonly keys: ApiKeys;
   readonly records: Records;
   readonly templates: TemplateLibrary;
+  readonly domains: DomainRegistry;
   /** `GET /emails` and `GET /emails/metrics`: the list index and the event counters. */
   readonly emailList: EmailListing;
   readonly emailMetrics: EmailMetrics;
@@ -85,6 +82,7 @@ export class Relay {
   readonly log: Logger;
   readonly now: () => number;
   readonly #openTransport: (() => SmtpTransport) | undefined;
+  readonly #steering: EmailSteering;
   /** `store.eventsQueued` when a dispatch last started: more since then means work to send. */
   #eventsSeen = 0;
 
@@ -96,12 +94,18 @@ export class Relay {
     this.log = deps.log;
     this.now = deps.now;
     this.#openTransport = deps.openTransport;
+    this.#steering = new EmailSteering(deps.store, {
+      now: deps.now,
+      log: deps.log,
+      retentionMs: deps.config.retentionMs,
+    });
     this.records = new Records(deps.store, deps.log);
     this.templates = new TemplateLibrary(deps.store, {
       log: deps.log,
       now: deps.now,
       cacheMs: deps.config.keyCacheMs,
     });
+    this.domains = new DomainRegistry(deps.store, deps.config, { log: deps.log, now: deps.now });
     this.emailList = new EmailListing(deps.store, this.now);
     this.emailMetrics = new EmailMetrics(deps.store, this.now);
     this.requestLog = new RequestLog(deps.store, deps.config.requestLog, deps.now, deps.log);
@@ -141,12 +145,22 @@ export class Relay {
 
   /**
    * Stores composed messages, all or none. Resolves only once the store has them: that is what
-   * a 2xx promises. Messages due now are leased to the caller for an immediate attempt.
+   * a 2xx promises. Messages due now are leased to the caller for an immediate attempt. A
+   * message from a verified domain is DKIM-signed first (src/domains.ts), so retries resend it.
    */
   async accept(
-    items: { composed: Composed; scheduledAt: number | null }[],
+    unsigned: { composed: Composed; scheduledAt: number | null }[],
     idempotency?: IdempotencyRecord,
   ): Promise<Accepted> {
+    let items: typeof unsigned;
+    try {
+      items = await Promise.all(
+        unsigned.map(async (i) => ({ ...i, composed: await this.domains.sign(i.composed) })),
+      );
+    } catch (err) {
+      this.log.error("store.unavailable", { op: "domains", error: String(err) });
+      throw new StoreUnavailableError(err);
+    }
     const now = this.now();
     const immediate = this.config.immediateDelivery && this.#openTransport !== undefined;
     const token = newLeaseToken();
@@ -294,93 +308,21 @@ export class Relay {
     return { ...report, batches, webhooks };
   }
 
-  async get(id: string, principal: Principal): Promise<StoredEntry> {
-    let entry: StoredEntry | null;
-    try {
-      entry = await this.store.get(id);
-    } catch (err) {
-      throw new StoreUnavailableError(err);
-    }
-    // A sending key sees only its own messages; others look absent rather than forbidden, so
-    // ids cannot be probed.
-    if (
-      !entry ||
-      (principal.permission !== "full_access" && entry.message.keyId !== principal.keyId)
-    ) {
-      throw new NotFoundError("Email");
-    }
-    return entry;
+  /** One email as `principal` may see it; NotFoundError otherwise (delivery/steer.ts). */
+  get(id: string, principal: Principal): Promise<StoredEntry> {
+    return this.#steering.get(id, principal);
   }
 
-  async reschedule(id: string, principal: Principal, at: number): Promise<void> {
-    const entry = await this.get(id, principal);
-    const now = this.now();
-    if (entry.state.canceledAt !== null)
-      throw new ConflictError("This email was canceled and cannot be rescheduled");
-    if (entry.state.attempts > 0 || lastEvent(entry.state, now) !== "scheduled") {
-      throw new ConflictError("Only an email that is still scheduled can be rescheduled");
-    }
-    const state = { ...entry.state, scheduledAt: at };
-    await this.#write(id, entry, state, { kind: "due", at: Math.max(at, now) });
+  reschedule(id: string, principal: Principal, at: number): Promise<void> {
+    return this.#steering.reschedule(id, principal, at);
   }
 
-  /**
-   * Makes a deferred message due now, for the next delivery run; written only if it is still as
-   * read and no run holds it (the version guard), so it never races a claim.
-   */
-  async retryNow(id: string, principal: Principal): Promise<void> {
-    const entry = await this.get(id, principal);
-    const now = this.now();
-    if (!canRetryNow(entry.state, entry.leasedUntil, now))
-      throw new ConflictError(
-        "Only an email waiting for its next attempt after a temporary failure can be retried now",
-      );
-    await this.#write(id, entry, { ...entry.state, nextAttemptAt: now }, { kind: "due", at: now });
-    this.log.info("email.retry_now", { email_id: id, key_id: principal.keyId });
+  retryNow(id: string, principal: Principal): Promise<void> {
+    return this.#steering.retryNow(id, principal);
   }
 
-  async cancel(id: string, principal: Principal): Promise<void> {
-    const entry = await this.get(id, principal);
-    const now = this.now();
-    if (entry.state.canceledAt !== null) return;
-    if (!entry.state.recipients.some((r) => r.status === "pending")) {
-      throw new ConflictError(
-        "This email has already been delivered or has failed; there is nothing to cancel",
-      );
-    }
-    await this.#write(
-      id,
-      entry,
-      cancelState(entry.state, now),
-      { kind: "done", retainMs: this.config.retentionMs },
-      canceledEvents(entry.message, now),
-    );
-    this.log.info("email.canceled", { email_id: id, key_id: principal.keyId });
-  }
-
-  async #write(
-    id: string,
-    entry: StoredEntry,
-    state: StoredEntry["state"],
-    next: Parameters<RelayStore["commit"]>[3],
-    events?: EventDraft[],
-  ) {
-    let result: Awaited<ReturnType<RelayStore["commit"]>>;
-    try {
-      result = await this.store.commit(
-        id,
-        { version: entry.version, now: this.now() },
-        state,
-        next,
-        events,
-      );
-    } catch (err) {
-      throw new StoreUnavailableError(err);
-    }
-    if (result === "missing") throw new NotFoundError("Email");
-    if (result === "conflict") {
-      throw new ConflictError("This email is being delivered right now; try again in a moment");
-    }
+  cancel(id: string, principal: Principal): Promise<void> {
+    return this.#steering.cancel(id, principal);
   }
 
   #deliveryContext(transport: SmtpTransport) {

@@ -6,6 +6,7 @@
  * - three recording SMTP sinks, each with its HTTP control API: `plain` (no TLS, no AUTH),
  *   `starttls` (STARTTLS required, AUTH required) and `implicit` (TLS from the first byte, AUTH).
  * - a stand-in for Cloudflare Turnstile's siteverify (dev/turnstile-stub.ts), for forms.
+ * - a DNS-over-HTTPS stand-in (dev/doh-stub.ts) serving the TXT records tests publish, for domains.
  *
  * Without Redis the Redis tests are skipped with the reason, except in CI (CI=true), where a
  * missing Redis is a broken setup and fails the run.
@@ -15,6 +16,7 @@ import { randomBytes } from "node:crypto";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { TestProject } from "vitest/node";
+import { startDohStub } from "../dev/doh-stub.ts";
 import { type SinkTls, startSinkHttp, startSmtpSink } from "../dev/smtp-sink/index.ts";
 import { makeTestCertificates } from "../dev/test-ca.ts";
 import { startTurnstileStub } from "../dev/turnstile-stub.ts";
@@ -86,6 +88,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     // Cloudflare Turnstile's siteverify, as forms call it (TURNSTILE_VERIFY_URL).
     const turnstile = await startTurnstileStub();
     closers.push(() => turnstile.close());
+    const doh = await startDohStub();
+    closers.push(() => doh.close());
 
     const services: Services = {
       upstash: { url: gateway.url, token: gateway.token, api: gatewayHttp.url },
@@ -96,6 +100,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         implicit: await startSink("implicit", "implicit"),
       },
       turnstile: { url: turnstile.url, api: turnstile.api },
+      doh: { url: doh.url, api: doh.api },
       ca: certs.ca,
       caPath: certs.caPath,
     };

@@ -19,6 +19,7 @@ import { requestLogging } from "./request-log.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { attachmentRoutes, downloadRoutes } from "./routes/attachments.ts";
+import { domainRoutes } from "./routes/domains.ts";
 import { emailListRoutes } from "./routes/email-list.ts";
 import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
@@ -73,6 +74,7 @@ export function createApp(options: AppOptions) {
   app.route("/webhooks", webhookRoutes());
   app.route("/hooks", hookRoutes());
   app.route("/templates", templateRoutes());
+  app.route("/domains", domainRoutes());
   app.route("/logs", logRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token),
   // hooks' deliveries (their proof; after hookRoutes: see there for why the order matters) and

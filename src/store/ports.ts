@@ -184,9 +184,10 @@ export type KeyUpdate = "updated" | "missing" | "changed";
 
 /**
  * The kinds of record `putRecord` and friends keep. Email templates are "template", and
- * "template_alias" maps an alias to its template's id (so a send by alias reads one record).
+ * "template_alias" maps an alias to its template's id (so a send by alias reads one record);
+ * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts).
  */
-export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_alias";
+export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_alias" | "domain";
 
 /**
  * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints,

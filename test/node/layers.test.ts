@@ -20,7 +20,15 @@ const LAYERS: { name: string; paths: string[] }[] = [
   },
   {
     name: "domain",
-    paths: ["src/config.ts", "src/mail/", "src/templates/", "src/smtp/", "src/auth/", "src/store/"],
+    paths: [
+      "src/config.ts",
+      "src/mail/",
+      "src/templates/",
+      "src/smtp/",
+      "src/auth/",
+      "src/store/",
+      "src/dkim/",
+    ],
   },
   {
     name: "use cases",
@@ -36,6 +44,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/request-log.ts",
       "src/attachments.ts",
       "src/relay-secrets.ts",
+      "src/domains.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

@@ -47,6 +47,8 @@ export interface Services {
   sinks: Record<SinkName, SinkInfo>;
   /** The Turnstile siteverify stand-in (dev/turnstile-stub.ts): `url` for TURNSTILE_VERIFY_URL. */
   turnstile: { url: string; api: string };
+  /** The DNS-over-HTTPS stand-in (dev/doh-stub.ts): `url` for DOH_URL; dohApi() publishes. */
+  doh: { url: string; api: string };
   /** The test CA (PEM) that signed the sinks' certificate, and its path. */
   ca: string;
   caPath: string;
@@ -244,5 +246,27 @@ export function gatewayApi(): GatewayApi {
     up: async () => {
       await call(base(), "POST", "/api/up");
     },
+  };
+}
+
+export interface DohApi {
+  /** Sets a name's TXT records (an empty list removes them). */
+  publish(name: string, values: string[]): Promise<void>;
+  /** "normal", or a failure the relay's lookups must survive (see dev/doh-stub.ts). */
+  mode(mode: "normal" | "servfail" | "http500" | "slow" | "huge"): Promise<void>;
+  requests(): Promise<string[]>;
+}
+
+/** The control API of the DoH stand-in. */
+export function dohApi(): DohApi {
+  const base = () => services().doh.api;
+  return {
+    publish: async (name, values) => {
+      await call(base(), "PUT", "/api/records", { name, values });
+    },
+    mode: async (mode) => {
+      await call(base(), "PUT", "/api/mode", { mode });
+    },
+    requests: async () => (await call(base(), "GET", "/api/requests")) as string[],
   };
 }

@@ -63,6 +63,26 @@ describe("loadConfig", () => {
     );
   });
 
+  it("reads the DKIM sealing secret (hex or base64), else ADMIN_TOKEN, and the DoH resolver", () => {
+    const hex = loadConfig({ DKIM_ENCRYPTION_KEY: "ab".repeat(32) }).dkim;
+    expect(hex.secret).toEqual({
+      from: "DKIM_ENCRYPTION_KEY",
+      bytes: new Uint8Array(32).fill(0xab),
+    });
+    const b64 = loadConfig({ DKIM_ENCRYPTION_KEY: btoa("\x01".repeat(32)) }).dkim.secret;
+    expect(b64).toEqual({ from: "DKIM_ENCRYPTION_KEY", bytes: new Uint8Array(32).fill(1) });
+    const token = "t".repeat(24);
+    expect(loadConfig({ ADMIN_TOKEN: token }).dkim.secret).toEqual({ from: "ADMIN_TOKEN", token });
+    expect(loadConfig({}).dkim).toEqual({
+      secret: null,
+      dohUrl: "https://cloudflare-dns.com/dns-query",
+      dohTimeoutMs: 5000,
+    });
+    expect(loadConfig({ BOUNCE_DOMAIN: "Bounces.Example.com" }).bounceDomain).toBe(
+      "bounces.example.com",
+    );
+  });
+
   const bad: [string, Record<string, string>][] = [
     ["UPSTASH_REDIS_REST_TOKEN", { UPSTASH_REDIS_REST_URL: "https://x.upstash.io" }],
     ["UPSTASH_REDIS_REST_URL", { UPSTASH_REDIS_REST_TOKEN: "t" }],
@@ -94,6 +114,13 @@ describe("loadConfig", () => {
       },
     ],
     ["SMTP_URL", { SMTP_URL: "http://smtp.example.com" }],
+    ["BOUNCE_DOMAIN", { BOUNCE_DOMAIN: "localhost" }],
+    ["BOUNCE_DOMAIN", { BOUNCE_DOMAIN: "bounces.example.com\r\nX: y" }],
+    ["DKIM_ENCRYPTION_KEY", { DKIM_ENCRYPTION_KEY: "short" }],
+    ["DKIM_ENCRYPTION_KEY", { DKIM_ENCRYPTION_KEY: "z".repeat(64) }],
+    ["DOH_URL", { DOH_URL: "ftp://dns.example" }],
+    ["DOH_URL", { DOH_URL: "https://dns.example/q?name=x" }],
+    ["DOH_TIMEOUT_SECONDS", { DOH_TIMEOUT_SECONDS: "60" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env)})`, () => {

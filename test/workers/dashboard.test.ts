@@ -13,6 +13,7 @@ import { SESSION_TTL_SECONDS } from "../../src/http/dashboard/session.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory/store.ts";
+import { dohApi, services } from "../support/services.ts";
 import { ADMIN, email } from "../support/worker.ts";
 
 const ORIGIN = "https://relay.test";
@@ -27,7 +28,12 @@ beforeEach(() => {
   const now = () => clock;
   store = new MemoryStore({ now });
   const relay = createRelay(
-    loadConfig({ ADMIN_TOKEN: ADMIN, RATE_LIMIT: "10000/1s", KEY_CACHE_SECONDS: "30" }),
+    loadConfig({
+      ADMIN_TOKEN: ADMIN,
+      RATE_LIMIT: "10000/1s",
+      KEY_CACHE_SECONDS: "30",
+      DOH_URL: services().doh.url,
+    }),
     { store, log: silentLogger, now },
   );
   app = createApp({ relay: () => relay, background: () => {}, clientIp: () => ip });
@@ -449,5 +455,42 @@ describe("dashboard reply lines", () => {
     );
     expect(replyLine({ code: null, text: "connection reset" })).toBe("no answer connection reset");
     expect(replyLine(null)).toBe("—");
+  });
+});
+
+describe("dashboard domains", () => {
+  it("adds a domain, shows the records to publish (never the private key) and verifies it", async () => {
+    const cookie = await signIn();
+    const empty = await (await request("/dashboard/domains", { cookie })).text();
+    expect(empty).toContain('<a href="/dashboard/domains">Domains</a>');
+    expect(empty).toContain("No domains yet");
+    const csrf = await csrfOf(cookie, "/dashboard/domains");
+    const name = `${crypto.randomUUID().slice(0, 8)}.dash.test`;
+    const added = await post(
+      "/dashboard/domains",
+      { _csrf: csrf, name, dkim_algorithm: "ed25519-sha256" },
+      cookie,
+    );
+    expect(added.status).toBe(201);
+    const text = await added.text();
+    expect(text).toContain(`Added ${name}`);
+    const value = /<code class="wrap">(v=DKIM1; k=ed25519; p=[^<]+)<\/code>/.exec(text)?.[1];
+    const record = /<code>(relay1-[0-9a-f]{6}\._domainkey\.[^<]+)<\/code>/.exec(text)?.[1];
+    expect(value && record).toBeTruthy();
+    expect(text).not.toMatch(/sealed|PRIVATE/i);
+
+    await dohApi().publish(record as string, [value as string]);
+    const id = /action="\/dashboard\/domains\/([0-9a-f-]{36})\/verify"/.exec(text)?.[1];
+    const verified = await post(`/dashboard/domains/${id}/verify`, { _csrf: csrf }, cookie);
+    expect(verified.status).toBe(303);
+    const after = await (await request("/dashboard/domains?done=verified", { cookie })).text();
+    expect(after).toContain("verified, signing");
+
+    // A cross-site post is refused, as for every dashboard form.
+    const forged = await post("/dashboard/domains", { _csrf: csrf, name: "x.test" }, cookie, {
+      origin: "https://evil.test",
+      "sec-fetch-site": "cross-site",
+    });
+    expect(forged.status).toBe(403);
   });
 });

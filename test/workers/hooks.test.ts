@@ -861,6 +861,8 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
       return (await gateway.commands(prefix)) - before;
     };
     const sig = () => ({ "x-hub-signature-256": githubSignature(hmac.secret, body) });
+    // A first delivery reads what every send reads once per isolate (the domain list, for DKIM).
+    await deliver(`/hooks/${std.id}`, body, standardHeaders(std.secret, body));
     // The first request reads the hook; later ones find it in the isolate's cache.
     const firstHmac = await measure(() => deliver(`/hooks/${hmac.id}`, body, sig()));
     const nextHmac = await measure(() => deliver(`/hooks/${hmac.id}`, body, sig()));
@@ -868,7 +870,7 @@ describe.skipIf(redis.skip)(`on Redis through the Upstash gateway${redis.label}`
     const nextStd = await measure(() =>
       deliver(`/hooks/${std.id}`, body, standardHeaders(std.secret, body)),
     );
-    await received(4);
+    await received(5);
     console.info(
       `hook commands per accepted request, delivery included: hmac uncached ${firstHmac}, hmac cached ${nextHmac}, standard webhooks cached ${nextStd}`,
     );

@@ -47,6 +47,7 @@ input, select, button { font: inherit; padding: .35rem .5rem; border: 1px solid 
   border-radius: 4px; background: var(--bg); color: var(--fg); }
 button { cursor: pointer; border-color: var(--accent); }
 button.danger { border-color: var(--bad); color: var(--bad); }
+code.wrap { word-break: break-all; }
 .notice { padding: .5rem .75rem; border-left: 4px solid var(--good); margin: 0 0 1rem; }
 .error { padding: .5rem .75rem; border-left: 4px solid var(--bad); margin: 0 0 1rem; }
 .token { font-family: ui-monospace, monospace; font-size: 1.05rem; padding: .5rem;
@@ -77,6 +78,7 @@ const NAV = [
   ["/dashboard/forms", "Forms"],
   ["/dashboard/hooks", "Hooks"],
   ["/dashboard/templates", "Templates"],
+  ["/dashboard/domains", "Domains"],
 ] as const;
 
 /** A hidden field with the session's form token: in every form that posts. */

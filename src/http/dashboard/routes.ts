@@ -20,6 +20,7 @@ import { stored } from "../routes/resource.ts";
 import { parseScheduledAt } from "../schedule.ts";
 import { UpdateApiKeySchema } from "../schemas.ts";
 import { emailView } from "../view.ts";
+import { registerDomainPages } from "./domains.ts";
 import { formPages } from "./forms.ts";
 import { dashboardError, dashboardGuard, formOf, sessionOf } from "./guard.ts";
 import { hookPages } from "./hooks.ts";
@@ -288,6 +289,7 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
   formPages(app);
   hookPages(app);
   templatePages(app);
+  registerDomainPages(app);
 
   return app;
 }

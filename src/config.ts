@@ -4,13 +4,25 @@
  * mistyped a secret learns which one from the first response or log line.
  */
 
-import { parseRateLimit, type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
+import { type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
+import { bounceDomain, type DkimConfig, dkimSecret, dohUrl } from "./config/deliverability.ts";
+import {
+  bool,
+  type Env,
+  int,
+  logLevel,
+  namedRateLimit,
+  parseRetrySchedule,
+  str,
+} from "./config/read.ts";
 import { ConfigError } from "./errors.ts";
+
+export type { DkimConfig } from "./config/deliverability.ts";
+export { HOST_NAME } from "./config/deliverability.ts";
+export { type Env, parseRetrySchedule } from "./config/read.ts";
+
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
 import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
-
-/** The raw environment: every runtime hands us string variables (and, on Workers, bindings). */
-export type Env = Record<string, unknown>;
 
 export interface Limits {
   /** Largest composed or raw message, in bytes. Upstash REST accepts requests up to 10 MB, and a
@@ -80,64 +92,6 @@ export interface Config {
   dkim: DkimConfig;
 }
 
-export interface DkimConfig {
-  /** Seals DKIM private keys: DKIM_ENCRYPTION_KEY's 32 bytes, else ADMIN_TOKEN (HKDF, see
-   * src/dkim/key-vault.ts); null when neither is set (no domain can be created then). */
-  secret:
-    | { from: "DKIM_ENCRYPTION_KEY"; bytes: Uint8Array }
-    | { from: "ADMIN_TOKEN"; token: string }
-    | null;
-  /** The DNS-over-HTTPS JSON resolver `verify` asks (DOH_URL), and its timeout per lookup. */
-  dohUrl: string;
-  dohTimeoutMs: number;
-}
-
-/** A DNS host name in ASCII (IDNs as punycode): labels of letters, digits and hyphens, a dot between. */
-export const HOST_NAME =
-  /^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$/;
-
-function bounceDomain(env: Env): string | undefined {
-  const raw = str(env, "BOUNCE_DOMAIN");
-  if (raw === undefined) return undefined;
-  if (!HOST_NAME.test(raw))
-    throw new ConfigError(
-      "BOUNCE_DOMAIN",
-      `must be a host name with at least two labels, such as bounces.example.com; got ${JSON.stringify(raw)}`,
-    );
-  return raw.toLowerCase();
-}
-
-/** 32 bytes, written as 64 hex digits or as base64 (44 characters with its padding). */
-function dkimSecret(env: Env, adminToken: string | undefined): DkimConfig["secret"] {
-  const raw = str(env, "DKIM_ENCRYPTION_KEY");
-  if (raw === undefined)
-    return adminToken === undefined ? null : { from: "ADMIN_TOKEN", token: adminToken };
-  let bytes: Uint8Array | null = null;
-  if (/^[0-9a-fA-F]{64}$/.test(raw)) {
-    bytes = new Uint8Array(32);
-    for (let i = 0; i < 32; i++) bytes[i] = Number.parseInt(raw.slice(2 * i, 2 * i + 2), 16);
-  } else if (/^[A-Za-z0-9+/]{43}=$/.test(raw)) {
-    const binary = atob(raw);
-    bytes = Uint8Array.from(binary, (ch) => ch.charCodeAt(0));
-  }
-  if (bytes?.length !== 32)
-    throw new ConfigError(
-      "DKIM_ENCRYPTION_KEY",
-      "must be 32 random bytes as 64 hex digits or 44 characters of base64 (openssl rand -hex 32)",
-    );
-  return { from: "DKIM_ENCRYPTION_KEY", bytes };
-}
-
-function dohUrl(env: Env): string {
-  const raw = str(env, "DOH_URL") ?? "https://cloudflare-dns.com/dns-query";
-  if (!/^https?:\/\/[^\s?#]+$/.test(raw))
-    throw new ConfigError(
-      "DOH_URL",
-      "must be an http(s) URL without a query, such as https://cloudflare-dns.com/dns-query",
-    );
-  return raw;
-}
-
 export interface RequestLogConfig {
   /**
    * Keep a log entry per API request: one more Upstash command per logged request, written
@@ -165,28 +119,6 @@ export interface WebhookConfig {
 /** Standard Webhooks / Svix-style schedule: retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h. */
 export const DEFAULT_WEBHOOK_RETRY_SCHEDULE = "5s,5m,30m,2h,5h,10h,10h";
 
-const DURATION_UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
-
-/** "5s,5m,30m" -> milliseconds; each wait at most a day, at most 20 of them. */
-export function parseRetrySchedule(raw: string, variable = "WEBHOOK_RETRY_SCHEDULE"): number[] {
-  const parts = raw
-    .split(",")
-    .map((p) => p.trim())
-    .filter((p) => p !== "");
-  if (parts.length > 20) throw new ConfigError(variable, "has more than 20 retries");
-  return parts.map((p) => {
-    const m = /^(\d{1,9})(ms|s|m|h)$/.exec(p);
-    const ms = m?.[1] && m[2] ? Number(m[1]) * (DURATION_UNIT_MS[m[2]] ?? 0) : Number.NaN;
-    if (!Number.isFinite(ms) || ms < 1 || ms > 24 * 3_600_000) {
-      throw new ConfigError(
-        variable,
-        `must be waits such as "5s,5m,30m,2h" (ms, s, m or h, each up to 24h), got ${JSON.stringify(p)}`,
-      );
-    }
-    return ms;
-  });
-}
-
 /**
  * The largest MAX_MESSAGE_BYTES with Upstash. A message travels in one request and comes back in
  * one claim answer, and Upstash caps both at 10 MB (10,000,000 bytes). The answer carries the
@@ -195,54 +127,6 @@ export function parseRetrySchedule(raw: string, variable = "WEBHOOK_RETRY_SCHEDU
  * the message's metadata and delivery state. A larger message could be stored but never claimed.
  */
 export const UPSTASH_MAX_MESSAGE_BYTES = 7 * 1024 * 1024;
-
-function str(env: Env, name: string): string | undefined {
-  const value = env[name];
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== "string") throw new ConfigError(name, "must be a string variable or secret");
-  const trimmed = value.trim();
-  return trimmed === "" ? undefined : trimmed;
-}
-
-function int(env: Env, name: string, fallback: number, min: number, max: number): number {
-  const raw = str(env, name);
-  if (raw === undefined) return fallback;
-  if (!/^\d+$/.test(raw))
-    throw new ConfigError(name, `must be a whole number, got ${JSON.stringify(raw)}`);
-  const n = Number(raw);
-  if (n < min || n > max)
-    throw new ConfigError(name, `must be between ${min} and ${max}, got ${n}`);
-  return n;
-}
-
-function bool(env: Env, name: string, fallback: boolean): boolean {
-  const raw = str(env, name);
-  if (raw === undefined) return fallback;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(name, `must be true or false, got ${JSON.stringify(raw)}`);
-}
-
-function logLevel(env: Env): "info" | "warn" | "error" {
-  const raw = (str(env, "LOG_LEVEL") ?? "info").toLowerCase();
-  if (raw === "info" || raw === "warn" || raw === "error") return raw;
-  throw new ConfigError("LOG_LEVEL", `must be info, warn or error, got ${JSON.stringify(raw)}`);
-}
-
-/**
- * A rate limit read from `name`: HOOK_RATE_LIMIT (each inbound hook: a sender's burst passes, a
- * flood does not), DASHBOARD_RATE_LIMIT (each signed-in dashboard key).
- */
-function namedRateLimit(env: Env, name: string, fallback: string): RateLimit {
-  const raw = str(env, name) ?? fallback;
-  const limit = parseRateLimit(raw);
-  if (!limit)
-    throw new ConfigError(
-      name,
-      `must look like 10/1s, ${fallback} or 1000/1h; got ${JSON.stringify(raw)}`,
-    );
-  return limit;
-}
 
 /** Cloudflare's siteverify unless set (tests point it at dev/turnstile-stub.ts). */
 function turnstileVerifyUrl(env: Env): string {

@@ -32,7 +32,7 @@ import {
   sealingKey,
 } from "./dkim/key-vault.ts";
 import { type DkimSigner, dkimSign } from "./dkim/sign.ts";
-import { DkimUnavailableError, NotFoundError, ValidationError } from "./errors.ts";
+import { ConflictError, DkimUnavailableError, NotFoundError, ValidationError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { domainOf } from "./mail/address.ts";
 import { storedSize } from "./mail/bytes.ts";
@@ -97,6 +97,16 @@ export class DomainRegistry {
   async #save(record: DomainRecord): Promise<void> {
     await this.#store.putRecord("domain", record.id, record);
     listCache.delete(this.#store);
+  }
+
+  /**
+   * Writes a change to a record read before, only while it is still as read: two verifies, or a
+   * verify and a rotation, running at once must not lose the other's key or outcome.
+   */
+  async #replace(old: DomainRecord, record: DomainRecord): Promise<void> {
+    const swapped = await this.#store.swapRecord("domain", record.id, old, record);
+    listCache.delete(this.#store);
+    if (!swapped) throw new ConflictError("This domain changed while this request ran; try again");
   }
 
   async #all(): Promise<DomainRecord[]> {
@@ -167,7 +177,7 @@ export class DomainRegistry {
             check_error: null,
             check_temporary: false,
           };
-    await this.#save(record);
+    await this.#replace(old, record);
     this.#log.info("domain.key_rotated", {
       domain_id: id,
       selector: key.selector,
@@ -242,7 +252,7 @@ export class DomainRegistry {
         record = { ...record, next: { ...record.next, status: next.status } };
       }
     }
-    await this.#save(record);
+    await this.#replace(old, record);
     this.#log.info("domain.verified", {
       domain_id: id,
       status: record.status,

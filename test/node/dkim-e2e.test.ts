@@ -239,6 +239,30 @@ describe.skipIf(Boolean(skip))(
       expect((await dkimOf(before))[0]?.result).toBe("pass");
     });
 
+    it("a verify that was waiting on DNS while the key rotated answers 409 and loses no key", async () => {
+      const { id } = await verifiedDomain("race.example.test");
+      await doh.mode("slow");
+      try {
+        const verifying = admin.domains.verify(id);
+        // The verify is now waiting for the stalled resolver; the rotation lands meanwhile.
+        await new Promise((r) => setTimeout(r, 300));
+        const rotated = await fetch(`${relay.url}/domains/${id}`, {
+          method: "PATCH",
+          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+          body: JSON.stringify({ rotate_key: true }),
+        });
+        expect(rotated.status).toBe(200);
+        const late = await verifying;
+        expect(late.error).toMatchObject({ statusCode: 409 });
+        expect(late.error?.message).toMatch(/changed while this request ran/);
+      } finally {
+        await doh.mode("normal");
+      }
+      // The rotation's next key survived the late verify's write.
+      const records = (await admin.domains.get(id)).data?.records as DnsRecord[];
+      expect(records.filter((r) => r.record === "DKIM").length).toBeGreaterThanOrEqual(2);
+    });
+
     it("survives a resolver that fails or stalls: the status stays, the answer comes in time", async () => {
       const { id } = await verifiedDomain("flaky.example.test");
       for (const mode of ["servfail", "http500", "huge", "slow"] as const) {

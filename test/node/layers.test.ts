@@ -22,6 +22,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
     name: "domain",
     paths: [
       "src/config.ts",
+      "src/config/",
       "src/mail/",
       "src/templates/",
       "src/smtp/",

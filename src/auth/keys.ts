@@ -18,7 +18,8 @@ import {
 import type { RelayStore } from "../store/store.ts";
 import type { ApiKeyRecord, Permission } from "../store/types.ts";
 import { BoundedCache, type FailureGuard, NEGATIVE_CACHE_MS } from "./abuse.ts";
-import type { KeyPolicy } from "./policy.ts";
+import { checkMayTouch, type KeyPolicy } from "./policy.ts";
+import type { RateLimit } from "./rate-limit.ts";
 
 export interface Principal {
   keyId: string;
@@ -28,6 +29,19 @@ export interface Principal {
 
 /** The id under which ADMIN_TOKEN acts. */
 export const ADMIN_KEY_ID = "admin";
+
+/**
+ * The check `rotate` and `remove` take, for a caller: ADMIN_TOKEN may touch any key; a key only
+ * those whose policy lies within its own (see checkMayTouch).
+ */
+export function touchableBy(
+  principal: Principal,
+  relayRate: RateLimit,
+): (policy: KeyPolicy | undefined) => void {
+  return (policy) => {
+    if (principal.keyId !== ADMIN_KEY_ID) checkMayTouch(principal.policy, policy, relayRate);
+  };
+}
 
 const encoder = new TextEncoder();
 
@@ -223,7 +237,14 @@ export class ApiKeys {
     throw new ConflictError("The API key changed while it was being updated; try again");
   }
 
-  async remove(id: string): Promise<void> {
+  /** `allow` sees the key's policy first and throws to refuse, as for rotate. */
+  async remove(
+    id: string,
+    allow: (policy: KeyPolicy | undefined) => void = () => {},
+  ): Promise<void> {
+    const old = (await this.#store.listKeys()).find((k) => k.id === id);
+    if (!old) throw new NotFoundError("API key");
+    allow(old.policy);
     if (!(await this.#store.deleteKey(id))) throw new NotFoundError("API key");
     this.#forget(id);
   }

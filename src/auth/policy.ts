@@ -347,6 +347,25 @@ export function changedPolicy(
 }
 
 /**
+ * Whether a key with policy `editor` may change, rotate or delete the key that has `current`: only
+ * when `current` lies within `editor`, else a narrow key could revoke or rename a wider one.
+ * A 403 naming the field.
+ */
+export function checkMayTouch(
+  editor: KeyPolicy | undefined,
+  current: KeyPolicy | undefined,
+  relayRate: RateLimit,
+): void {
+  try {
+    checkWithin(editor, current, relayRate);
+  } catch (err) {
+    if (!(err instanceof WiderPolicyError)) throw err;
+    const detail = err.message.slice(err.field.length + 2);
+    throw new WiderPolicyError(err.field, `the key to change allows more than this one: ${detail}`);
+  }
+}
+
+/**
  * The policy a key with policy `editor` may give the key that has `current`: the key being edited
  * must already lie within the editor (a narrow key cannot touch a wider one, not even to rename
  * it), and so must the result. Both refusals are 403 naming the field.
@@ -357,13 +376,7 @@ export function boundedUpdate(
   changes: PolicyChanges,
   relayRate: RateLimit,
 ): KeyPolicy | undefined {
-  try {
-    checkWithin(editor, current, relayRate);
-  } catch (err) {
-    if (!(err instanceof WiderPolicyError)) throw err;
-    const detail = err.message.slice(err.field.length + 2);
-    throw new WiderPolicyError(err.field, `the key to update allows more than this one: ${detail}`);
-  }
+  checkMayTouch(editor, current, relayRate);
   const next = changedPolicy(current, changes);
   checkWithin(editor, next, relayRate);
   return next;

@@ -108,12 +108,12 @@ describe.skipIf(Boolean(skip))(
     const tick = () =>
       relay.harness.getWorker().scheduled({ cron: "* * * * *", scheduledTime: new Date() });
 
-    async function signedIn(base = relay.url): Promise<BrowserContext> {
+    async function signedIn(base = relay.url, token = ADMIN): Promise<BrowserContext> {
       const context = await browser.newContext({ javaScriptEnabled: false });
       context.setDefaultTimeout(10_000);
       const page = await context.newPage();
       await page.goto(`${base}/dashboard/sign-in`);
-      await page.getByLabel("ADMIN_TOKEN or a full_access API key").fill(ADMIN);
+      await page.getByLabel("ADMIN_TOKEN or a full_access API key").fill(token);
       await Promise.all([page.waitForURL(`${base}/dashboard`), page.keyboard.press("Enter")]);
       expect(await page.textContent("h1")).toBe("Overview");
       await page.close();
@@ -158,6 +158,52 @@ describe.skipIf(Boolean(skip))(
       ]);
       expect((await api("GET", "/api-keys", undefined, oldToken)).status).toBe(403);
       expect((await api("GET", "/api-keys", undefined, newToken)).status).toBe(200);
+      await context.close();
+    });
+
+    it("a narrower key signed in may not rename, rotate or delete a wider key: 403, the key unchanged", {
+      timeout: 60_000,
+    }, async () => {
+      const tag = crypto.randomUUID().slice(0, 8);
+      const narrow = await api("POST", "/api-keys", {
+        name: `narrow ${tag}`,
+        permission: "full_access",
+        allowed_from: ["billing@example.com"],
+      });
+      const wide = await api("POST", "/api-keys", {
+        name: `wide ${tag}`,
+        permission: "full_access",
+      });
+      expect(wide.status).toBe(201);
+      const context = await signedIn(relay.url, narrow.body.token as string);
+      const page = await context.newPage();
+      await page.goto(`${relay.url}/dashboard/keys`);
+      const row = () => page.locator("tbody tr", { hasText: wide.body.id as string });
+      const refusal = (action: string) =>
+        page.waitForResponse((r) => r.url().endsWith(`/dashboard/keys/${wide.body.id}/${action}`));
+      await row().getByLabel("New name").fill(`taken ${tag}`);
+      const [renamed] = await Promise.all([
+        refusal("rename"),
+        row().getByRole("button", { name: "Rename" }).click(),
+      ]);
+      expect(renamed.status()).toBe(403);
+      expect(await page.textContent("main")).toContain("allowed_from");
+      for (const [action, label] of [
+        ["rotate", `Rotate wide ${tag}`],
+        ["delete", `Delete wide ${tag}`],
+      ] as const) {
+        await page.goto(`${relay.url}/dashboard/keys`);
+        const [answer] = await Promise.all([
+          refusal(action),
+          row().getByRole("button", { name: label }).click(),
+        ]);
+        expect(answer.status(), action).toBe(403);
+      }
+      const keys = (await api("GET", "/api-keys")).body.data as { id: string; name: string }[];
+      expect(keys.filter((k) => k.name === `wide ${tag}`).map((k) => k.id)).toEqual([wide.body.id]);
+      expect((await api("GET", "/api-keys", undefined, wide.body.token as string)).status).toBe(
+        200,
+      );
       await context.close();
     });
 

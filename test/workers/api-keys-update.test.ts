@@ -180,7 +180,7 @@ describe("PATCH /api-keys/:id by a narrow full_access key", () => {
     const wide = await createKey(env, { permission: "sending_access" });
     const res = await sdk(env, narrow.token).apiKeys.update(wide.id, { name: "hijacked" });
     expect(res.error?.statusCode).toBe(403);
-    expect(res.error?.message).toMatch(/^allowed_from: the key to update allows more/);
+    expect(res.error?.message).toMatch(/^allowed_from: the key to change allows more/);
     const narrower = await call(env, "PATCH", `/api-keys/${wide.id}`, {
       token: narrow.token,
       headers,

@@ -328,6 +328,25 @@ describe("keys made by keys stay within their maker", () => {
     );
     expect(names.filter((n: string) => n === "wide")).toHaveLength(2);
   });
+
+  it("refuses to delete a key wider than the caller; deletes one within it", async () => {
+    const narrow = await maker({ allowed_from: ["billing@example.com"] });
+    const wide = await call(env, "POST", "/api-keys", { json: { name: "wide-del" } });
+    const within = await call(env, "POST", "/api-keys", {
+      json: { name: "within-del", allowed_from: ["billing@example.com"] },
+    });
+    const del = (id: string) => call(env, "DELETE", `/api-keys/${id}`, { token: narrow });
+    const refused = await del(wide.body.id);
+    expect(refused.status).toBe(403);
+    expect(refused.body.message).toMatch(/^allowed_from: the key to change allows more/);
+    // The wider key still works: a refused delete revokes nothing.
+    const wideToken = wide.body.token as string;
+    expect((await call(env, "GET", "/api-keys", { token: wideToken })).status).toBe(200);
+    expect((await del(within.body.id)).status).toBe(200);
+    const ids = (await call(env, "GET", "/api-keys")).body.data.map((k: { id: string }) => k.id);
+    expect(ids).toContain(wide.body.id);
+    expect(ids).not.toContain(within.body.id);
+  });
 });
 
 describe("pattern and range containment", () => {

@@ -6,8 +6,8 @@
  */
 import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ADMIN_KEY_ID, requireFullAccess, sha256Hex } from "../../auth/keys.ts";
-import { boundedPolicy, checkClient, checkWithin } from "../../auth/policy.ts";
+import { ADMIN_KEY_ID, requireFullAccess, sha256Hex, touchableBy } from "../../auth/keys.ts";
+import { boundedPolicy, checkClient } from "../../auth/policy.ts";
 import { canRetryNow, lastEvent } from "../../delivery/state.ts";
 import { RelayError, ValidationError } from "../../errors.ts";
 import { EMAIL_METRICS } from "../../listing/metrics.ts";
@@ -249,10 +249,7 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
       const { principal } = sessionOf(c);
       const id = c.req.param("id") ?? "";
       const rotated = await stored(relay, "dashboard.key_rotate", () =>
-        relay.keys.rotate(id, (old) => {
-          if (principal.keyId !== ADMIN_KEY_ID)
-            checkWithin(principal.policy, old, relay.config.rateLimit);
-        }),
+        relay.keys.rotate(id, touchableBy(principal, relay.config.rateLimit)),
       );
       relay.log.info("api_key.rotated", {
         key_id: id,
@@ -268,14 +265,18 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
     const relay = c.get("relay");
     const body = validate(UpdateApiKeySchema, { name: (await formOf(c)).get("name") ?? "" });
     const id = c.req.param("id") ?? "";
-    await relay.keys.update(id, (old) => ({ ...old, name: body.name ?? old.name }));
+    const allow = touchableBy(sessionOf(c).principal, relay.config.rateLimit);
+    await relay.keys.update(id, (old) => {
+      allow(old.policy);
+      return { ...old, name: body.name ?? old.name };
+    });
     relay.log.info("api_key.updated", { key_id: id, by: sessionOf(c).principal.keyId });
     return back(c, "/dashboard/keys");
   });
   route(app, page("post", "/keys/{id}/delete", "delete an API key", 303), async (c) => {
     const relay = c.get("relay");
     const id = c.req.param("id") ?? "";
-    await relay.keys.remove(id);
+    await relay.keys.remove(id, touchableBy(sessionOf(c).principal, relay.config.rateLimit));
     relay.log.info("api_key.deleted", { key_id: id, by: sessionOf(c).principal.keyId });
     return back(c, "/dashboard/keys");
   });

@@ -4,7 +4,7 @@
  */
 import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { ADMIN_KEY_ID, type Principal, requireFullAccess } from "../../auth/keys.ts";
+import { ADMIN_KEY_ID, type Principal, requireFullAccess, touchableBy } from "../../auth/keys.ts";
 import {
   boundedPolicy,
   boundedUpdate,
@@ -146,9 +146,10 @@ export function apiKeyRoutes(): OpenAPIHono<AppEnv> {
     const relay = c.get("relay");
     const principal = c.get("principal");
     // The new token keeps the rotated key's policy, so that policy must lie within the caller's.
-    const rotated = await relay.keys.rotate(keyId(c), (old) => {
-      if (!isAdmin(principal)) checkWithin(principal.policy, old, relay.config.rateLimit);
-    });
+    const rotated = await relay.keys.rotate(
+      keyId(c),
+      touchableBy(principal, relay.config.rateLimit),
+    );
     relay.log.info("api_key.rotated", {
       key_id: keyId(c),
       new_key_id: rotated.id,
@@ -184,7 +185,8 @@ export function apiKeyRoutes(): OpenAPIHono<AppEnv> {
     requireFullAccess(c.get("principal"));
     const relay = c.get("relay");
     const id = keyId(c);
-    await relay.keys.remove(id);
+    // A narrower key may not revoke a wider one (or ADMIN_TOKEN's own keys): the same bound as rotate.
+    await relay.keys.remove(id, touchableBy(c.get("principal"), relay.config.rateLimit));
     relay.log.info("api_key.deleted", { key_id: id, by: c.get("principal").keyId });
     return c.json({ object: "api_key", id, deleted: true });
   });

@@ -9,7 +9,6 @@ import {
   boundedPolicy,
   boundedUpdate,
   changedPolicy,
-  checkWithin,
   type KeyPolicy,
   validatePolicy,
 } from "../../auth/policy.ts";

@@ -38,6 +38,7 @@ import { domainOf } from "./mail/address.ts";
 import { storedSize } from "./mail/bytes.ts";
 import type { Composed } from "./mail/compose.ts";
 import type { RelayStore } from "./store/store.ts";
+import { claimName, releaseName, type UniqueName } from "./unique-name.ts";
 
 /** Domains one relay holds: the send path reads them all on a cache miss. */
 export const MAX_DOMAINS = 100;
@@ -50,6 +51,15 @@ export interface DomainPage {
   after?: string | undefined;
   before?: string | undefined;
 }
+
+/** A name is held by one domain: two creates racing for one name cannot both win. */
+const NAME: UniqueName<{ id: string; domain_id: string }> = {
+  kind: "domain_name",
+  holderOf: (claim) => claim.domain_id,
+  claim: (name, domainId) => ({ id: name, domain_id: domainId }),
+  holds: async (store, domainId, name) =>
+    (await store.getRecord<DomainRecord>("domain", domainId))?.name === name,
+};
 
 /** The isolate's copy of the domain list, per store (one relay per store). */
 const listCache = new WeakMap<RelayStore, { until: number; byName: Map<string, DomainRecord> }>();
@@ -67,6 +77,9 @@ function asciiDomain(domain: string): string {
     return domain.toLowerCase();
   }
 }
+
+const taken = (name: string) =>
+  new ValidationError(`${name} is already a domain of this relay`, "name", 409);
 
 export class DomainRegistry {
   readonly #store: RelayStore;
@@ -126,8 +139,7 @@ export class DomainRegistry {
   async create(input: CreateInput, by: string): Promise<DomainRecord> {
     const name = domainName(input.name);
     const all = await this.#all();
-    if (all.some((d) => d.name === name))
-      throw new ValidationError(`${name} is already a domain of this relay`, "name", 409);
+    if (all.some((d) => d.name === name)) throw taken(name);
     if (all.length >= MAX_DOMAINS)
       throw new ValidationError(
         `a relay holds at most ${MAX_DOMAINS} domains; remove one first`,
@@ -150,7 +162,15 @@ export class DomainRegistry {
       check_error: null,
       check_temporary: false,
     };
+    // Written before the name is claimed (see unique-name.ts); the loser takes its record back.
     await this.#save(record);
+    try {
+      await claimName(this.#store, NAME, name, record.id, () => taken(name));
+    } catch (err) {
+      await this.#store.deleteRecord("domain", record.id);
+      listCache.delete(this.#store);
+      throw err;
+    }
     this.#log.info("domain.created", { domain_id: record.id, domain: name, key_id: by });
     return record;
   }
@@ -192,6 +212,7 @@ export class DomainRegistry {
     const record = await this.get(id);
     await this.#store.deleteRecord("domain", id);
     listCache.delete(this.#store);
+    await releaseName(this.#store, NAME, record.name, id);
     this.#log.info("domain.deleted", { domain_id: id, domain: record.name, key_id: by });
     return record;
   }

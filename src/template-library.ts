@@ -26,6 +26,7 @@ import {
   type UpdateTemplateInput,
   updatedTemplate,
 } from "./templates/template.ts";
+import { claimName, releaseName, type UniqueName } from "./unique-name.ts";
 
 interface AliasRecord {
   id: string;
@@ -34,6 +35,16 @@ interface AliasRecord {
 
 const templates = new RecordCache<TemplateRecord>("template");
 const aliases = new RecordCache<AliasRecord>("template_alias");
+
+/** An alias is held by one template: a claim record per alias, taken by compare-and-set. */
+const ALIAS: UniqueName<AliasRecord> = {
+  kind: "template_alias",
+  cache: aliases,
+  holderOf: (claim) => claim.template_id,
+  claim: (alias, templateId) => ({ id: alias, template_id: templateId }),
+  holds: async (store, templateId, alias) =>
+    (await store.getRecord<TemplateRecord>("template", templateId))?.alias === alias,
+};
 
 /** Resend's list parameters: `limit` (1 to 100, 20), and one of `after` or `before` (an id). */
 export interface PageRequest {
@@ -93,40 +104,21 @@ export class TemplateLibrary {
     return this.#get(ref);
   }
 
-  /**
-   * The alias must be free: no other template may hold it. The claim is a compare-and-set on
-   * the alias record, so of two requests racing for one alias exactly one wins. The caller has
-   * already written `record`, so a holder whose template is missing or no longer carries the
-   * alias is stale (deleted or renamed half way) and is taken over the same way.
-   */
+  /** The alias must be free: no other template may hold it (see unique-name.ts). */
   async #claimAlias(record: TemplateRecord, was: string | null): Promise<void> {
     const alias = record.alias;
     if (alias === null || alias === was) return;
-    const taken = () =>
-      new ValidationError(`${alias} is the alias of another template`, "alias", 409);
-    // The second round only runs when another writer changed the alias record in between.
-    for (let round = 0; round < 2; round++) {
-      const held: AliasRecord | null = await this.#store.getRecord<AliasRecord>(
-        "template_alias",
-        alias,
-      );
-      if (held?.template_id === record.id) return;
-      if (held) {
-        const holder: TemplateRecord | null = await this.#store.getRecord<TemplateRecord>(
-          "template",
-          held.template_id,
-        );
-        if (holder?.alias === alias) throw taken();
-      }
-      if (await aliases.swap(this.#store, held, { id: alias, template_id: record.id })) return;
-    }
-    throw taken();
+    await claimName(
+      this.#store,
+      ALIAS,
+      alias,
+      record.id,
+      () => new ValidationError(`${alias} is the alias of another template`, "alias", 409),
+    );
   }
 
   async #releaseAlias(alias: string | null, id: string): Promise<void> {
-    if (alias === null) return;
-    const held = await this.#store.getRecord<AliasRecord>("template_alias", alias);
-    if (held?.template_id === id) await aliases.remove(this.#store, alias);
+    if (alias !== null) await releaseName(this.#store, ALIAS, alias, id);
   }
 
   async #add(record: TemplateRecord): Promise<void> {

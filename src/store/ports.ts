@@ -187,7 +187,14 @@ export type KeyUpdate = "updated" | "missing" | "changed";
  * "template_alias" maps an alias to its template's id (so a send by alias reads one record);
  * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts).
  */
-export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_alias" | "domain";
+export type RecordKind =
+  | "form"
+  | "hook"
+  | "webhook"
+  | "template"
+  | "template_alias"
+  | "domain"
+  | "domain_name";
 
 /**
  * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints,

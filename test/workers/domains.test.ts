@@ -93,6 +93,25 @@ function suite(name: string, makeEnv: () => TestEnv) {
       });
     }
 
+    it("gives a name to exactly one of several creates racing for it; a removed name is free again", async () => {
+      const env = makeEnv();
+      const domain = `race-${crypto.randomUUID().slice(0, 8)}.test`;
+      const racers = await Promise.all(
+        [1, 2, 3, 4].map(() => call(env, "POST", "/domains", { json: { name: domain } })),
+      );
+      const won = racers.filter((r) => r.status === 201);
+      expect(won).toHaveLength(1);
+      for (const lost of racers.filter((r) => r.status !== 201)) {
+        expect(lost.status).toBe(409);
+        expect(lost.body.message).toMatch(/^name: /);
+      }
+      const listed = (await call(env, "GET", "/domains?limit=100")).body.data;
+      expect(listed.filter((d: { name: string }) => d.name === domain)).toHaveLength(1);
+      const id = won[0]?.body.id as string;
+      expect((await call(env, "DELETE", `/domains/${id}`)).status).toBe(200);
+      expect((await call(env, "POST", "/domains", { json: { name: domain } })).status).toBe(201);
+    });
+
     it("manages domains with full access only, and names the bad field", async () => {
       const env = makeEnv();
       const key = await call(env, "POST", "/api-keys", {

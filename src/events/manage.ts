@@ -147,7 +147,8 @@ export class WebhookEndpoints {
    * Sends an event to its endpoint again: a new delivery (a new id, so a receiver that already
    * took the first one does not drop it as a duplicate) with the same payload and a fresh retry
    * schedule; the original keeps its attempts. A disabled endpoint is refused: enabling it is a
-   * decision of its own. Answers the new event's id; the next dispatch sends it.
+   * decision of its own. Answers the new event's id; the next dispatch sends it. While the
+   * event's last replay is unfinished, answers that replay's id and queues nothing more.
    */
   async replay(found: Endpoint, eventId: string, by: string): Promise<string> {
     const { store, now, log } = this.#deps;
@@ -157,6 +158,15 @@ export class WebhookEndpoints {
     if (result === "missing") throw new NotFoundError("Webhook event");
     // Disabled between the read and the replay (by a failing delivery, or another operator).
     if (result === "disabled") throw disabledEndpoint();
+    if (typeof result === "object") {
+      log.info("webhook.event_replay_pending", {
+        webhook_id: found.record.id,
+        event_id: eventId,
+        replay_id: result.pending,
+        by,
+      });
+      return result.pending;
+    }
     log.info("webhook.event_replayed", {
       webhook_id: found.record.id,
       event_id: eventId,

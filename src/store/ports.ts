@@ -251,8 +251,12 @@ export interface EndpointEvent extends EventSummary {
   nextAttemptAt: number | null;
 }
 
-/** What `replayEvent` did. */
-export type ReplayResult = "queued" | "missing" | "disabled";
+/**
+ * What `replayEvent` did: queued the copy, or found the event's last replay still unfinished and
+ * queued nothing (`pending`: that replay's id), so a second click or a retried request does not
+ * send the receiver two more copies.
+ */
+export type ReplayResult = "queued" | "missing" | "disabled" | { pending: string };
 
 export interface EventDelivery extends EventSummary {
   payload: string;

@@ -283,6 +283,10 @@ export class MemoryEvents implements EventQueue {
     if (!slot) return "missing";
     if (!this.#subs.has(endpointId)) return "disabled";
     if (this.#events.has(`${endpointId}:${newId}`)) return "queued";
+    const last = slot.replays?.at(-1);
+    const previous = last ? this.#events.get(`${endpointId}:${last}`) : undefined;
+    if (last && previous && (previous.status === "pending" || previous.status === "attempting"))
+      return { pending: last };
     const draft = { ...slot, id: newId, createdAt: now };
     this.#queueOne(endpointId, draft, now, eventId);
     slot.replays = [...(slot.replays ?? []), newId];

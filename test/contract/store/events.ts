@@ -299,6 +299,35 @@ export function describeEventsContract(factory: StoreFactory): void {
       expect(listed[1]?.replayOf).toBe(sent.id);
     });
 
+    it("queues no second replay while the last one is unfinished; one more once it is done", async () => {
+      const store = factory.make();
+      const ep = crypto.randomUUID();
+      await store.putWebhook(ep, endpoint(ep), ["email.sent"]);
+      const e = newEntry();
+      const sent = eventDraft("email.sent", e.message.id);
+      await store.enqueue([{ ...e, events: [sent] }]);
+      const [head] = await claimOne(store);
+      const done = { kind: "success", attempts: [], now: Date.now(), retainMs: 60_000 } as const;
+      await store.commitEvent(head as ClaimedEvent, done);
+      const first = crypto.randomUUID();
+      expect(await store.replayEvent(ep, sent.id, first, Date.now())).toBe("queued");
+      const before = store.eventsQueued;
+      // A double click: the first copy is still waiting, and then still being attempted.
+      expect(await store.replayEvent(ep, sent.id, crypto.randomUUID(), Date.now())).toEqual({
+        pending: first,
+      });
+      const [copy] = await claimOne(store);
+      expect(await store.replayEvent(ep, sent.id, crypto.randomUUID(), Date.now())).toEqual({
+        pending: first,
+      });
+      expect(store.eventsQueued).toBe(before);
+      await store.commitEvent(copy as ClaimedEvent, { ...done, now: Date.now() });
+      const second = crypto.randomUUID();
+      expect(await store.replayEvent(ep, sent.id, second, Date.now())).toBe("queued");
+      expect(store.eventsQueued).toBe(before + 1);
+      expect((await store.eventLog(ep, 10)).map((x) => x.id)).toEqual([second, first, sent.id]);
+    });
+
     it("replays nothing for an unknown event or a disabled endpoint", async () => {
       const store = factory.make();
       const ep = crypto.randomUUID();

@@ -307,7 +307,7 @@ export function describeEventsContract(factory: StoreFactory): void {
       const sent = eventDraft("email.sent", e.message.id);
       await store.enqueue([{ ...e, events: [sent] }]);
       const [head] = await claimOne(store);
-      const done = { kind: "success", attempts: [], now: Date.now(), retainMs: 60_000 } as const;
+      const done = { kind: "success" as const, attempts: [], now: Date.now(), retainMs: 60_000 };
       await store.commitEvent(head as ClaimedEvent, done);
       const first = crypto.randomUUID();
       expect(await store.replayEvent(ep, sent.id, first, Date.now())).toBe("queued");

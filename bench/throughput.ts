@@ -3,7 +3,13 @@
  * nodemailer's own pooled transport sending the same messages straight to the same server, in the
  * same run, rounds interleaved, reported as a ratio (machines here are shared and noisy: only the
  * ratio means much). The relay runs in workerd (wrangler's test harness) on the Upstash gateway
- * over the local redis-server; everything is on loopback. It stops by itself in about a minute.
+ * over the local redis-server.
+ *
+ * Both sides reach the SMTP server through dev/latency-proxy.ts, which adds a round-trip time
+ * (BENCH_RTTS, default "0,20,50" ms), because a real smart host is 10 to 80 ms away and there
+ * round trips decide; the proxy also counts the round trips each side makes per message. Each
+ * client the relay can drive (BENCH_CLIENTS, default "nodemailer,worker-mailer") gets its own
+ * Worker. About four minutes with the defaults.
  *
  * Relay side: N messages are accepted first (batches of 100, not timed), then the clock runs from
  * the scheduled run's start until the SMTP server has recorded all N. Direct side: the same N
@@ -20,51 +26,50 @@ process.env.WRANGLER_SEND_METRICS ??= "false";
 const { createTestHarness } = await import("wrangler");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
 const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
+const { startLatencyProxy } = await import("../dev/latency-proxy.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const CONNECTIONS = 3;
-const CLIENT = process.env.SMTP_CLIENT ?? "nodemailer";
+// Six: what one invocation may open (Workers' limit on simultaneous outgoing connections).
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 6);
+const RTTS = (process.env.BENCH_RTTS ?? "0,20,50").split(",").map(Number);
+const CLIENTS = (process.env.BENCH_CLIENTS ?? process.env.SMTP_CLIENT ?? "nodemailer,worker-mailer")
+  .split(",")
+  .map((c) => c.trim());
 const started = performance.now();
 const log = (line: string) =>
   console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
 const gateway = await startUpstashGateway({ token: `tp-${randomUUID()}` });
 const sink = await startSmtpSink({ tls: "none" });
+const proxy = await startLatencyProxy({ host: "127.0.0.1", port: sink.port });
 const admin = `bench-admin-${randomUUID()}`;
-const harness = createTestHarness({
-  root: join(import.meta.dirname, ".."),
-  workers: [
-    {
-      configPath: "wrangler.toml",
-      secrets: {
-        ADMIN_TOKEN: admin,
-        SMTP_URL: sink.url,
-        UPSTASH_REDIS_REST_URL: gateway.url,
-        UPSTASH_REDIS_REST_TOKEN: gateway.token,
+
+const worker = (client: string) =>
+  createTestHarness({
+    root: join(import.meta.dirname, ".."),
+    workers: [
+      {
+        configPath: "wrangler.toml",
+        secrets: {
+          ADMIN_TOKEN: admin,
+          SMTP_URL: `smtp+insecure://${proxy.host}:${proxy.port}`,
+          UPSTASH_REDIS_REST_URL: gateway.url,
+          UPSTASH_REDIS_REST_TOKEN: gateway.token,
+        },
+        vars: {
+          REDIS_KEY_PREFIX: `bench:tp:${randomUUID().slice(0, 8)}:`,
+          IMMEDIATE_DELIVERY: "false",
+          SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
+          SMTP_CLIENT: client,
+          DELIVERY_BATCH_SIZE: "100",
+          RATE_LIMIT: "100000/1s",
+          LOG_LEVEL: "warn",
+          SMTP_EHLO_NAME: "bench.test",
+        },
       },
-      vars: {
-        REDIS_KEY_PREFIX: `bench:tp:${randomUUID().slice(0, 8)}:`,
-        IMMEDIATE_DELIVERY: "false",
-        SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
-        SMTP_CLIENT: CLIENT,
-        DELIVERY_BATCH_SIZE: "100",
-        RATE_LIMIT: "100000/1s",
-        LOG_LEVEL: "warn",
-        SMTP_EHLO_NAME: "bench.test",
-      },
-    },
-  ],
-});
-const direct = nodemailer.createTransport({
-  pool: true,
-  maxConnections: CONNECTIONS,
-  maxMessages: 100,
-  host: "127.0.0.1",
-  port: sink.port,
-  ignoreTLS: true,
-  name: "bench.test",
-});
+    ],
+  });
 
 const message = (to: string) => ({
   from: "Bench <bench@acme.test>",
@@ -73,76 +78,127 @@ const message = (to: string) => ({
   text: "A short transactional message, the same for the relay and the direct reference.\n",
 });
 
-try {
-  const { url } = await harness.listen();
-  const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
-  const accept = async (tag: string) => {
-    for (let i = 0; i < N; i += 100) {
-      const batch = Array.from({ length: Math.min(100, N - i) }, (_, j) =>
-        message(`${tag}-${i + j}@example.com`),
-      );
-      const res = await fetch(`${url.origin}/emails/batch`, {
-        method: "POST",
-        headers,
-        body: JSON.stringify(batch),
-      });
-      if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-    }
-  };
-  const relayRound = async (tag: string) => {
-    await accept(tag);
-    const t0 = performance.now();
-    // One scheduled run claims batch after batch until nothing is due.
-    const run = harness.getWorker().scheduled({ cron: "* * * * *", scheduledTime: new Date() });
-    await sink.waitFor(N, 60_000, { to: `${tag}-` });
-    const t1 = performance.now();
-    await run;
-    return t1 - t0;
-  };
-  const directRound = async (tag: string) => {
-    const t0 = performance.now();
-    await Promise.all(
-      Array.from({ length: N }, (_, i) => {
-        const m = message(`${tag}-${i}@example.com`);
-        return direct.sendMail({ ...m, envelope: { from: "bench@acme.test", to: m.to } });
-      }),
-    );
-    return performance.now() - t0;
-  };
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
-  log(`warming up (N=${N}, ${CONNECTIONS} connections, ${ROUNDS} rounds)`);
-  await relayRound(`warm-r-${randomUUID().slice(0, 6)}`);
-  await directRound(`warm-d-${randomUUID().slice(0, 6)}`);
-  const relayRates: number[] = [];
-  const directRates: number[] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    // Alternate which goes first, so drift on a shared machine hits both alike.
-    const order = r % 2 === 0 ? ["relay", "direct"] : ["direct", "relay"];
-    for (const side of order) {
-      const tag = `${side}-${r}-${randomUUID().slice(0, 6)}`;
-      const ms = side === "relay" ? await relayRound(tag) : await directRound(tag);
-      const rate = (N * 1000) / ms;
-      (side === "relay" ? relayRates : directRates).push(rate);
-      log(
-        `round ${r + 1} ${side.padEnd(6)} ${N} messages in ${ms.toFixed(0)} ms: ${rate.toFixed(0)} msg/s`,
+interface Side {
+  rates: number[];
+  turns: number[];
+}
+interface Row {
+  client: string;
+  rtt: number;
+  relay: Side;
+  direct: Side;
+}
+const rows: Row[] = [];
+
+/** One client's Worker, every RTT, rounds interleaved with the direct reference. */
+async function benchClient(client: string): Promise<void> {
+  const harness = worker(client);
+  // A new pool per RTT, so no connection opened at one distance carries over to the next.
+  let direct = nodemailer.createTransport({ pool: true });
+  try {
+    const { url } = await harness.listen();
+    const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
+    const accept = async (tag: string) => {
+      for (let i = 0; i < N; i += 100) {
+        const batch = Array.from({ length: Math.min(100, N - i) }, (_, j) =>
+          message(`${tag}-${i + j}@example.com`),
+        );
+        const res = await fetch(`${url.origin}/emails/batch`, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(batch),
+        });
+        if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
+      }
+    };
+    const relayRound = async (tag: string) => {
+      await accept(tag);
+      proxy.reset();
+      const t0 = performance.now();
+      // One scheduled run claims batch after batch until nothing is due.
+      const run = harness.getWorker().scheduled({ cron: "* * * * *", scheduledTime: new Date() });
+      await sink.waitFor(N, 120_000, { to: `${tag}-` });
+      const t1 = performance.now();
+      await run;
+      return t1 - t0;
+    };
+    const directRound = async (tag: string) => {
+      proxy.reset();
+      const t0 = performance.now();
+      await Promise.all(
+        Array.from({ length: N }, (_, i) => {
+          const m = message(`${tag}-${i}@example.com`);
+          return direct.sendMail({ ...m, envelope: { from: "bench@acme.test", to: m.to } });
+        }),
       );
+      return performance.now() - t0;
+    };
+    for (const rtt of RTTS) {
+      proxy.setRtt(rtt);
+      direct.close();
+      direct = nodemailer.createTransport({
+        pool: true,
+        maxConnections: CONNECTIONS,
+        maxMessages: 100,
+        host: proxy.host,
+        port: proxy.port,
+        ignoreTLS: true,
+        name: "bench.test",
+      });
+      log(`${client}, ${rtt} ms RTT: warming up (N=${N}, ${CONNECTIONS} connections)`);
+      await relayRound(`warm-r-${randomUUID().slice(0, 6)}`);
+      await directRound(`warm-d-${randomUUID().slice(0, 6)}`);
+      const row: Row = {
+        client,
+        rtt,
+        relay: { rates: [], turns: [] },
+        direct: { rates: [], turns: [] },
+      };
+      for (let r = 0; r < ROUNDS; r++) {
+        // Alternate which goes first, so drift on a shared machine hits both alike.
+        const order = r % 2 === 0 ? (["relay", "direct"] as const) : (["direct", "relay"] as const);
+        for (const side of order) {
+          const tag = `${side}-${r}-${randomUUID().slice(0, 6)}`;
+          const ms = side === "relay" ? await relayRound(tag) : await directRound(tag);
+          const rate = (N * 1000) / ms;
+          const { turns, connections, thinkMs, writes } = proxy.counts();
+          const perMessage = turns / N;
+          row[side].rates.push(rate);
+          row[side].turns.push(perMessage);
+          log(
+            `${client}, ${rtt} ms, round ${r + 1} ${side.padEnd(6)} ${N} messages in ${ms.toFixed(0)} ms: ${rate.toFixed(0)} msg/s, ${perMessage.toFixed(2)} round trips/message (${(writes / N).toFixed(2)} writes), ${(thinkMs / N).toFixed(1)} ms idle on the client's side per message, ${connections} connections opened`,
+          );
+        }
+      }
+      rows.push(row);
     }
+  } finally {
+    direct.close();
+    await harness.close();
   }
-  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
-  const ratios = relayRates.map((r, i) => r / (directRates[i] ?? r));
+}
+
+try {
+  for (const client of CLIENTS) await benchClient(client);
+  const fmt = (x: number) => x.toFixed(0).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  const lines = rows.map((row) => {
+    const ratios = row.relay.rates.map((r, i) => r / (row.direct.rates[i] ?? r));
+    return `| ${row.client} | ${row.rtt} ms | ${fmt(median(row.relay.rates))} | ${fmt(median(row.direct.rates))} | ${median(ratios).toFixed(2)} (${ratios.map((x) => x.toFixed(2)).join(", ")}) | ${median(row.relay.turns).toFixed(2)} | ${median(row.direct.turns).toFixed(2)} |`;
+  });
   console.log(`
 Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? "?"}, Node ${process.version}, ${new Date().toISOString().slice(0, 10)}
+${N} messages a round, ${CONNECTIONS} SMTP connections on both sides, median of ${ROUNDS} rounds.
 
-| Path | Messages per round | Connections | msg/s (median of ${ROUNDS}) |
-| ---- | -----------------: | ----------: | -----------------: |
-| relay (${CLIENT} in workerd): queue → scheduled run → SMTP | ${N} | ${CONNECTIONS} | ${median(relayRates).toFixed(0)} |
-| direct: nodemailer pool → SMTP | ${N} | ${CONNECTIONS} | ${median(directRates).toFixed(0)} |
+| Relay's client (in workerd) | RTT | Relay msg/s | Direct msg/s | Relay / direct (per round) | Round trips per message, relay | Direct |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+${lines.join("\n")}
 
-Relay / direct, per round: ${ratios.map((x) => x.toFixed(2)).join(", ")} (median ${median(ratios).toFixed(2)}; goal 0.80 or better)
+Direct: nodemailer's pooled transport in Node, straight to the same server through the same proxy.
 `);
 } finally {
-  direct.close();
-  await harness.close();
+  await proxy.close();
   await sink.close();
   await gateway.close();
 }

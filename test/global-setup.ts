@@ -57,7 +57,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const gatewayHttp = await startGatewayHttp(gateway);
     closers.push(() => gatewayHttp.close());
 
-    const startSink = async (name: SinkName, tls: SinkTls): Promise<SinkInfo> => {
+    const startSink = async (
+      name: SinkName,
+      tls: SinkTls,
+      pipelining = true,
+    ): Promise<SinkInfo> => {
       const auth =
         tls === "none"
           ? undefined
@@ -69,6 +73,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         cert: certs.cert,
         requireTls: tls !== "none",
         name: "sink.localhost",
+        pipelining,
         log: logFor(`smtp:${name}`),
       });
       closers.push(() => sink.close());
@@ -98,6 +103,7 @@ export default async function setup(project: TestProject): Promise<() => Promise
         plain: await startSink("plain", "none"),
         starttls: await startSink("starttls", "starttls"),
         implicit: await startSink("implicit", "implicit"),
+        serial: await startSink("serial", "none", false),
       },
       turnstile: { url: turnstile.url, api: turnstile.api },
       doh: { url: doh.url, api: doh.api },

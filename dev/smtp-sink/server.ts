@@ -240,6 +240,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     // smtp-server's own logging is per command and very chatty; `log` gets a summary instead.
     logger: false,
     banner: "smtp-sink ready",
+    hidePIPELINING: opts.pipelining === false,
     authMethods: ["PLAIN", "LOGIN"],
     // With TLS available, AUTH is refused until STARTTLS (smtp-server answers 538). Without TLS
     // there is nothing to upgrade to, so a sink with auth and no TLS takes it in clear.

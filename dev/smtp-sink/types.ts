@@ -23,6 +23,8 @@ export interface SmtpSinkOptions {
   name?: string;
   /** The SIZE limit advertised and enforced, in bytes (default 50 MiB). */
   size?: number;
+  /** Advertise PIPELINING (RFC 2920); default true. False: a server clients must wait on. */
+  pipelining?: boolean;
   /** Receives one line per connection, authentication, message and refusal. */
   log?: (line: string) => void;
 }

@@ -24,6 +24,11 @@ export interface TransportFactory {
   make: (target: SmtpTarget, options?: MakeOptions) => SmtpTransport;
   /** The EHLO name `make` configures; the sink records the one it hears. */
   ehloName: string;
+  /**
+   * The sink the cases without TLS use (default "plain", which offers PIPELINING; "serial" does
+   * not, for a client's path that waits on every reply).
+   */
+  plain?: "plain" | "serial";
   /** Cases this transport cannot pass, each with the reason (shown in the test name). */
   skip?: { reason: string; tests: string[] }[];
 }
@@ -64,6 +69,7 @@ function target(name: SinkName, change: (url: URL) => void = () => {}): SmtpTarg
 }
 
 export function describeTransportContract(factory: TransportFactory): void {
+  const PLAIN = factory.plain ?? "plain";
   const skipped = (test: string) => factory.skip?.find((s) => s.tests.includes(test))?.reason;
   const maybe = (test: string, fn: () => Promise<void>) => {
     const reason = skipped(test);
@@ -81,16 +87,16 @@ export function describeTransportContract(factory: TransportFactory): void {
       return transport;
     };
     beforeEach(async () => {
-      for (const name of ["plain", "starttls", "implicit"] as const) await sinkApi(name).reset();
+      for (const name of [PLAIN, "starttls", "implicit"] as const) await sinkApi(name).reset();
     });
     afterEach(async () => {
       await Promise.all(open.splice(0).map((t) => t.close()));
     });
 
     maybe("delivers over plain SMTP with the exact envelope and body", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const raw = message("plain", "line one\r\n.leading dot\r\n..two dots\r\n");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["a@example.com", "b@example.net"] },
         raw,
       );
@@ -130,7 +136,7 @@ export function describeTransportContract(factory: TransportFactory): void {
 
     maybe("refuses to send when STARTTLS is required but not offered", async () => {
       // The plain sink offers no STARTTLS: an smtp:// target must not fall back to clear text.
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const t = parseSmtpUrl(`smtp://127.0.0.1:${services().sinks.plain.port}`);
       const outcomes = await make(t).send(
         { from: "sender@example.com", to: ["a@example.com"] },
@@ -153,9 +159,9 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("reports a rejected recipient as permanent and delivers to the others", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.rejectRecipient("b@example.com", 550, "5.1.1 No such user");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["a@example.com", "b@example.com", "c@example.com"] },
         message("partial"),
       );
@@ -172,9 +178,9 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("reports a 451 for one recipient as temporary", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.rejectRecipient("b@example.com", 451, "4.7.1 Try again later");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["a@example.com", "b@example.com"] },
         message("451"),
       );
@@ -183,11 +189,11 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("treats a 552 to RCPT TO as temporary (RFC 5321 4.5.3.1.10), not a bounce", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const a = unique("rcpt552-ok");
       const b = unique("rcpt552-full");
       await sink.rejectRecipient(b, 552, "5.2.2 Too many recipients or mailbox full");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [a, b] },
         enc.encode(addressed(a, "552 at rcpt")),
       );
@@ -201,9 +207,9 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("refuses an empty recipient for good and still sends to the others", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const to = unique("beside-empty");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["", to] },
         enc.encode(addressed(to, "empty recipient")),
       );
@@ -216,10 +222,10 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("reports every recipient rejected, each with its reply", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.rejectRecipient("a@example.com", 550, "5.1.1 Unknown a");
       await sink.rejectRecipient("b@example.com", 452, "4.2.2 Mailbox full");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["a@example.com", "b@example.com"] },
         message("none"),
       );
@@ -231,9 +237,9 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("classifies a 4xx after DATA as temporary and a 5xx as permanent", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.failData(451, "4.3.0 Queue full", 1);
-      const t = make(target("plain"));
+      const t = make(target(PLAIN));
       const first = await t.send(
         { from: "sender@example.com", to: ["a@example.com"] },
         message("data 451"),
@@ -248,10 +254,10 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("reports a server that is down as temporary, without a reply code", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.down();
       try {
-        const outcomes = await make(target("plain")).send(
+        const outcomes = await make(target(PLAIN)).send(
           { from: "sender@example.com", to: ["a@example.com"] },
           message("down"),
         );
@@ -264,8 +270,8 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("reuses one connection for consecutive messages", async () => {
-      const sink = sinkApi("plain");
-      const t = make(target("plain"));
+      const sink = sinkApi(PLAIN);
+      const t = make(target(PLAIN));
       for (let i = 0; i < 3; i++) {
         const [o] = await t.send(
           { from: "sender@example.com", to: ["a@example.com"] },
@@ -278,11 +284,11 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("carries non-ASCII headers and a large attachment intact", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const big = "A".repeat(76);
       const lines = Array.from({ length: 40_000 }, () => big).join("\r\n");
       const raw = message("=?UTF-8?B?w6nDqMOgIOKckw==?=", `${lines}\r\n`);
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: ["a@example.com"] },
         raw,
       );
@@ -294,12 +300,12 @@ export function describeTransportContract(factory: TransportFactory): void {
 
     maybe("sends the EHLO name it was configured with", async () => {
       const to = unique("ehlo");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(addressed(to, "ehlo")),
       );
       expect(outcomes[0]?.status).toBe("accepted");
-      const [got] = await sinkApi("plain").waitFor(1, 10_000, { to });
+      const [got] = await sinkApi(PLAIN).waitFor(1, 10_000, { to });
       expect(got?.clientName).toBe(factory.ehloName);
     });
 
@@ -318,10 +324,10 @@ export function describeTransportContract(factory: TransportFactory): void {
     }
 
     maybe("keeps Bcc recipients in the envelope only, never in the delivered bytes", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       const to = unique("visible");
       const bcc = unique("hidden");
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [to, bcc] },
         enc.encode(addressed(to, "bcc")),
       );
@@ -341,20 +347,20 @@ export function describeTransportContract(factory: TransportFactory): void {
       // What a decoded-and-recomposed subject would inject; the stored bytes must go as they are.
       const to = unique("crlf");
       const word = btoa(`Hi\r\nX-Injected: yes\r\nBcc: ${unique("injected")}`);
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(addressed(to, `=?UTF-8?B?${word}?=`)),
       );
       expect(outcomes[0]?.status).toBe("accepted");
-      const [got] = await sinkApi("plain").waitFor(1, 10_000, { to });
+      const [got] = await sinkApi(PLAIN).waitFor(1, 10_000, { to });
       expect(got?.raw).toContain(`\r\nSubject: =?UTF-8?B?${word}?=\r\n`);
       expect(got?.raw).not.toMatch(/^(X-Injected|Bcc):/im);
       expect(got?.rcptTo).toEqual([to]);
     });
 
     maybe("never sends an envelope address that carries CR or LF", async () => {
-      const sink = sinkApi("plain");
-      const t = make(target("plain"));
+      const sink = sinkApi(PLAIN);
+      const t = make(target(PLAIN));
       const good = unique("good");
       const evil = unique("smuggled");
       const raw = enc.encode(addressed(good, "envelope injection"));
@@ -378,37 +384,37 @@ export function describeTransportContract(factory: TransportFactory): void {
       // A bare LF or CR before ".\r\n" ends the data for some servers (SMTP smuggling): it must
       // go as CRLF with the dot doubled, so the text after it stays text.
       const body = `.\r\nbefore\r\n.\r\nafter\n.\r\nMAIL FROM:<x@example.com>\r\nRCPT TO:<${smuggled}>\r\nDATA\r\nsmuggled\r\nbare CR\r.\r\nend\r\n`;
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(addressed(to, "dots", body)),
       );
       expect(outcomes[0]?.status).toBe("accepted");
-      const [got] = await sinkApi("plain").waitFor(1, 10_000, { to });
+      const [got] = await sinkApi(PLAIN).waitFor(1, 10_000, { to });
       expect(got?.raw).toContain(
         `\r\n\r\n.\r\nbefore\r\n.\r\nafter\r\n.\r\nMAIL FROM:<x@example.com>\r\nRCPT TO:<${smuggled}>\r\nDATA\r\nsmuggled\r\nbare CR\r\n.\r\nend\r\n`,
       );
-      expect(await sinkApi("plain").messages({ to: smuggled })).toEqual([]);
+      expect(await sinkApi(PLAIN).messages({ to: smuggled })).toEqual([]);
     });
 
     maybe("carries 8-bit UTF-8 headers byte for byte, and a non-ASCII address", async () => {
       const id = crypto.randomUUID().slice(0, 8);
       const to = `zoë.${id}@example.com`;
       const text = `From: "Zoë Ångström" <sender@example.com>\r\nTo: "Ünïcödé" <${to}>\r\nSubject: Grüße ✓ 日本語\r\nMessage-ID: <${id}@example.com>\r\nDate: Tue, 01 Dec 2026 10:00:00 +0000\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\nÄpfel und Öl.\r\n`;
-      const outcomes = await make(target("plain")).send(
+      const outcomes = await make(target(PLAIN)).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(text),
       );
       expect(outcomes[0]?.status).toBe("accepted");
-      const [got] = await sinkApi("plain").waitFor(1, 10_000, { to: id });
+      const [got] = await sinkApi(PLAIN).waitFor(1, 10_000, { to: id });
       expect(got?.rcptTo).toEqual([to]);
       expect(got?.raw).toBe(text);
     });
 
     maybe("waits for a slow but healthy server", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.setFaults({ rules: [], latencyMs: 1_500 });
       const to = unique("slow");
-      const outcomes = await make(target("plain"), { timeoutMs: 5_000 }).send(
+      const outcomes = await make(target(PLAIN), { timeoutMs: 5_000 }).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(addressed(to, "slow")),
       );
@@ -420,10 +426,10 @@ export function describeTransportContract(factory: TransportFactory): void {
       async () => {
         // The sink records the message, then answers the final dot 2 s later: longer than the 1 s
         // timeout, within the 4 s data timeout. Giving up would send the message a second time.
-        const sink = sinkApi("plain");
+        const sink = sinkApi(PLAIN);
         await sink.setFaults({ rules: [], latencyMs: 2_000 });
         const to = unique("slow-dot");
-        const outcomes = await make(target("plain"), {
+        const outcomes = await make(target(PLAIN), {
           timeoutMs: 1_000,
           dataTimeoutMs: 4_000,
         }).send(
@@ -441,11 +447,11 @@ export function describeTransportContract(factory: TransportFactory): void {
     maybe(
       "gives up on the reply to the final dot after the data timeout, as temporary",
       async () => {
-        const sink = sinkApi("plain");
+        const sink = sinkApi(PLAIN);
         await sink.setFaults({ rules: [], latencyMs: 5_000 });
         const to = unique("silent-dot");
         const started = Date.now();
-        const outcomes = await make(target("plain"), {
+        const outcomes = await make(target(PLAIN), {
           timeoutMs: 1_000,
           dataTimeoutMs: 2_000,
         }).send(
@@ -464,46 +470,46 @@ export function describeTransportContract(factory: TransportFactory): void {
       maybe(
         `gives up on a server that stalls at ${stage} past the timeout, as temporary`,
         async () => {
-          const sink = sinkApi("plain");
+          const sink = sinkApi(PLAIN);
           await sink.setFaults({ rules: [{ at: stage, action: "stall", ms: 5_000, limit: 1 }] });
           const to = unique(`stall-${stage}`);
           const started = Date.now();
-          const outcomes = await make(target("plain"), { timeoutMs: 1_000 }).send(
+          const outcomes = await make(target(PLAIN), { timeoutMs: 1_000 }).send(
             { from: "sender@example.com", to: [to] },
             enc.encode(addressed(to, "stall")),
           );
           expect(Date.now() - started).toBeLessThan(4_000);
           expect(outcomes[0]).toMatchObject({ status: "temporary", reply: { code: null } });
           // The client hung up itself, long before the sink's 5 s stall ended.
-          expect(await stallEnd("plain")).toBeLessThan(4_000);
+          expect(await stallEnd(PLAIN)).toBeLessThan(4_000);
         },
       );
     }
 
     maybe("gives up on a server that stalls before its greeting, as temporary", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.setFaults({ rules: [{ at: "connect", action: "stall", ms: 5_000, limit: 1 }] });
       const to = unique("stall-greeting");
       const started = Date.now();
-      const outcomes = await make(target("plain"), { timeoutMs: 1_000 }).send(
+      const outcomes = await make(target(PLAIN), { timeoutMs: 1_000 }).send(
         { from: "sender@example.com", to: [to] },
         enc.encode(addressed(to, "stall")),
       );
       expect(Date.now() - started).toBeLessThan(4_000);
       expect(outcomes[0]).toMatchObject({ status: "temporary", reply: { code: null } });
-      expect(await stallEnd("plain")).toBeLessThan(4_000);
+      expect(await stallEnd(PLAIN)).toBeLessThan(4_000);
     });
 
     for (const stage of ["mail", "data"] as const) {
       maybe(
         `reports a connection dropped at ${stage} as temporary, then sends the next message`,
         async () => {
-          const sink = sinkApi("plain");
+          const sink = sinkApi(PLAIN);
           // At DATA, after the first 1 KiB of a 64 KiB message: the connection dies mid-message.
           await sink.setFaults({
             rules: [{ at: stage, action: "drop", afterBytes: 1024, limit: 1 }],
           });
-          const t = make(target("plain"));
+          const t = make(target(PLAIN));
           const lost = unique(`drop-${stage}`);
           const first = await t.send(
             { from: "sender@example.com", to: [lost] },
@@ -523,9 +529,9 @@ export function describeTransportContract(factory: TransportFactory): void {
     }
 
     maybe("reports a connection dropped before the greeting as temporary", async () => {
-      const sink = sinkApi("plain");
+      const sink = sinkApi(PLAIN);
       await sink.setFaults({ rules: [{ at: "connect", action: "drop", limit: 1 }] });
-      const t = make(target("plain"));
+      const t = make(target(PLAIN));
       const lost = unique("drop-connect");
       const first = await t.send(
         { from: "sender@example.com", to: [lost] },
@@ -545,8 +551,8 @@ export function describeTransportContract(factory: TransportFactory): void {
     });
 
     maybe("sends on a fresh connection when the server closed the pooled one", async () => {
-      const sink = sinkApi("plain");
-      const t = make(target("plain"));
+      const sink = sinkApi(PLAIN);
+      const t = make(target(PLAIN));
       const first = unique("pooled");
       expect(
         (await t.send({ from: "sender@example.com", to: [first] }, message("one")))[0]?.status,

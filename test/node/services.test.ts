@@ -16,13 +16,18 @@ import {
 } from "../support/services.ts";
 
 describe("services from global setup", () => {
-  it.each(["plain", "starttls", "implicit"] as SinkName[])(
+  it.each(["plain", "starttls", "implicit", "serial"] as SinkName[])(
     "sink %s accepts a session as its URL describes",
     async (name) => {
       const sink = services().sinks[name];
       const url = new URL(sink.url);
       expect(url.protocol).toBe(
-        { plain: "smtp+insecure:", starttls: "smtp:", implicit: "smtps:" }[name],
+        {
+          plain: "smtp+insecure:",
+          starttls: "smtp:",
+          implicit: "smtps:",
+          serial: "smtp+insecure:",
+        }[name],
       );
       expect(Number(url.port)).toBe(sink.port);
       expect(decodeURIComponent(url.username)).toBe(sink.user ?? "");

@@ -16,7 +16,8 @@ import type { RequestFault } from "../../dev/upstash-gateway.ts";
 
 export type { FaultPlan, FaultStats, MessageFilter, ReceivedMessage, RequestFault };
 
-export type SinkName = "plain" | "starttls" | "implicit";
+/** `serial` is `plain` without PIPELINING, for the clients' path that waits on each reply. */
+export type SinkName = "plain" | "starttls" | "implicit" | "serial";
 
 export interface SinkInfo {
   name: SinkName;

@@ -23,37 +23,41 @@ describeTransportContract({
     }),
 });
 
-describeTransportContract({
-  name: "worker-mailer",
-  ehloName: EHLO_NAME,
-  make: (target, options) =>
-    createWorkerMailerTransport({
-      target,
-      ehloName: EHLO_NAME,
-      timeoutMs: options?.timeoutMs ?? 10_000,
-      dataTimeoutMs: options?.dataTimeoutMs,
-      maxConnections: 1,
-      ...(options?.authMethod
-        ? { authMethods: [options.authMethod === "PLAIN" ? "plain" : "login"] }
-        : {}),
-    }),
-  skip: [
-    {
-      reason: "worker-mailer 1.2.1 always sends EHLO 127.0.0.1 (its ehlo() has the name built in)",
-      tests: ["sends the EHLO name it was configured with"],
-    },
-    {
-      reason:
-        "worker-mailer 1.2.1 spins at 100% CPU forever when the server closes the connection during session setup (its read() loops on {done: true}); no timer can interrupt it, so this would hang the suite",
-      tests: ["reports a connection dropped before the greeting as temporary"],
-    },
-    {
-      reason:
-        "worker-mailer 1.2.1 times out the greeting but leaves its read pending (workerd cannot cancel it: releaseLock() throws while a read is outstanding), and that read spins at 100% CPU once the silent server closes the connection; this would hang the suite",
-      tests: ["gives up on a server that stalls before its greeting, as temporary"],
-    },
-  ],
-});
+// Twice: the pipelined path (the sink offers PIPELINING) and the one that waits on every reply.
+for (const plain of ["plain", "serial"] as const)
+  describeTransportContract({
+    name: plain === "plain" ? "worker-mailer" : "worker-mailer, server without PIPELINING",
+    ehloName: EHLO_NAME,
+    plain,
+    make: (target, options) =>
+      createWorkerMailerTransport({
+        target,
+        ehloName: EHLO_NAME,
+        timeoutMs: options?.timeoutMs ?? 10_000,
+        dataTimeoutMs: options?.dataTimeoutMs,
+        maxConnections: 1,
+        ...(options?.authMethod
+          ? { authMethods: [options.authMethod === "PLAIN" ? "plain" : "login"] }
+          : {}),
+      }),
+    skip: [
+      {
+        reason:
+          "worker-mailer 1.2.1 always sends EHLO 127.0.0.1 (its ehlo() has the name built in)",
+        tests: ["sends the EHLO name it was configured with"],
+      },
+      {
+        reason:
+          "worker-mailer 1.2.1 spins at 100% CPU forever when the server closes the connection during session setup (its read() loops on {done: true}); no timer can interrupt it, so this would hang the suite",
+        tests: ["reports a connection dropped before the greeting as temporary"],
+      },
+      {
+        reason:
+          "worker-mailer 1.2.1 times out the greeting but leaves its read pending (workerd cannot cancel it: releaseLock() throws while a read is outstanding), and that read spins at 100% CPU once the silent server closes the connection; this would hang the suite",
+        tests: ["gives up on a server that stalls before its greeting, as temporary"],
+      },
+    ],
+  });
 
 describe("nodemailer errors without a server reply", () => {
   // Shaped as nodemailer 10 builds them (smtp-connection _formatError: code, command, and

@@ -114,7 +114,7 @@ describe("worker-mailer transport", () => {
 
   it("names the missing worker-mailer internals instead of misbehaving after an update", () => {
     expect(() => workerMailerInternals({})).toThrow(
-      /written against 1\.2\.1\): missing waitForSocketConnected, greet, ehlo, tls, auth, socket, reader, writer, supportsStartTls/,
+      /written against 1\.2\.1\): missing waitForSocketConnected, greet, ehlo, tls, auth, parseCapabilities, socket, reader, writer, supportsStartTls/,
     );
   });
 });

@@ -20,11 +20,14 @@ export interface SessionSocket {
 export class Session {
   transactions = 0;
   usable = true;
+  /** The server offered PIPELINING: a transaction's envelope and DATA go out in one write. */
+  readonly pipelining: boolean;
   readonly #socket: SessionSocket;
   readonly #replies: ReplyReader;
   readonly #timeoutMs: number;
 
-  constructor(socket: SessionSocket, timeoutMs: number) {
+  constructor(socket: SessionSocket, timeoutMs: number, options: { pipelining?: boolean } = {}) {
+    this.pipelining = options.pipelining ?? false;
     this.#socket = socket;
     this.#replies = new ReplyReader(socket.reader);
     this.#timeoutMs = timeoutMs;

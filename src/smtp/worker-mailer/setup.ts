@@ -30,9 +30,18 @@ export interface WorkerMailerInternals {
   ehlo(): Promise<void>;
   tls(): Promise<void>;
   auth(): Promise<void>;
+  /** Reads the EHLO reply; ehlo() calls it, so wrapping it shows this transport the reply too. */
+  parseCapabilities(reply: string): void;
 }
 
-const INTERNAL_METHODS = ["waitForSocketConnected", "greet", "ehlo", "tls", "auth"] as const;
+const INTERNAL_METHODS = [
+  "waitForSocketConnected",
+  "greet",
+  "ehlo",
+  "tls",
+  "auth",
+  "parseCapabilities",
+] as const;
 
 /**
  * Checks that `value` still has the private members this file uses. They are not worker-mailer's
@@ -123,9 +132,24 @@ async function startTls(wm: WorkerMailerInternals, progress: SetupProgress): Pro
   await wm.ehlo();
 }
 
+/**
+ * Whether the last EHLO reply offered PIPELINING (RFC 2920). worker-mailer keeps only the
+ * capabilities it uses, so its parser is wrapped; the reply after STARTTLS replaces the one before.
+ */
+function watchPipelining(wm: WorkerMailerInternals): () => boolean {
+  let offered = false;
+  const parse = wm.parseCapabilities.bind(wm);
+  wm.parseCapabilities = (reply: string) => {
+    offered = /^250[ -]PIPELINING\b/im.test(reply);
+    parse(reply);
+  };
+  return () => offered;
+}
+
 async function setUp(options: SetupOptions, progress: SetupProgress): Promise<Session> {
   const wm = construct(options);
   progress.wm = wm;
+  const pipelining = watchPipelining(wm);
   wm.socket.closed.catch(() => {});
   await wm.waitForSocketConnected();
   progress.next("waiting for the greeting");
@@ -138,7 +162,7 @@ async function setUp(options: SetupOptions, progress: SetupProgress): Promise<Se
     await wm.auth();
   }
   progress.next("MAIL FROM");
-  return new Session(wm, options.timeoutMs);
+  return new Session(wm, options.timeoutMs, { pipelining: pipelining() });
 }
 
 /** Lets go of a failed setup's socket without making worker-mailer spin. */

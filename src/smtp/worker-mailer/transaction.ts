@@ -1,12 +1,14 @@
 /**
  * One mail transaction on a set-up session: MAIL FROM, one RCPT TO per recipient (each reply is
- * that recipient's outcome), DATA with the stored bytes. Every recipient gets an outcome whatever
+ * that recipient's outcome), DATA with the stored bytes; pipelined when the server offers it. Every recipient gets an outcome whatever
  * happens; a failure that leaves the session out of step closes it.
  */
 import type { RecipientOutcome } from "../transport.ts";
 import { errorText, type Reply, SessionLost } from "./errors.ts";
 import { isPositive, noReply, outcome } from "./replies.ts";
 import type { Session } from "./session.ts";
+
+const encoder = new TextEncoder();
 
 export interface TransactionResult {
   /**
@@ -38,20 +40,37 @@ class Transaction {
     return { stale, outcomes: this.#to.map((address, i) => this.#outcomes[i] ?? fill(address)) };
   }
 
-  async mailFrom(from: string): Step {
-    const session = this.#session;
-    // SMTPUTF8 (RFC 6531) when an address needs it; the relay allows that only when told the
-    // smart host has it (SMTP_UTF8).
+  /** The MAIL FROM line: SMTPUTF8 (RFC 6531) when an address needs it (the relay allows that only
+   * when told the smart host has it: SMTP_UTF8). */
+  #mailLine(from: string): string {
     const utf8 = /[^\x00-\x7f]/.test([from, ...this.#to].join(""));
-    let mail: Reply;
+    return `MAIL FROM:<${from}>${utf8 ? " SMTPUTF8" : ""}`;
+  }
+
+  /**
+   * MAIL FROM's reply, read after `send` wrote the command (and, pipelined, the rest). A session
+   * found closed here has said nothing about this message: `stale`, so the pool tries a new one.
+   */
+  async #mailReply(send: () => Promise<void>): Promise<Reply | TransactionResult> {
     try {
-      mail = await session.command(`MAIL FROM:<${from}>${utf8 ? " SMTPUTF8" : ""}`, this.stage);
+      await send();
+      return await this.#session.reply(this.stage);
     } catch (err) {
       if (err instanceof SessionLost && err.closed) {
         return this.finish((a) => noReply(a, `${this.stage}: ${err.message}`), true);
       }
       throw err;
     }
+  }
+
+  async mailFrom(from: string): Step {
+    const line = encoder.encode(`${this.#mailLine(from)}\r\n`);
+    const mail = await this.#mailReply(() => this.#session.write(line, this.stage));
+    if (!("code" in mail)) return mail;
+    return this.#afterMail(mail);
+  }
+
+  async #afterMail(mail: Reply): Step {
     this.#endsSession(mail);
     // A 421 waiting on a pooled session was said while it sat idle: the server is going away.
     if (mail.code === 421) return this.finish((a) => outcome(a, mail), true);
@@ -68,11 +87,22 @@ class Transaction {
     for (const [i, address] of this.#to.entries()) {
       this.stage = `RCPT TO:<${address}>`;
       const rcpt = await session.command(`RCPT TO:<${address}>`, this.stage);
-      this.#endsSession(rcpt);
-      if (isPositive(rcpt)) accepted++;
-      else this.#outcomes[i] = outcome(address, rcpt, "rcpt");
+      if (this.#recipientReply(i, rcpt)) accepted++;
       if (!session.usable) break;
     }
+    return this.#afterRecipients(accepted);
+  }
+
+  /** Records recipient `i`'s reply; true when it was accepted. */
+  #recipientReply(i: number, rcpt: Reply): boolean {
+    this.#endsSession(rcpt);
+    if (isPositive(rcpt)) return true;
+    this.#outcomes[i] = outcome(this.#to[i] as string, rcpt, "rcpt");
+    return false;
+  }
+
+  async #afterRecipients(accepted: number): Step {
+    const session = this.#session;
     if (accepted > 0 && session.usable) return undefined;
     await this.#resetIfUsable();
     const stage = this.stage;
@@ -80,9 +110,69 @@ class Transaction {
   }
 
   async data(data: Uint8Array, dataTimeoutMs: number): Promise<TransactionResult> {
-    const session = this.#session;
     this.stage = "DATA";
-    const go = await session.command("DATA", this.stage);
+    const go = await this.#session.command("DATA", this.stage);
+    return this.#afterDataCommand(go, data, dataTimeoutMs);
+  }
+
+  /**
+   * RFC 2920: MAIL FROM, every RCPT TO and DATA in one write, then their replies in order, and
+   * the message in a second write once DATA said 354: two round trips whatever the number of
+   * recipients, instead of three plus one per recipient. Every reply is read even after a
+   * refusal, so the session stays in step.
+   */
+  async pipelined(
+    from: string,
+    data: Uint8Array,
+    dataTimeoutMs: number,
+  ): Promise<TransactionResult> {
+    const session = this.#session;
+    const lines = [this.#mailLine(from), ...this.#to.map((a) => `RCPT TO:<${a}>`), "DATA"];
+    const batch = encoder.encode(lines.map((l) => `${l}\r\n`).join(""));
+    const mail = await this.#mailReply(() => session.write(batch, this.stage));
+    if (!("code" in mail)) return mail;
+    // A 421 closes the session: nothing more will come to read.
+    if (mail.code === 421) return (await this.#afterMail(mail)) as TransactionResult;
+    const accepted = await this.#pipelinedRecipients(mail);
+    if (typeof accepted !== "number") return accepted;
+    this.stage = "DATA";
+    const go = await session.reply(this.stage);
+    // The server took DATA with nothing to deliver to (it must not): no safe way back but to close.
+    if (go.code === 354 && (accepted === 0 || !isPositive(mail))) {
+      session.abort();
+      if (!isPositive(mail)) return this.finish((a) => outcome(a, mail));
+      return this.finish((a) => noReply(a, "DATA: accepted with no recipient; session closed"));
+    }
+    if (!isPositive(mail)) return (await this.#afterMail(mail)) as TransactionResult;
+    const refused = await this.#afterRecipients(accepted);
+    if (refused) return refused;
+    return this.#afterDataCommand(go, data, dataTimeoutMs);
+  }
+
+  /** The RCPT replies of a pipelined batch: how many were accepted, or the end of the session. */
+  async #pipelinedRecipients(mail: Reply): Promise<number | TransactionResult> {
+    const session = this.#session;
+    let accepted = 0;
+    for (const [i, address] of this.#to.entries()) {
+      this.stage = `RCPT TO:<${address}>`;
+      const rcpt = await session.reply(this.stage);
+      // After a refused MAIL FROM the RCPT replies say nothing of the recipients (503s).
+      if (!isPositive(mail)) this.#endsSession(rcpt);
+      else if (this.#recipientReply(i, rcpt)) accepted++;
+      if (!session.usable)
+        return this.finish((a) =>
+          isPositive(mail) ? noReply(a, `${this.stage}: ${rcpt.text}`) : outcome(a, mail),
+        );
+    }
+    return accepted;
+  }
+
+  async #afterDataCommand(
+    go: Reply,
+    data: Uint8Array,
+    dataTimeoutMs: number,
+  ): Promise<TransactionResult> {
+    const session = this.#session;
     this.#endsSession(go);
     if (go.code !== 354) return this.#refusedData(go);
     this.stage = "the message";
@@ -131,6 +221,7 @@ export async function runTransaction(
   const tx = new Transaction(session, to);
   session.transactions++;
   try {
+    if (session.pipelining) return await tx.pipelined(from, data, dataTimeoutMs);
     return (
       (await tx.mailFrom(from)) ?? (await tx.recipients()) ?? (await tx.data(data, dataTimeoutMs))
     );

@@ -8,12 +8,8 @@ import { type FailureGuard, failureGuard } from "./auth/abuse.ts";
 import { ApiKeys, type Principal } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
-import {
-  addReports,
-  type DeliveryReport,
-  deliverClaimed,
-  emptyReport,
-} from "./delivery/deliver.ts";
+import { type DeliveryReport, deliverClaimed, emptyReport } from "./delivery/deliver.ts";
+import { deliverRun } from "./delivery/run.ts";
 import { initialState, type Policy } from "./delivery/state.ts";
 import { EmailSteering } from "./delivery/steer.ts";
 import { DomainRegistry } from "./domains.ts";
@@ -252,8 +248,9 @@ export class Relay {
   }
 
   /**
-   * One scheduled run: claims due messages batch by batch and delivers them over one pooled
-   * transport, until the queue has nothing due or the run's time budget is spent.
+   * One scheduled run: claims due messages batch by batch (the next while the current one is
+   * still going out: delivery/run.ts) and delivers them over one pooled transport, until the
+   * queue has nothing due or the run's time budget is spent.
    */
   async runScheduled(): Promise<
     DeliveryReport & { batches: number; webhooks: DispatchReport | null }
@@ -270,32 +267,26 @@ export class Relay {
     let eventsDue = 0;
     const transport = this.#openTransport();
     try {
-      while (this.now() - started < this.config.runBudgetMs) {
-        let claimed: ClaimedEntry[];
-        let more: boolean;
-        try {
-          const run = await this.store.claimRun(
+      const run = await deliverRun(
+        async () => {
+          const claimed = await this.store.claimRun(
             this.now(),
             this.config.batchSize,
             this.config.leaseMs,
           );
-          claimed = run.entries;
+          eventsDue = Math.max(eventsDue, claimed.eventsDue);
           // A short batch means the queue has nothing more due, unless the claim stopped at its
           // byte budget (large messages): then more are due now.
-          more = claimed.length === this.config.batchSize || run.stoppedAtBudget;
-          eventsDue = Math.max(eventsDue, run.eventsDue);
-        } catch (err) {
-          this.log.error("store.unavailable", { op: "claim", error: String(err) });
-          break;
-        }
-        if (claimed.length === 0) break;
-        batches++;
-        report = addReports(
-          report,
-          await deliverClaimed(claimed, this.#deliveryContext(transport)),
-        );
-        if (!more) break;
-      }
+          const more = claimed.entries.length === this.config.batchSize || claimed.stoppedAtBudget;
+          return { entries: claimed.entries, more };
+        },
+        this.#deliveryContext(transport),
+        () => this.now() - started < this.config.runBudgetMs,
+      );
+      report = run.report;
+      batches = run.batches;
+      if (run.claimError !== undefined)
+        this.log.error("store.unavailable", { op: "claim", error: String(run.claimError) });
     } finally {
       await transport.close();
     }

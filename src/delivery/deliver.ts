@@ -83,7 +83,7 @@ export async function deliverClaimed(
   return report;
 }
 
-async function deliverOne(
+export async function deliverOne(
   entry: ClaimedEntry,
   ctx: DeliveryContext,
   report: DeliveryReport,

@@ -1,0 +1,76 @@
+/**
+ * A scheduled run's delivery loop: claims due messages batch after batch and keeps every
+ * connection busy. The next batch is claimed while the last messages of the current one are
+ * still being sent (claim ahead), so no connection sits idle between batches waiting for the
+ * store: at a smart host tens of milliseconds away, that wait, at every batch boundary, is what
+ * separated the relay from a direct pooled send.
+ *
+ * At most one claim is in flight, and it starts only when no more than `concurrency` messages are
+ * left waiting, so a run holds at most one batch beyond the messages being sent: the memory bound
+ * of CLAIM_BUDGET_BYTES per claim still holds, twice over at worst. A message claimed ahead waits
+ * its turn under its lease; deliverOne skips one whose lease grew too short meanwhile.
+ */
+import type { ClaimedEntry } from "../store/types.ts";
+import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } from "./deliver.ts";
+
+/** Where a run's messages come from: one claim per call. Throws when the store is unreachable. */
+export type ClaimNext = () => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
+
+export interface RunResult {
+  report: DeliveryReport;
+  batches: number;
+  /** Why claiming stopped early, when a claim failed (the messages already claimed still went). */
+  claimError?: unknown;
+}
+
+/**
+ * Delivers until a claim finds nothing more due, `mayClaim` says the run's budget is spent, or a
+ * claim fails; then waits for every write-back.
+ */
+export async function deliverRun(
+  claimNext: ClaimNext,
+  ctx: DeliveryContext,
+  mayClaim: () => boolean,
+): Promise<RunResult> {
+  const report = emptyReport();
+  const commits: Promise<void>[] = [];
+  const waiting: ClaimedEntry[] = [];
+  const result: RunResult = { report, batches: 0 };
+  let more = true;
+  let claiming: Promise<void> | null = null;
+
+  const claim = (): Promise<void> | null => {
+    if (claiming || !more || !mayClaim()) return claiming;
+    claiming = claimNext()
+      .then(({ entries, more: after }) => {
+        if (entries.length > 0) result.batches++;
+        waiting.push(...entries);
+        more = after && entries.length > 0;
+      })
+      .catch((err: unknown) => {
+        more = false;
+        result.claimError = err;
+      })
+      .finally(() => {
+        claiming = null;
+      });
+    return claiming;
+  };
+
+  const worker = async () => {
+    for (;;) {
+      if (waiting.length <= ctx.concurrency) claim();
+      const entry = waiting.shift();
+      if (entry) {
+        await deliverOne(entry, ctx, report, commits);
+        continue;
+      }
+      const pending = claiming ?? claim();
+      if (!pending) return;
+      await pending;
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, ctx.concurrency) }, worker));
+  await Promise.all(commits);
+  return result;
+}

@@ -1,0 +1,151 @@
+/**
+ * A scheduled run's delivery loop (src/delivery/run.ts) on the memory store, sending to the real
+ * plain sink: it claims the next batch while the current one is still going out, delivers every
+ * message once, and stops claiming when a claim fails or the run's budget is spent.
+ */
+import { describe, expect, it } from "vitest";
+import { sendWindowMs } from "../../src/config.ts";
+import type { DeliveryContext } from "../../src/delivery/deliver.ts";
+import { deliverRun } from "../../src/delivery/run.ts";
+import { silentLogger } from "../../src/log.ts";
+import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
+import type { SmtpTransport } from "../../src/smtp/transport.ts";
+import { parseSmtpUrl } from "../../src/smtp/url.ts";
+import { MemoryStore } from "../../src/store/memory/store.ts";
+import { newEntry } from "../contract/store/index.ts";
+import { services, sinkApi } from "../support/services.ts";
+
+const POLICY = {
+  maxQueueAgeMs: 3_600_000,
+  retentionMs: 60_000,
+  retry: { firstMs: 1_000, maxMs: 10_000 },
+};
+const BATCH = 3;
+
+/** The real nodemailer transport to the plain sink, counting the sends under way. */
+function countingTransport(): { transport: SmtpTransport; inFlight: () => number } {
+  const real = createNodemailerTransport({
+    target: parseSmtpUrl(`smtp+insecure://127.0.0.1:${services().sinks.plain.port}`),
+    ehloName: "relay.test",
+    timeoutMs: 10_000,
+    maxConnections: 1,
+  });
+  let inFlight = 0;
+  return {
+    transport: {
+      async send(envelope, raw) {
+        inFlight++;
+        try {
+          return await real.send(envelope, raw);
+        } finally {
+          inFlight--;
+        }
+      },
+      close: () => real.close(),
+    },
+    inFlight: () => inFlight,
+  };
+}
+
+function context(store: MemoryStore, transport: SmtpTransport): DeliveryContext {
+  return {
+    store,
+    transport,
+    policy: POLICY,
+    concurrency: 2,
+    sendWindowMs: sendWindowMs(10_000),
+    leaseMs: 120_000,
+    now: Date.now,
+    log: silentLogger,
+  };
+}
+
+async function queued(store: MemoryStore, n: number): Promise<string> {
+  const tag = crypto.randomUUID().slice(0, 8);
+  await store.enqueue(
+    Array.from({ length: n }, (_, i) => newEntry({ dueAt: 0 }, [`run-${tag}-${i}@example.com`])),
+  );
+  return `run-${tag}-`;
+}
+
+describe("a scheduled run's delivery loop", () => {
+  it("claims the next batch while the current one is still being sent, and sends each once", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 7);
+    const { transport, inFlight } = countingTransport();
+    const atClaim: number[] = [];
+    try {
+      const run = await deliverRun(
+        async () => {
+          atClaim.push(inFlight());
+          const claimed = await store.claimRun(Date.now(), BATCH, 120_000);
+          return { entries: claimed.entries, more: claimed.entries.length === BATCH };
+        },
+        context(store, transport),
+        () => true,
+      );
+      expect(run.batches).toBe(3);
+      expect(run.claimError).toBeUndefined();
+      expect(run.report).toMatchObject({ messages: 7, delivered: 7, unrecorded: 0 });
+    } finally {
+      await transport.close();
+    }
+    // The first claim had nothing going out; every later one overlapped a send under way.
+    expect(atClaim[0]).toBe(0);
+    expect(atClaim.slice(1).length).toBeGreaterThanOrEqual(2);
+    expect(atClaim.slice(1).every((n) => n > 0)).toBe(true);
+    const got = await sinkApi("plain").waitFor(7, 10_000, { to });
+    expect(new Set(got.flatMap((m) => m.rcptTo)).size).toBe(7);
+    expect(await sinkApi("plain").messages({ to })).toHaveLength(7);
+    expect((await store.claimRun(Date.now() + 3_600_000, 10, 1_000)).entries).toEqual([]);
+  });
+
+  it("stops claiming when a claim fails and still delivers what it had claimed", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 5);
+    const { transport } = countingTransport();
+    let calls = 0;
+    try {
+      const run = await deliverRun(
+        async () => {
+          if (++calls > 1) throw new Error("store unreachable");
+          const claimed = await store.claimRun(Date.now(), BATCH, 120_000);
+          return { entries: claimed.entries, more: true };
+        },
+        context(store, transport),
+        () => true,
+      );
+      expect(String(run.claimError)).toContain("store unreachable");
+      expect(run.report).toMatchObject({ messages: BATCH, delivered: BATCH });
+      expect(calls).toBe(2);
+    } finally {
+      await transport.close();
+    }
+    expect(await sinkApi("plain").waitFor(BATCH, 10_000, { to })).toHaveLength(BATCH);
+  });
+
+  it("claims no more once the run's budget is spent", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 5);
+    const { transport } = countingTransport();
+    let claims = 0;
+    try {
+      const run = await deliverRun(
+        async () => {
+          claims++;
+          const claimed = await store.claimRun(Date.now(), BATCH, 120_000);
+          return { entries: claimed.entries, more: true };
+        },
+        context(store, transport),
+        () => claims < 1,
+      );
+      expect(run.batches).toBe(1);
+      expect(run.report.messages).toBe(BATCH);
+    } finally {
+      await transport.close();
+    }
+    await sinkApi("plain").waitFor(BATCH, 10_000, { to });
+    // The two left are still due for the next run.
+    expect((await store.claimRun(Date.now(), 10, 1_000)).entries).toHaveLength(2);
+  });
+});

@@ -1,5 +1,5 @@
 import type { KeyPolicy } from "../auth/policy.ts";
-import type { SuppressedRecipient } from "./suppression-ports.ts";
+import type { SuppressedRecipient, SuppressionOrigin } from "./suppression-ports.ts";
 
 /**
  * What the queue stores about a message, and the delivery state that changes with each attempt.
@@ -25,6 +25,8 @@ export interface RecipientState {
   reply?: SmtpReply;
   /** When the recipient reached its current status (ms since epoch). */
   at?: number;
+  /** For a "suppressed" recipient: the origin of the entry that held it back. */
+  suppressedBy?: SuppressionOrigin;
 }
 
 export interface AttemptRecord {

@@ -7,6 +7,9 @@
 import { Resend } from "resend";
 import { beforeEach, describe, expect, it } from "vitest";
 import { loadConfig } from "../../src/config.ts";
+import { initialState, lastEvent } from "../../src/delivery/state.ts";
+import { holdSuppressed } from "../../src/delivery/suppress.ts";
+import { deliveryEvents } from "../../src/events/events.ts";
 import { MemoryStore } from "../../src/store/memory/store.ts";
 import { Suppressions } from "../../src/suppressions.ts";
 import { RELAY_ORIGIN, sdk } from "../support/sdk.ts";
@@ -155,6 +158,51 @@ describe("/suppressions through the resend SDK", () => {
   });
 });
 
+describe("email.suppressed and last_event", () => {
+  it("names the To/Cc recipients held back, never a Bcc, and shows suppressed only when none went out", () => {
+    const message = {
+      id: "e1",
+      keyId: "k1",
+      createdAt: 1,
+      messageId: "<e1@example.com>",
+      envelope: { from: "s@example.com", to: ["to@example.com", "hidden@example.com"] },
+      view: {
+        from: "s@example.com",
+        to: ["to@example.com"],
+        cc: [],
+        bcc: ["hidden@example.com"],
+        reply_to: [],
+        subject: "Hi",
+        tags: [],
+      },
+    };
+    const before = initialState(message.envelope.to, null);
+    const held = holdSuppressed(
+      before,
+      [
+        { email: "hidden@example.com", origin: "complaint" },
+        { email: "to@example.com", origin: "complaint" },
+      ],
+      5,
+    );
+    const after = { ...held.state, attempts: 1 };
+    const [event] = deliveryEvents(message, before, after, 5);
+    expect(event?.type).toBe("email.suppressed");
+    const payload = JSON.parse(event?.payload ?? "{}");
+    expect(payload.data.suppressed).toMatchObject({
+      type: "complaint",
+      recipients: ["to@example.com"],
+    });
+    expect(event?.payload).not.toContain("hidden");
+    expect(lastEvent(after, 10)).toBe("suppressed");
+    const oneDelivered = {
+      ...after,
+      recipients: [after.recipients[0], { address: "x@example.com", status: "delivered" as const }],
+    };
+    expect(lastEvent(oneDelivered as typeof after, 10)).toBe("delivered");
+  });
+});
+
 describe("suppression expiry", () => {
   it("reads SUPPRESSION_EXPIRY_DAYS per origin and names the variable when it is wrong", () => {
     const base = { ADMIN_TOKEN: "x".repeat(32) };
@@ -183,20 +231,23 @@ describe("suppression expiry", () => {
     );
     const admin = { keyId: "admin", permission: "full_access" as const };
     const [manual] = await list.add(admin, ["m@example.com"]);
+    // Ids order by time: entries made in the same millisecond have no order among them.
+    clock.t += 1;
     const bounce = await list.fromReport({
       email: "B@example.com",
       origin: "bounce",
       sourceId: "e1",
       keyId: "k1",
     });
+    clock.t += 1;
     const complaint = await list.fromReport({
       email: "c@example.com",
       origin: "complaint",
       sourceId: "e2",
       keyId: "k1",
     });
-    expect(manual?.entry.expires_at).toBe(clock.t + 2 * DAY);
-    expect(bounce.entry).toMatchObject({ email: "b@example.com", expires_at: clock.t + DAY });
+    expect(manual?.entry.expires_at).toBe(clock.t - 2 + 2 * DAY);
+    expect(bounce.entry).toMatchObject({ email: "b@example.com", expires_at: clock.t - 1 + DAY });
     expect(complaint.entry.expires_at).toBeNull();
     clock.t += DAY;
     await expect(list.get(admin, "b@example.com")).rejects.toThrow(/not found/i);

@@ -15,11 +15,13 @@ import {
   parseRetrySchedule,
   str,
 } from "./config/read.ts";
+import { type SuppressionExpiry, suppressionExpiry } from "./config/suppression.ts";
 import { ConfigError } from "./errors.ts";
 
 export type { DkimConfig } from "./config/deliverability.ts";
 export { HOST_NAME } from "./config/deliverability.ts";
 export { type Env, parseRetrySchedule } from "./config/read.ts";
+export type { SuppressionExpiry } from "./config/suppression.ts";
 
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
 import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
@@ -90,6 +92,8 @@ export interface Config {
   bounceDomain: string | undefined;
   /** Sending domains and their DKIM keys (src/domains.ts). */
   dkim: DkimConfig;
+  /** How long suppression list entries last, per origin (SUPPRESSION_EXPIRY_DAYS). */
+  suppressionExpiryMs: SuppressionExpiry;
 }
 
 export interface RequestLogConfig {
@@ -283,5 +287,6 @@ export function loadConfig(env: Env): Config {
       dohUrl: dohUrl(env),
       dohTimeoutMs: int(env, "DOH_TIMEOUT_SECONDS", 5, 1, 30) * SECOND,
     },
+    suppressionExpiryMs: suppressionExpiry(env),
   };
 }

@@ -30,8 +30,10 @@ import {
   type NewEntry,
   newLeaseToken,
   type RelayStore,
+  type SuppressedRecipient,
 } from "./store/store.ts";
 import type { ClaimedEntry, StoredEntry } from "./store/types.ts";
+import { Suppressions } from "./suppressions.ts";
 import { TemplateLibrary } from "./template-library.ts";
 
 /** Which store backs the relay, as /health reports it. */
@@ -74,6 +76,8 @@ export class Relay {
   readonly overview: OperatorOverview;
   readonly requestLog: RequestLog;
   readonly webhooks: WebhookEndpoints;
+  /** The suppression list (`/suppressions`; bounce intake adds through `fromReport`). */
+  readonly suppressions: Suppressions;
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
@@ -96,6 +100,7 @@ export class Relay {
       retentionMs: deps.config.retentionMs,
     });
     this.records = new Records(deps.store, deps.log);
+    this.suppressions = new Suppressions(deps.store, deps.config.suppressionExpiryMs, deps.now);
     this.templates = new TemplateLibrary(deps.store, {
       log: deps.log,
       now: deps.now,
@@ -175,8 +180,10 @@ export class Relay {
       };
     });
     const eventsBefore = this.store.eventsQueued;
+    let suppressed: Record<string, SuppressedRecipient[]>;
     try {
-      await this.store.enqueue(entries, idempotency);
+      // The leased entries' suppressed recipients come back from the same command.
+      ({ suppressed } = await this.store.enqueue(entries, idempotency));
     } catch (err) {
       this.log.error("store.unavailable", { op: "enqueue", error: String(err) });
       throw new StoreUnavailableError(err);
@@ -203,6 +210,7 @@ export class Relay {
           version: 1,
           leasedUntil: e.lease?.until ?? null,
           token,
+          ...(suppressed[e.message.id] ? { suppressed: suppressed[e.message.id] } : {}),
         })),
     };
   }
@@ -325,6 +333,7 @@ export class Relay {
       concurrency: this.config.smtpMaxConnections * 2,
       sendWindowMs: sendWindowMs(this.config.smtpTimeoutMs),
       leaseMs: this.config.leaseMs,
+      suppressionExpiryMs: this.config.suppressionExpiryMs,
       now: this.now,
       log: this.log,
     };

@@ -3,13 +3,15 @@
  * as soon as its SMTP transaction ends, so a crash repeats as little as possible.
  */
 
+import { DEFAULT_SUPPRESSION_EXPIRY, type SuppressionExpiry } from "../config/suppression.ts";
 import { deliveryEvents, type EventDraft } from "../events/events.ts";
 import type { Logger } from "../log.ts";
 import { latin1ToBytes } from "../mail/bytes.ts";
 import type { SmtpTransport } from "../smtp/transport.ts";
-import type { RelayStore } from "../store/store.ts";
+import type { RelayStore, Suppression } from "../store/store.ts";
 import type { ClaimedEntry } from "../store/types.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
+import { countHeld, deadAddresses, holdSuppressed } from "./suppress.ts";
 
 /**
  * A write-back that failed (the store unreachable for a moment) is tried again while the lease
@@ -32,6 +34,11 @@ export interface DeliveryContext {
   sendWindowMs: number;
   /** How far a renewal extends a lease while a transaction is still running. */
   leaseMs: number;
+  /**
+   * How long a suppression list entry of each origin lasts (ms), null: for ever
+   * (SUPPRESSION_EXPIRY_DAYS); absent: the defaults (src/config/suppression.ts).
+   */
+  suppressionExpiryMs?: SuppressionExpiry;
   now: () => number;
   log: Logger;
 }
@@ -100,7 +107,9 @@ export async function deliverOne(
     });
     return;
   }
-  const to = pendingRecipients(entry.state);
+  // Recipients on the suppression list (found by the claim or enqueue command) are not tried.
+  const hold = holdSuppressed(entry.state, entry.suppressed, ctx.now());
+  const to = pendingRecipients(hold.state);
   report.messages++;
   let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];
   if (to.length > 0 && entry.state.canceledAt === null) {
@@ -115,18 +124,25 @@ export async function deliverOne(
     }
   }
   const now = ctx.now();
-  const { state, next, counts } = applyOutcomes(message, entry.state, outcomes, now, ctx.policy);
-  // Written with the state change, in the same store command, or not at all.
+  const applied = applyOutcomes(message, hold.state, outcomes, now, ctx.policy);
+  const { next, counts } = applied;
+  const state = countHeld(applied.state, hold.held);
+  // Written with the state change, in the same store command, or not at all: the events, and
+  // the addresses this attempt proved dead for the suppression list.
   const events = deliveryEvents(message, entry.state, state, now);
+  const expiry = ctx.suppressionExpiryMs ?? DEFAULT_SUPPRESSION_EXPIRY;
+  const dead = deadAddresses(message, entry.state, state, now, expiry.bounce);
   report.delivered += counts.delivered;
   report.deferred += counts.deferred;
   report.failed += counts.failed;
-  commits.push(writeBack(entry, state, next, events, ctx, report));
+  commits.push(writeBack(entry, { state, next, events, dead }, ctx, report));
   ctx.log.info("delivery.attempt", {
     email_id: message.id,
     key_id: message.keyId,
     attempt: state.attempts,
     ...counts,
+    ...(hold.held ? { suppressed: hold.held } : {}),
+    ...(dead.length ? { newly_suppressed: dead.length } : {}),
     next_attempt_at:
       state.nextAttemptAt === null ? null : new Date(state.nextAttemptAt).toISOString(),
     reply: outcomes.find((o) => o.status !== "accepted")?.reply ?? outcomes[0]?.reply ?? null,
@@ -198,13 +214,17 @@ async function renewLease(
  */
 async function writeBack(
   entry: ClaimedEntry,
-  state: ClaimedEntry["state"],
-  next: Parameters<RelayStore["commit"]>[3],
-  events: EventDraft[],
+  change: {
+    state: ClaimedEntry["state"];
+    next: Parameters<RelayStore["commit"]>[3];
+    events: EventDraft[];
+    dead: Suppression[];
+  },
   ctx: DeliveryContext,
   report: DeliveryReport,
 ): Promise<void> {
   const { message } = entry;
+  const { state, next, events, dead } = change;
   let pause = WRITE_BACK_FIRST_PAUSE_MS;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -214,6 +234,7 @@ async function writeBack(
         state,
         next,
         events,
+        dead,
       );
       if (result !== "ok") {
         report.unrecorded++;

@@ -135,13 +135,20 @@ export type LastEvent =
   | "delivery_delayed"
   | "delivered"
   | "bounced"
-  | "canceled";
+  | "canceled"
+  | "suppressed";
 
 /**
  * Resend's `last_event` for the relay's states. "delivered" means the smart host accepted the
- * message for every recipient (the relay's responsibility ends there); "bounced" means at least
- * one recipient failed for good; "delivery_delayed" means an attempt failed temporarily and a
- * retry is due.
+ * message for every recipient it was sent to (the relay's responsibility ends there); "bounced"
+ * means at least one recipient failed for good; "delivery_delayed" means an attempt failed
+ * temporarily and a retry is due.
+ *
+ * "suppressed" means no recipient is left to try and none was delivered or failed: every one was
+ * held back by the suppression list (src/delivery/suppress.ts). So a message with one suppressed
+ * and one delivered recipient is "delivered", one with a suppressed and a refused recipient is
+ * "bounced" (a real refusal says more than a recipient never tried), and one with a recipient
+ * still pending shows "delivery_delayed" as before. Canceled wins over all, as it always did.
  */
 export function lastEvent(state: DeliveryState, now: number): LastEvent {
   if (state.canceledAt !== null) return "canceled";
@@ -150,7 +157,11 @@ export function lastEvent(state: DeliveryState, now: number): LastEvent {
     return state.scheduledAt !== null && state.scheduledAt > now ? "scheduled" : "queued";
   }
   if (pending > 0) return "delivery_delayed";
-  return state.recipients.some((r) => r.status === "failed") ? "bounced" : "delivered";
+  if (state.recipients.some((r) => r.status === "failed")) return "bounced";
+  const delivered = state.recipients.some((r) => r.status === "delivered");
+  return !delivered && state.recipients.some((r) => r.status === "suppressed")
+    ? "suppressed"
+    : "delivered";
 }
 
 /**

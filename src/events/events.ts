@@ -32,6 +32,7 @@ export const EVENT_TYPES = [
   "email.bounced",
   "email.failed",
   "email.canceled",
+  "email.suppressed",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -105,6 +106,7 @@ const ATTEMPT_TYPES: readonly EventType[] = [
   "email.failed",
   "email.delivery_delayed",
   "email.delivered",
+  "email.suppressed",
 ];
 
 /**
@@ -169,6 +171,9 @@ function bounceSubType(r: RecipientState): string {
  * - `email.bounced` when recipients were refused for good (a 5xx), with `bounce` describing the
  *   first of them and `bounce.recipients` the To/Cc ones among them;
  * - `email.failed` when recipients were given up on without a 5xx (the queue age ran out);
+ * - `email.suppressed` when recipients were held back by the suppression list, with
+ *   `suppressed.type` the origin of the first one's entry and `suppressed.recipients` the To/Cc
+ *   ones among them (never a Bcc);
  * - `email.delivery_delayed` the first time an attempt is deferred (a 4xx or no answer);
  * - `email.delivered` when the message is finished and the smart host accepted it for at least
  *   one recipient.
@@ -210,6 +215,22 @@ export function deliveryEvents(
     out.push(
       draft(message, "email.failed", after.attempts, now, {
         failed: { reason: replyText(message, lost) },
+      }),
+    );
+  }
+  const held = after.recipients.filter(
+    (r) => r.status === "suppressed" && wasPending.has(r.address),
+  );
+  const firstHeld = held[0];
+  if (firstHeld) {
+    const origin = firstHeld.suppressedBy ?? "manual";
+    out.push(
+      draft(message, "email.suppressed", after.attempts, now, {
+        suppressed: {
+          type: origin,
+          message: `The recipient is on the suppression list (origin: ${origin}); the relay did not send to it.`,
+          recipients: held.map((r) => r.address).filter((a) => shown.has(a.toLowerCase())),
+        },
       }),
     );
   }

@@ -50,7 +50,7 @@ export const EmailSchema = z
       recipients: z.array(
         z.object({
           email: z.string(),
-          status: z.enum(["pending", "delivered", "failed", "canceled"]),
+          status: z.enum(["pending", "delivered", "failed", "canceled", "suppressed"]),
           reply: SmtpReplySchema.nullable(),
           at: z.string().nullable(),
         }),

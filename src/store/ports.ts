@@ -11,6 +11,8 @@
  * Writing the outcome back (`commit`) only succeeds for the holder of the current token, so two runs
  * never both own a message.
  */
+
+import type { SuppressedRecipient, Suppression } from "./suppression-ports.ts";
 import type {
   ApiKeyRecord,
   ClaimedEntry,
@@ -45,6 +47,15 @@ export type WriteGuard = { token: string } | { version: number; now: number };
 
 export type CommitResult = "ok" | "conflict" | "missing";
 
+/** What enqueue tells the caller: the suppressed recipients of each leased message, by id. */
+export interface EnqueueOutcome {
+  /**
+   * Checked for the leased entries only (their attempt follows at once); the others are checked
+   * when claimed. An id with no suppressed recipient is absent.
+   */
+  suppressed: Record<string, SuppressedRecipient[]>;
+}
+
 /** What one claim hands a delivery run. */
 export interface ClaimRun {
   entries: ClaimedEntry[];
@@ -60,21 +71,25 @@ export interface MessageQueue {
    * record when there is one (see `IdempotencyStore`). Throws if the store is unreachable, and
    * `IdempotencyClaimLapsedError` when the record's key no longer holds the request's marker.
    * Idempotent: the same entries again (a retry after a lost reply) store and queue nothing more.
+   * In the same step it checks the leased entries' recipients against the suppression list.
    */
-  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void>;
+  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<EnqueueOutcome>;
   /**
    * Reserves up to `limit` messages due at `now` for `leaseMs`, oldest due first, and no more
    * than fit in the claim's byte budget (`CLAIM_BUDGET_BYTES`); the first due message is taken
    * even when it alone is over the budget. Messages left out stay due and unleased. It also tells
    * how many webhook event chains are due, in the same command, so an idle scheduled run stays at
-   * one command.
+   * one command. Each claimed entry carries its recipients that are suppressed at `now`
+   * (`ClaimedEntry.suppressed`), found in the same command.
    */
   claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun>;
   /**
    * Writes a new state and releases the lease, if `guard` still holds; `events` are queued for
    * the subscribed webhook endpoints in the same atomic step, and only if the write succeeds.
    * A token-guarded commit is idempotent: repeated with the token of the commit last applied to
-   * the message (a retry after a lost reply), it answers "ok" and changes nothing.
+   * the message (a retry after a lost reply), it answers "ok" and changes nothing. `suppress`
+   * are addresses the attempt found dead, added to the suppression list in the same step and
+   * only if the write succeeds (an address already suppressed keeps its entry).
    */
   commit(
     id: string,
@@ -82,6 +97,7 @@ export interface MessageQueue {
     state: DeliveryState,
     next: NextStep,
     events?: EventDraft[],
+    suppress?: Suppression[],
   ): Promise<CommitResult>;
   /**
    * Extends a lease its holder still holds (a long SMTP transaction), so no other run takes the

@@ -8,6 +8,7 @@
 import type { EmailIndex, RequestLogStore } from "./history-ports.ts";
 import type { QueueInsight } from "./insight-ports.ts";
 import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
+import type { SuppressionStore } from "./suppression-ports.ts";
 
 export type {
   EmailIndex,
@@ -29,6 +30,7 @@ export type {
   ClaimRun,
   CommitResult,
   EndpointEvent,
+  EnqueueOutcome,
   EventAttempt,
   EventCommitResult,
   EventDelivery,
@@ -66,6 +68,16 @@ export {
   uuidV7,
   uuidV7Time,
 } from "./shared.ts";
+export type {
+  SuppressedRecipient,
+  Suppression,
+  SuppressionListQuery,
+  SuppressionOrigin,
+  SuppressionPage,
+  SuppressionSelector,
+  SuppressionStore,
+} from "./suppression-ports.ts";
+export { normalizeAddress, SUPPRESSION_ORIGINS } from "./suppression-ports.ts";
 
 /** Everything the relay keeps, in one database: what the use-cases and routes are handed. */
 export type RelayStore = MessageQueue &
@@ -75,4 +87,5 @@ export type RelayStore = MessageQueue &
   EventQueue &
   EmailIndex &
   RequestLogStore &
-  QueueInsight;
+  QueueInsight &
+  SuppressionStore;

@@ -1,4 +1,5 @@
 import type { KeyPolicy } from "../auth/policy.ts";
+import type { SuppressedRecipient, SuppressionOrigin } from "./suppression-ports.ts";
 
 /**
  * What the queue stores about a message, and the delivery state that changes with each attempt.
@@ -14,7 +15,8 @@ export interface SmtpReply {
   text: string;
 }
 
-export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled";
+/** "suppressed": not attempted, the address is on the suppression list (src/delivery/state.ts). */
+export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled" | "suppressed";
 
 export interface RecipientState {
   address: string;
@@ -23,6 +25,8 @@ export interface RecipientState {
   reply?: SmtpReply;
   /** When the recipient reached its current status (ms since epoch). */
   at?: number;
+  /** For a "suppressed" recipient: the origin of the entry that held it back. */
+  suppressedBy?: SuppressionOrigin;
 }
 
 export interface AttemptRecord {
@@ -32,6 +36,8 @@ export interface AttemptRecord {
   delivered: number;
   failed: number;
   deferred: number;
+  /** Recipients held back because they are suppressed (absent: none). */
+  suppressed?: number;
   /** A reply that stands for the attempt (the first failure, or the final 250). */
   reply?: SmtpReply;
 }
@@ -84,6 +90,8 @@ export interface StoredEntry {
 /** A message handed to one delivery run, reserved for it until `leasedUntil`. */
 export interface ClaimedEntry extends StoredEntry {
   token: string;
+  /** Its recipients on the suppression list when it was claimed (absent: none). */
+  suppressed?: SuppressedRecipient[];
 }
 
 export const MAX_HISTORY = 20;

@@ -360,6 +360,53 @@ describe.skipIf(Boolean(skip))(
       }
     });
 
+    it("adds an address on the Suppressions page, lists it, filters by origin, removes it", {
+      timeout: 60_000,
+    }, async () => {
+      const address = `gone-${tag}@example.com`;
+      const context = await signedInContext(browser, relay.url, ADMIN);
+      const p = await context.newPage();
+      await open(p, "/dashboard");
+      await Promise.all([
+        p.waitForURL(`${relay.url}/dashboard/suppressions`),
+        p
+          .getByRole("navigation", { name: "Dashboard" })
+          .getByRole("link", { name: "Suppressions" })
+          .click(),
+      ]);
+      await p.getByLabel("Address").fill(` ${address.toUpperCase()} `.trim());
+      await Promise.all([
+        p.waitForURL(`${relay.url}/dashboard/suppressions`),
+        p.getByRole("button", { name: "Suppress" }).click(),
+      ]);
+      expect(await p.textContent("main")).toContain(`Suppressed ${address}.`);
+      const row = p.locator("table.list tbody tr", { hasText: address });
+      expect(await row.textContent()).toContain("manual");
+      const entry = await api("GET", `/suppressions/${address}`);
+      expect(entry.body).toMatchObject({ email: address, origin: "manual" });
+      // The origin filter leaves it out of the bounces.
+      await open(p, "/dashboard/suppressions?origin=bounce");
+      expect(await p.textContent("main")).not.toContain(address);
+      await open(p, "/dashboard/suppressions?origin=manual");
+      await act(p, `Remove ${address}`, `${relay.url}/dashboard/suppressions?done=removed`);
+      expect(await p.textContent("main")).toContain("Removed.");
+      expect(await p.textContent("main")).not.toContain(address);
+      expect((await api("GET", `/suppressions/${address}`)).status).toBe(404);
+      // A remove without the form token is refused, and removes nothing.
+      await api("POST", "/suppressions", { email: address });
+      const id = (await api("GET", `/suppressions/${address}`)).body.id as string;
+      const cookie = await sessionCookie(relay.url, ADMIN);
+      const forged = await fetch(`${relay.url}/dashboard/suppressions/${id}/remove`, {
+        method: "POST",
+        headers: { cookie, "content-type": "application/x-www-form-urlencoded", origin: relay.url },
+        body: "_csrf=guess",
+        redirect: "manual",
+      });
+      expect(forged.status).toBe(403);
+      expect((await api("GET", `/suppressions/${address}`)).status).toBe(200);
+      await context.close();
+    });
+
     it("costs two or three Upstash commands per page (rate limit and request log on), printed for the README", async () => {
       const form = await newForm();
       const hook = await newHook();
@@ -372,6 +419,7 @@ describe.skipIf(Boolean(skip))(
         hook: `/dashboard/hooks/${hook.id}`,
         templates: "/dashboard/templates",
         template: `/dashboard/templates/${template.id}`,
+        suppressions: "/dashboard/suppressions",
       };
       const costs: Record<string, number> = {};
       for (const [name, path] of Object.entries(pages))
@@ -383,6 +431,8 @@ describe.skipIf(Boolean(skip))(
       expect(costs.forms).toBe(3);
       expect(costs.hooks).toBe(3);
       expect(costs.templates).toBe(3);
+      // The suppression list: one page of it in one script.
+      expect(costs.suppressions).toBe(3);
       // One record: the record and its counters (forms, hooks), or the template, plus those two.
       expect(costs.form).toBe(4);
       expect(costs.hook).toBe(4);

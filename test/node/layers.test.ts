@@ -47,6 +47,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/relay-secrets.ts",
       "src/domains.ts",
       "src/unique-name.ts",
+      "src/suppressions.ts",
     ],
   },
   { name: "http", paths: ["src/http/"] },

@@ -16,7 +16,7 @@ import { IN_FLIGHT_TTL_MS } from "../../src/idempotency.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
 import { MemoryStore } from "../../src/store/memory/store.ts";
-import type { NewEntry } from "../../src/store/store.ts";
+import type { EnqueueOutcome, NewEntry } from "../../src/store/store.ts";
 import { gatewayApi, requireRedis, sinkApi } from "../support/services.ts";
 import {
   ADMIN,
@@ -460,12 +460,16 @@ describe("a failed queueing keeps the webhook-id until its claim lapses", () => 
   /** The in-memory store, whose next `enqueue` fails as an unreachable Redis would. */
   class FailingOnceStore extends MemoryStore {
     failNext = false;
-    override async enqueue(entries: NewEntry[], ...rest: unknown[]): Promise<void> {
+    override async enqueue(entries: NewEntry[], ...rest: unknown[]): Promise<EnqueueOutcome> {
       if (this.failNext) {
         this.failNext = false;
         throw new Error("connection refused");
       }
-      return (super.enqueue as (...a: unknown[]) => Promise<void>).call(this, entries, ...rest);
+      return (super.enqueue as (...a: unknown[]) => Promise<EnqueueOutcome>).call(
+        this,
+        entries,
+        ...rest,
+      );
     }
   }
 

@@ -79,6 +79,7 @@ const NAV = [
   ["/dashboard/hooks", "Hooks"],
   ["/dashboard/templates", "Templates"],
   ["/dashboard/domains", "Domains"],
+  ["/dashboard/suppressions", "Suppressions"],
 ] as const;
 
 /** A hidden field with the session's form token: in every form that posts. */

@@ -28,6 +28,7 @@ import { STYLESHEET } from "./layout.ts";
 import { overviewStatus } from "./overview-view.ts";
 import { back, idParam, page } from "./page-route.ts";
 import { SESSION_SECRET_NAME, sessionCookie, signSession } from "./session.ts";
+import { registerSuppressionPages } from "./suppressions.ts";
 import { templatePages } from "./templates.ts";
 import {
   emailPage,
@@ -291,6 +292,7 @@ export function dashboardRoutes(): OpenAPIHono<AppEnv> {
   hookPages(app);
   templatePages(app);
   registerDomainPages(app);
+  registerSuppressionPages(app);
 
   return app;
 }

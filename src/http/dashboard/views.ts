@@ -33,6 +33,7 @@ const ROWS = [
   ["bounced", "Bounced"],
   ["failed", "Failed"],
   ["canceled", "Canceled"],
+  ["suppressed", "Suppressed"],
   ["scheduled", "Scheduled"],
 ] as const;
 

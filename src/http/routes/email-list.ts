@@ -28,6 +28,7 @@ export const LAST_EVENTS = [
   "delivered",
   "bounced",
   "canceled",
+  "suppressed",
 ] as const satisfies readonly LastEvent[];
 
 /** An ISO 8601 date (2026-07-01) or date and time with a zone (2026-07-01T08:00:00Z). */

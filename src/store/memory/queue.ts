@@ -7,6 +7,7 @@ import type { QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimRun,
   CommitResult,
+  EnqueueOutcome,
   IdempotencyRecord,
   NewEntry,
   NextStep,
@@ -14,10 +15,12 @@ import type {
 } from "../ports.ts";
 import { claimEntryBytes, newLeaseToken } from "../shared.ts";
 import { hostOutcomes, newer } from "../smart-host.ts";
+import { normalizeAddress, type Suppression } from "../suppression-ports.ts";
 import type { ClaimedEntry, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import type { MemoryEvents } from "./events.ts";
 import type { MemoryIdempotency } from "./idempotency.ts";
 import type { MemoryMetrics } from "./listing.ts";
+import type { MemorySuppressions } from "./suppressions.ts";
 import { copy, utf8Length } from "./values.ts";
 
 interface Slot {
@@ -56,6 +59,7 @@ export interface MemoryQueueDeps {
   idempotency: MemoryIdempotency;
   events: MemoryEvents;
   metrics: MemoryMetrics;
+  suppressions: MemorySuppressions;
 }
 
 /** The MessageQueue port, apart from purging (the store purges every part at once). */
@@ -68,10 +72,18 @@ export class MemoryQueue {
     this.#deps = deps;
   }
 
-  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<EnqueueOutcome> {
+    // The leased entries' recipients against the suppression list, a repeat included (its
+    // caller makes the immediate attempt all the same), as the Upstash script does.
+    const suppressed: EnqueueOutcome["suppressed"] = {};
+    for (const e of entries) {
+      if (!e.lease) continue;
+      const held = this.#suppressedOf(e.message.envelope.to, this.#deps.now());
+      if (held.length > 0) suppressed[e.message.id] = held;
+    }
     // The same entries again: stored already (as the Upstash script tells a repeat).
     const first = entries[0];
-    if (first && this.#slots.has(first.message.id)) return;
+    if (first && this.#slots.has(first.message.id)) return { suppressed };
     // Only while the key still holds this request's marker, as the Upstash script checks.
     if (idempotency) this.#deps.idempotency.settle(idempotency);
     for (const e of entries) {
@@ -92,6 +104,11 @@ export class MemoryQueue {
     const events = entries.flatMap((e) => e.events ?? []);
     this.#deps.metrics.count(events, (id) => this.#slots.get(id)?.entry.message.keyId);
     this.#deps.events.fanout(events);
+    return { suppressed };
+  }
+
+  #suppressedOf(recipients: string[], now: number) {
+    return this.#deps.suppressions.among(recipients.map(normalizeAddress), now);
   }
 
   async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
@@ -121,7 +138,8 @@ export class MemoryQueue {
       slot.dueAt = now + leaseMs;
       slot.token = token;
       slot.entry.leasedUntil = now + leaseMs;
-      entries.push({ ...copy(slot.entry), token });
+      const held = this.#suppressedOf(slot.entry.message.envelope.to, now);
+      entries.push({ ...copy(slot.entry), token, ...(held.length ? { suppressed: held } : {}) });
     }
     return { entries, stoppedAtBudget: false };
   }
@@ -132,6 +150,7 @@ export class MemoryQueue {
     state: DeliveryState,
     next: NextStep,
     events?: EventDraft[],
+    suppress?: Suppression[],
   ): Promise<CommitResult> {
     const slot = this.#slots.get(id);
     if (!slot) return "missing";
@@ -150,6 +169,7 @@ export class MemoryQueue {
     }
     this.#deps.metrics.count(events, () => slot.entry.message.keyId);
     this.#deps.events.fanout(events);
+    if (suppress?.length) this.#deps.suppressions.add(suppress, this.#deps.now());
     const outcomes = hostOutcomes(id, state);
     this.#host = {
       lastSuccess: newer(this.#host.lastSuccess, outcomes.success),

@@ -21,6 +21,7 @@ import type {
   ClaimRun,
   CommitResult,
   EndpointEvent,
+  EnqueueOutcome,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -35,6 +36,12 @@ import type {
 } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
+import type {
+  Suppression,
+  SuppressionListQuery,
+  SuppressionPage,
+  SuppressionSelector,
+} from "../suppression-ports.ts";
 import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { MemoryEvents } from "./events.ts";
 import { MemoryIdempotency } from "./idempotency.ts";
@@ -43,6 +50,7 @@ import { listWindow, MemoryMetrics } from "./listing.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
 import { MemoryRequestLog } from "./request-log.ts";
+import { MemorySuppressions } from "./suppressions.ts";
 
 export interface MemoryStoreOptions {
   /** @default Date.now */
@@ -63,6 +71,7 @@ export class MemoryStore implements RelayStore {
   readonly #metrics = new MemoryMetrics();
   readonly #listBudgetBytes: number;
   readonly #requestLog: MemoryRequestLog;
+  readonly #suppressions = new MemorySuppressions();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -76,6 +85,7 @@ export class MemoryStore implements RelayStore {
       idempotency: this.#idempotency,
       events: this.#events,
       metrics: this.#metrics,
+      suppressions: this.#suppressions,
     });
   }
 
@@ -107,7 +117,7 @@ export class MemoryStore implements RelayStore {
 
   // ---- MessageQueue
 
-  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
+  enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<EnqueueOutcome> {
     return this.#queue.enqueue(entries, idempotency);
   }
 
@@ -122,9 +132,10 @@ export class MemoryStore implements RelayStore {
     state: DeliveryState,
     next: NextStep,
     events?: EventDraft[],
+    suppress?: Suppression[],
   ): Promise<CommitResult> {
     this.#purge();
-    return this.#queue.commit(id, guard, state, next, events);
+    return this.#queue.commit(id, guard, state, next, events, suppress);
   }
 
   renew(id: string, token: string, until: number): Promise<boolean> {
@@ -297,5 +308,27 @@ export class MemoryStore implements RelayStore {
 
   getRequestLog(id: string): Promise<RequestLogEntry | null> {
     return this.#requestLog.getRequestLog(id);
+  }
+
+  // ---- SuppressionStore (the queue checks and adds through the same object)
+
+  async addSuppressions(entries: Suppression[], now: number) {
+    return this.#suppressions.add(entries, now);
+  }
+
+  async getSuppression(idOrEmail: string, now: number): Promise<Suppression | null> {
+    return this.#suppressions.get(idOrEmail, now);
+  }
+
+  async listSuppressions(query: SuppressionListQuery): Promise<SuppressionPage> {
+    return this.#suppressions.list(query);
+  }
+
+  async removeSuppressions(selector: SuppressionSelector, now: number): Promise<Suppression[]> {
+    return this.#suppressions.remove(selector, now);
+  }
+
+  async suppressedAmong(emails: string[], now: number) {
+    return this.#suppressions.among(emails, now);
   }
 }

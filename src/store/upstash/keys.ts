@@ -5,7 +5,8 @@
  *   q        sorted set: message id -> when it is next due (ms), or when its lease ends
  *   m:<id>   hash: m = metadata JSON, r = raw message, s = state JSON, v = version,
  *            l = lease token ("" when free), lu = lease end (ms), ct = token of the last
- *            token-guarded commit (so a repeat of it is known)
+ *            token-guarded commit (so a repeat of it is known), k = key id, rc = the envelope
+ *            recipients normalised, one a line (CLAIM's suppression check)
  *   keys     hash: key id -> key record JSON (for listing)
  *   k:<hex>  string: key record JSON, found by the SHA-256 of the token (for authentication)
  *   idem:<key id>:<Idempotency-Key>  string JSON: an in-flight marker {kind, token, hash, until}
@@ -35,11 +36,15 @@
  *   sh       hash: ok / no = the smart host's latest success / refusal JSON (smart-host.ts), and
  *            ok_at / no_at = when (ms); written by the commit script, newer over older only
  *   secret:<name>  string: a random secret the relay made for itself (attachment download URLs)
+ *   sup      hash: normalised address -> "<expires_at|0> <origin> <key id> <id> <entry JSON>"
+ *            (scripts/suppressions.ts); ENQUEUE and CLAIM check recipients with one HMGET
+ *   sup:i    hash: suppression id -> its address
+ *   sup:ix   sorted set: suppression id (UUIDv7, all scored 0, so ordered by time as text)
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
  * ('m:', 'wd:', 'wc:', 'wl:', 'wh:subs', 'idem:', 'rec:webhook', 'wq', 'ix', 'ix:k:',
- * 'ix:exp', 'mx:', 'sh') must match these.
+ * 'ix:exp', 'mx:', 'sh', 'sup', 'sup:i', 'sup:ix') must match these.
  */
 import type { RecordKind } from "../ports.ts";
 

@@ -18,6 +18,7 @@ import type {
   ClaimRun,
   CommitResult,
   EndpointEvent,
+  EnqueueOutcome,
   EventCommitResult,
   EventDelivery,
   EventOutcome,
@@ -32,6 +33,13 @@ import type {
 import { IdempotencyClaimLapsedError } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
 import type { RelayStore } from "../store.ts";
+import type {
+  SuppressedRecipient,
+  Suppression,
+  SuppressionListQuery,
+  SuppressionPage,
+  SuppressionSelector,
+} from "../suppression-ports.ts";
 import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { idempotencyState, inFlightMarker } from "./idempotency.ts";
 import { type KeyLayout, keyLayout } from "./keys.ts";
@@ -138,16 +146,17 @@ export class UpstashStore implements RelayStore {
 
   // ---- MessageQueue
 
-  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<void> {
-    if (entries.length === 0) return;
-    const queued = await this.#run.enqueue({
+  async enqueue(entries: NewEntry[], idempotency?: IdempotencyRecord): Promise<EnqueueOutcome> {
+    if (entries.length === 0) return { suppressed: {} };
+    const result = await this.#run.enqueue({
       keys: this.#keys,
       entries,
       idempotency,
       now: this.#now(),
     });
-    if (queued === "lapsed") throw new IdempotencyClaimLapsedError();
-    this.#eventsQueued += queued;
+    if (result === "lapsed") throw new IdempotencyClaimLapsedError();
+    this.#eventsQueued += result.queued;
+    return { suppressed: result.suppressed };
   }
 
   async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
@@ -167,6 +176,7 @@ export class UpstashStore implements RelayStore {
     state: DeliveryState,
     next: NextStep,
     events?: EventDraft[],
+    suppress?: Suppression[],
   ): Promise<CommitResult> {
     const { result, queued } = await this.#run.commit({
       keys: this.#keys,
@@ -175,6 +185,7 @@ export class UpstashStore implements RelayStore {
       state,
       next,
       events,
+      suppress,
       now: this.#now(),
     });
     this.#eventsQueued += queued;
@@ -326,6 +337,35 @@ export class UpstashStore implements RelayStore {
   async emailEvents(eventIds: string[]): Promise<EndpointEvent[]> {
     if (eventIds.length === 0) return [];
     return this.#run.emailEvents({ keys: this.#keys, eventIds, now: this.#now });
+  }
+
+  // ---- SuppressionStore (scripts/suppressions.ts)
+
+  async addSuppressions(
+    entries: Suppression[],
+    now: number,
+  ): Promise<{ entry: Suppression; created: boolean }[]> {
+    if (entries.length === 0) return [];
+    return this.#run.addSuppressions({ keys: this.#keys, entries, now });
+  }
+
+  async getSuppression(idOrEmail: string, now: number): Promise<Suppression | null> {
+    return this.#run.getSuppression({ keys: this.#keys, idOrEmail, now });
+  }
+
+  async listSuppressions(query: SuppressionListQuery): Promise<SuppressionPage> {
+    return this.#run.listSuppressions({ keys: this.#keys, query });
+  }
+
+  async removeSuppressions(selector: SuppressionSelector, now: number): Promise<Suppression[]> {
+    const n = "ids" in selector ? selector.ids.length : selector.emails.length;
+    if (n === 0) return [];
+    return this.#run.removeSuppressions({ keys: this.#keys, selector, now });
+  }
+
+  async suppressedAmong(emails: string[], now: number): Promise<SuppressedRecipient[]> {
+    if (emails.length === 0) return [];
+    return this.#run.suppressedAmong({ keys: this.#keys, emails, now });
   }
 
   // ---- RequestLogStore

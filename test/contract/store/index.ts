@@ -11,6 +11,7 @@ import { describeQueueContract } from "./queue.ts";
 import { describeRecordsContract } from "./records.ts";
 import { describeRequestLogContract } from "./request-log.ts";
 import type { StoreFactory } from "./support.ts";
+import { describeSuppressionsContract } from "./suppressions.ts";
 
 export type { StoreFactory } from "./support.ts";
 export { eventDraft, newEntry } from "./support.ts";
@@ -24,4 +25,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeListingContract(factory);
   describeRequestLogContract(factory);
   describeInsightContract(factory);
+  describeSuppressionsContract(factory);
 }

@@ -6,12 +6,16 @@
  * a message is taken only while the estimated answer (claimEntryBytes) fits the budget, except
  * the first, which is taken alone however large, so no message is ever passed over. Those left
  * out are not leased: they stay due for the next claim.
+ *
+ * Each claimed message's recipients (its rc field) are checked against the suppression list on
+ * the way, so a scheduled message or a retry honours a suppression added after it was accepted.
  */
 import type { ClaimRun } from "../../ports.ts";
 import { CLAIM_ENTRY_OVERHEAD } from "../../shared.ts";
 import type { DeliveryState, QueuedMessage } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
+import { decodeFound, SUPPRESSION } from "./suppressions.ts";
 
 export interface ClaimArgs {
   keys: KeyLayout;
@@ -22,12 +26,15 @@ export interface ClaimArgs {
   budgetBytes: number;
 }
 
-/** {{id, meta, raw, state, version, leaseUntil}..., due event chains, 1 when it stopped}. */
-type ClaimReply = [string[][], number, number];
+/**
+ * {{id, meta, raw, state, version, leaseUntil, {email, origin, ...}}..., due event chains, 1 when
+ * it stopped}.
+ */
+type ClaimReply = [(string | string[])[][], number, number];
 
 export const claimScript = defineScript<ClaimArgs, ClaimReply, ClaimRun>({
   name: "CLAIM",
-  lua: `
+  lua: `${SUPPRESSION}
 local function entryBytes(m, r, s)
   local function b64(n) return 4 * math.ceil(n / 3) end
   return b64(m) + b64(r) + b64(s) + ${CLAIM_ENTRY_OVERHEAD}
@@ -53,10 +60,11 @@ for _, id in ipairs(ids) do
       break
     end
     used = used + size
-    local v = redis.call('HMGET', k, 'm', 'r', 's', 'v')
+    local v = redis.call('HMGET', k, 'm', 'r', 's', 'v', 'rc')
     redis.call('ZADD', KEYS[1], untilMs, id)
     redis.call('HSET', k, 'l', ARGV[5], 'lu', untilMs)
-    out[#out + 1] = {id, v[1], v[2], v[3], v[4], tostring(untilMs)}
+    local found = v[5] and supCheckLines(prefix, v[5], now) or {}
+    out[#out + 1] = {id, v[1], v[2], v[3], v[4], tostring(untilMs), found}
   end
 end
 return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now), stopped}
@@ -66,14 +74,18 @@ return {out, redis.call('ZCOUNT', prefix .. 'wq', '-inf', now), stopped}
     argv: [keys.prefix, String(now), String(limit), String(leaseMs), token, String(budgetBytes)],
   }),
   decode: ([rows, eventsDue, stopped], { token }) => ({
-    entries: rows.map(([, meta, raw, state, version, until]) => ({
-      message: JSON.parse(String(meta)) as QueuedMessage,
-      raw: String(raw),
-      state: JSON.parse(String(state)) as DeliveryState,
-      version: Number(version),
-      leasedUntil: Number(until),
-      token,
-    })),
+    entries: rows.map(([, meta, raw, state, version, until, found]) => {
+      const suppressed = decodeFound(found);
+      return {
+        message: JSON.parse(String(meta)) as QueuedMessage,
+        raw: String(raw),
+        state: JSON.parse(String(state)) as DeliveryState,
+        version: Number(version),
+        leasedUntil: Number(until),
+        token,
+        ...(suppressed.length ? { suppressed } : {}),
+      };
+    }),
     eventsDue: Number(eventsDue),
     stoppedAtBudget: Number(stopped) === 1,
   }),

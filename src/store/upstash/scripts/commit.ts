@@ -9,16 +9,20 @@
  * It also counts the events in their hour's metrics bucket, and when the message is finished it
  * schedules its leaving the list index for when its record expires; each commit then trims up to
  * INDEX_TRIM_PER_COMMIT expired emails from the index (index-fragment.ts), and keeps the smart
- * host's latest success and refusal (sh), derived from the state (smart-host.ts).
+ * host's latest success and refusal (sh), derived from the state (smart-host.ts), and adds the
+ * addresses the attempt found dead to the suppression list (suppressions.ts), all in this one
+ * command.
  */
 import type { CommitResult, NextStep, WriteGuard } from "../../ports.ts";
 import { INDEX_TRIM_PER_COMMIT } from "../../shared.ts";
 import { hostOutcomes } from "../../smart-host.ts";
+import type { Suppression } from "../../suppression-ports.ts";
 import type { DeliveryState, EventDraft } from "../../types.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 import { eventArgv, FANOUT } from "./fanout.ts";
 import { INDEX } from "./index-fragment.ts";
+import { SUPPRESSION, suppressionArgv } from "./suppressions.ts";
 
 /** ARGV[10..13]: the smart host's success and refusal this state carries ("" when none). */
 function outcomeArgv(id: string, state: DeliveryState): string[] {
@@ -33,6 +37,7 @@ export interface CommitArgs {
   state: DeliveryState;
   next: NextStep;
   events?: EventDraft[] | undefined;
+  suppress?: Suppression[] | undefined;
   now: number;
 }
 
@@ -45,7 +50,7 @@ export const commitScript = defineScript<
   { result: CommitResult; queued: number }
 >({
   name: "COMMIT",
-  lua: `${FANOUT}${INDEX}
+  lua: `${FANOUT}${INDEX}${SUPPRESSION}
 local k = KEYS[2]
 local h = redis.call('HMGET', k, 'v', 'l', 'lu', 'ct', 'k')
 if not h[1] then return -1 end
@@ -77,9 +82,14 @@ for i, f in ipairs({'ok', 'no'}) do
     redis.call('HSET', ARGV[8] .. 'sh', f, v, f .. '_at', at)
   end
 end
+-- The addresses to suppress follow the events (suppressionArgv): count, then email, id, value.
+local sb = 15 + 5 * tonumber(ARGV[14])
+for i = 0, tonumber(ARGV[sb]) - 1 do
+  supAdd(ARGV[8], ARGV[sb + 1 + i * 3], ARGV[sb + 2 + i * 3], ARGV[sb + 3 + i * 3], tonumber(ARGV[9]))
+end
 return {1, fanout(ARGV[8], 14, ARGV[9])}
 `,
-  encode({ keys, id, guard, state, next, events, now }) {
+  encode({ keys, id, guard, state, next, events, suppress, now }) {
     const byToken = "token" in guard;
     return {
       keys: [keys.queue, keys.message(id)],
@@ -95,6 +105,7 @@ return {1, fanout(ARGV[8], 14, ARGV[9])}
         String(now), // for the events
         ...outcomeArgv(id, state),
         ...eventArgv(events),
+        ...suppressionArgv(suppress),
       ],
     };
   },

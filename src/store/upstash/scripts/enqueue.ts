@@ -11,13 +11,19 @@
  *
  * Each message also enters the list index (all emails, and its key's), and each event counts in
  * its hour's metrics bucket (index-fragment.ts).
+ *
+ * Each message keeps its normalised recipients (rc, one a line) for CLAIM's suppression check,
+ * and the leased ones (attempted right after this) are checked here, a repeat included: the
+ * suppressed recipients come back with the answer (suppressions.ts), at no command of their own.
  */
-import type { IdempotencyRecord, NewEntry } from "../../ports.ts";
+import type { EnqueueOutcome, IdempotencyRecord, NewEntry } from "../../ports.ts";
+import { normalizeAddress } from "../../suppression-ports.ts";
 import { inFlightMarker } from "../idempotency.ts";
 import type { KeyLayout } from "../keys.ts";
 import { defineScript } from "./define.ts";
 import { eventArgv, FANOUT } from "./fanout.ts";
 import { INDEX } from "./index-fragment.ts";
+import { decodeFound, SUPPRESSION } from "./suppressions.ts";
 
 export interface EnqueueArgs {
   keys: KeyLayout;
@@ -26,15 +32,35 @@ export interface EnqueueArgs {
   now: number;
 }
 
-/** Event deliveries queued, or "lapsed" when the idempotency claim no longer held. */
-export type EnqueueResult = number | "lapsed";
+/** Event deliveries queued and the leased entries' suppressed recipients, or "lapsed". */
+export type EnqueueResult = ({ queued: number } & EnqueueOutcome) | "lapsed";
 
-export const enqueueScript = defineScript<EnqueueArgs, number, EnqueueResult>({
+/** -1 lapsed, or {deliveries queued, {id, {email, origin, ...}, ...}}. */
+type EnqueueReply = number | [number, (string | string[])[]];
+
+/** Fields per message in ARGV, from ARGV[8] (the Lua's stride). */
+const PER_MESSAGE = 10;
+
+export const enqueueScript = defineScript<EnqueueArgs, EnqueueReply, EnqueueResult>({
   name: "ENQUEUE",
-  lua: `${FANOUT}${INDEX}
+  lua: `${FANOUT}${INDEX}${SUPPRESSION}
 local prefix = ARGV[1]
 local n = tonumber(ARGV[2])
-if n > 0 and redis.call('EXISTS', prefix .. 'm:' .. ARGV[8]) == 1 then return 0 end
+local function checked()
+  local out = {}
+  for i = 0, n - 1 do
+    local b = 8 + i * ${PER_MESSAGE}
+    if ARGV[b + 5] ~= '' then
+      local found = supCheckLines(prefix, ARGV[b + 9], tonumber(ARGV[6]))
+      if #found > 0 then
+        out[#out + 1] = ARGV[b]
+        out[#out + 1] = found
+      end
+    end
+  end
+  return out
+end
+if n > 0 and redis.call('EXISTS', prefix .. 'm:' .. ARGV[8]) == 1 then return {0, checked()} end
 if ARGV[3] ~= '' then
   local idem = prefix .. 'idem:' .. ARGV[3]
   local held = redis.call('GET', idem)
@@ -43,19 +69,19 @@ if ARGV[3] ~= '' then
 end
 local keys = {}
 for i = 0, n - 1 do
-  local b = 8 + i * 9
+  local b = 8 + i * ${PER_MESSAGE}
   local id = ARGV[b]
   redis.call('HSET', prefix .. 'm:' .. id, 'm', ARGV[b + 1], 'r', ARGV[b + 2], 's', ARGV[b + 3],
-    'v', 1, 'l', ARGV[b + 5], 'lu', ARGV[b + 6], 'k', ARGV[b + 7])
+    'v', 1, 'l', ARGV[b + 5], 'lu', ARGV[b + 6], 'k', ARGV[b + 7], 'rc', ARGV[b + 9])
   redis.call('ZADD', KEYS[1], ARGV[b + 4], id)
   indexAdd(prefix, id, ARGV[b + 7], ARGV[b + 8])
   keys[id] = ARGV[b + 7]
 end
-countEvents(prefix, 8 + n * 9, function(email) return keys[email] end)
-return fanout(prefix, 8 + n * 9, ARGV[6])
+countEvents(prefix, 8 + n * ${PER_MESSAGE}, function(email) return keys[email] end)
+return {fanout(prefix, 8 + n * ${PER_MESSAGE}, ARGV[6]), checked()}
 `,
   encode({ keys, entries, idempotency, now }) {
-    // ARGV[1..7]; from ARGV[8], 9 per message (the Lua's `8 + i * 9`); then the events.
+    // ARGV[1..7]; from ARGV[8], PER_MESSAGE per message; then the events.
     const argv = [
       keys.prefix,
       String(entries.length),
@@ -79,10 +105,19 @@ return fanout(prefix, 8 + n * 9, ARGV[6])
         String(e.lease?.until ?? 0),
         e.message.keyId,
         String(e.message.createdAt),
+        e.message.envelope.to.map(normalizeAddress).join("\n"),
       );
     }
     argv.push(...eventArgv(entries.flatMap((e) => e.events ?? [])));
     return { keys: [keys.queue], argv };
   },
-  decode: (queued) => (Number(queued) < 0 ? "lapsed" : Number(queued) || 0),
+  decode(reply) {
+    if (!Array.isArray(reply)) return "lapsed";
+    const [queued, found] = reply;
+    const suppressed: EnqueueOutcome["suppressed"] = {};
+    for (let i = 0; i + 1 < found.length; i += 2) {
+      suppressed[String(found[i])] = decodeFound(found[i + 1]);
+    }
+    return { queued: Number(queued) || 0, suppressed };
+  },
 });

@@ -15,12 +15,20 @@ import { releaseIdempotentScript } from "./release-idempotent.ts";
 import { renewScript } from "./renew.ts";
 import { replayEventScript } from "./replay-event.ts";
 import { appendRequestLogScript, listRequestLogScript } from "./request-log.ts";
+import {
+  addSuppressionsScript,
+  getSuppressionScript,
+  listSuppressionsScript,
+  removeSuppressionsScript,
+  suppressedAmongScript,
+} from "./suppressions.ts";
 import { swapRecordScript } from "./swap-record.ts";
 import { touchKeyScript } from "./touch-key.ts";
 import { updateKeyScript } from "./update-key.ts";
 import { deleteWebhookScript, getWebhooksScript, putWebhookScript } from "./webhooks.ts";
 
 export {
+  addSuppressionsScript,
   appendRequestLogScript,
   claimEventsScript,
   claimScript,
@@ -30,15 +38,19 @@ export {
   emailEventsScript,
   enqueueScript,
   eventLogScript,
+  getSuppressionScript,
   getWebhooksScript,
   listEmailsScript,
   listRequestLogScript,
+  listSuppressionsScript,
   metricsScript,
   putWebhookScript,
   queueDepthScript,
   releaseIdempotentScript,
+  removeSuppressionsScript,
   renewScript,
   replayEventScript,
+  suppressedAmongScript,
   swapRecordScript,
   touchKeyScript,
   updateKeyScript,
@@ -67,6 +79,11 @@ export const STORE_SCRIPTS: Record<string, string> = Object.fromEntries(
     swapRecordScript,
     replayEventScript,
     emailEventsScript,
+    addSuppressionsScript,
+    getSuppressionScript,
+    listSuppressionsScript,
+    removeSuppressionsScript,
+    suppressedAmongScript,
   ].map((s) => [s.name, s.lua]),
 );
 
@@ -94,6 +111,11 @@ export function bindScripts(r: Redis) {
     queueDepth: bind(r, queueDepthScript),
     replayEvent: bind(r, replayEventScript),
     emailEvents: bind(r, emailEventsScript),
+    addSuppressions: bind(r, addSuppressionsScript),
+    getSuppression: bind(r, getSuppressionScript),
+    listSuppressions: bind(r, listSuppressionsScript),
+    removeSuppressions: bind(r, removeSuppressionsScript),
+    suppressedAmong: bind(r, suppressedAmongScript),
   };
 }
 

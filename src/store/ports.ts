@@ -47,6 +47,16 @@ export type WriteGuard = { token: string } | { version: number; now: number };
 
 export type CommitResult = "ok" | "conflict" | "missing";
 
+/** One commit of a group (MessageQueue.commitMany): the arguments of `commit`. */
+export interface CommitItem {
+  id: string;
+  guard: WriteGuard;
+  state: DeliveryState;
+  next: NextStep;
+  events?: EventDraft[] | undefined;
+  suppress?: Suppression[] | undefined;
+}
+
 /** What enqueue tells the caller: the suppressed recipients of each leased message, by id. */
 export interface EnqueueOutcome {
   /**
@@ -99,6 +109,11 @@ export interface MessageQueue {
     events?: EventDraft[],
     suppress?: Suppression[],
   ): Promise<CommitResult>;
+  /**
+   * Several commits in one store command (a group commit), each with its own guard and result,
+   * in order: one that fails its guard leaves the others as they would be alone.
+   */
+  commitMany(items: CommitItem[]): Promise<CommitResult[]>;
   /**
    * Extends a lease its holder still holds (a long SMTP transaction), so no other run takes the
    * message meanwhile. Returns false when the lease is no longer the caller's.

@@ -28,6 +28,7 @@ export type {
 export type {
   ClaimedEvent,
   ClaimRun,
+  CommitItem,
   CommitResult,
   EndpointEvent,
   EnqueueOutcome,

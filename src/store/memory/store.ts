@@ -19,6 +19,7 @@ import type { QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimedEvent,
   ClaimRun,
+  CommitItem,
   CommitResult,
   EndpointEvent,
   EnqueueOutcome,
@@ -136,6 +137,13 @@ export class MemoryStore implements RelayStore {
   ): Promise<CommitResult> {
     this.#purge();
     return this.#queue.commit(id, guard, state, next, events, suppress);
+  }
+
+  async commitMany(items: CommitItem[]): Promise<CommitResult[]> {
+    const results: CommitResult[] = [];
+    for (const i of items)
+      results.push(await this.commit(i.id, i.guard, i.state, i.next, i.events, i.suppress));
+    return results;
   }
 
   renew(id: string, token: string, until: number): Promise<boolean> {

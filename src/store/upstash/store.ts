@@ -16,6 +16,7 @@ import type { HostOutcome, QueueDepth, SmartHostOutcomes } from "../insight-port
 import type {
   ClaimedEvent,
   ClaimRun,
+  CommitItem,
   CommitResult,
   EndpointEvent,
   EnqueueOutcome,
@@ -178,18 +179,15 @@ export class UpstashStore implements RelayStore {
     events?: EventDraft[],
     suppress?: Suppression[],
   ): Promise<CommitResult> {
-    const { result, queued } = await this.#run.commit({
-      keys: this.#keys,
-      id,
-      guard,
-      state,
-      next,
-      events,
-      suppress,
-      now: this.#now(),
-    });
-    this.#eventsQueued += queued;
-    return result;
+    const [result] = await this.commitMany([{ id, guard, state, next, events, suppress }]);
+    return result ?? "missing";
+  }
+
+  async commitMany(items: CommitItem[]): Promise<CommitResult[]> {
+    if (items.length === 0) return [];
+    const replies = await this.#run.commit({ keys: this.#keys, items, now: this.#now() });
+    this.#eventsQueued += replies.reduce((sum, r) => sum + r.queued, 0);
+    return replies.map((r) => r.result);
   }
 
   async renew(id: string, token: string, until: number): Promise<boolean> {

@@ -363,6 +363,68 @@ export function describeQueueContract(factory: StoreFactory): void {
       ).toBe("conflict");
     });
 
+    it("commits a group in one call, each on its own guard: ok, conflict and missing side by side", async () => {
+      const store = factory.make();
+      const ep = crypto.randomUUID();
+      await store.putWebhook(ep, endpoint(ep), ["email.delivered"]);
+      const [a, b, c] = [
+        newEntry({ dueAt: 1_000 }),
+        newEntry({ dueAt: 1_000 }),
+        newEntry({ dueAt: 1_000 }),
+      ];
+      if (!a || !b || !c) throw new Error("no entries");
+      await store.enqueue([a, b, c]);
+      const claimed = (await store.claimRun(2_000, 3, 30_000)).entries;
+      const token = (id: string) => claimed.find((x) => x.message.id === id)?.token ?? "";
+      const unknown = newEntry();
+      const done = (e: typeof a) => ({ ...e.state, attempts: 1, nextAttemptAt: null });
+      const delivered = eventDraft("email.delivered", a.message.id);
+      const group = () =>
+        store.commitMany([
+          {
+            id: a.message.id,
+            guard: { token: token(a.message.id) },
+            state: done(a),
+            next: { kind: "done", retainMs: 60_000 },
+            events: [delivered],
+          },
+          {
+            id: b.message.id,
+            guard: { token: "not-the-token" },
+            state: done(b),
+            next: { kind: "done", retainMs: 60_000 },
+          },
+          {
+            id: unknown.message.id,
+            guard: { token: "x" },
+            state: unknown.state,
+            next: { kind: "due", at: 1 },
+          },
+          {
+            id: c.message.id,
+            guard: { token: token(c.message.id) },
+            state: { ...c.state, attempts: 1, nextAttemptAt: 90_000 },
+            next: { kind: "due", at: 90_000 },
+          },
+        ]);
+      expect(await group()).toEqual(["ok", "conflict", "missing", "ok"]);
+      const queued = store.eventsQueued;
+      // The same group again (a retry after a lost reply): the applied ones answer ok, unchanged.
+      expect(await group()).toEqual(["ok", "conflict", "missing", "ok"]);
+      expect(store.eventsQueued).toBe(queued);
+      expect((await store.get(a.message.id))?.version).toBe(2);
+      expect((await store.get(b.message.id))?.leasedUntil).not.toBeNull();
+      expect((await store.get(c.message.id))?.state.nextAttemptAt).toBe(90_000);
+      const [event, ...more] = await claimOne(store);
+      expect(more).toEqual([]);
+      expect(event?.id).toBe(delivered.id);
+      // c is due again at 90 s; b's lease (never released by the refused commit) has run out by
+      // then; a is finished.
+      const due = (await store.claimRun(90_000, 10, 30_000)).entries.map((x) => x.message.id);
+      expect(due.sort()).toEqual([b.message.id, c.message.id].sort());
+      expect(await store.commitMany([])).toEqual([]);
+    });
+
     it("reports a commit for an unknown message as missing", async () => {
       const store = factory.make();
       const e = newEntry();

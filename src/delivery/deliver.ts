@@ -8,8 +8,9 @@ import { deliveryEvents, type EventDraft } from "../events/events.ts";
 import type { Logger } from "../log.ts";
 import { latin1ToBytes } from "../mail/bytes.ts";
 import type { SmtpTransport } from "../smtp/transport.ts";
-import type { RelayStore, Suppression } from "../store/store.ts";
+import type { CommitItem, RelayStore, Suppression } from "../store/store.ts";
 import type { ClaimedEntry } from "../store/types.ts";
+import type { CommitOne } from "./group-commit.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
 import { countHeld, deadAddresses, holdSuppressed } from "./suppress.ts";
 
@@ -39,6 +40,8 @@ export interface DeliveryContext {
    * (SUPPRESSION_EXPIRY_DAYS); absent: the defaults (src/config/suppression.ts).
    */
   suppressionExpiryMs?: SuppressionExpiry;
+  /** How an outcome is written: grouped with others (group-commit.ts), or alone by default. */
+  commit?: CommitOne;
   now: () => number;
   log: Logger;
 }
@@ -225,17 +228,20 @@ async function writeBack(
 ): Promise<void> {
   const { message } = entry;
   const { state, next, events, dead } = change;
+  const item = {
+    id: message.id,
+    guard: { token: entry.token },
+    state,
+    next,
+    events,
+    suppress: dead,
+  };
+  const commit =
+    ctx.commit ?? ((i: CommitItem) => ctx.store.commitMany([i]).then((r) => r[0] ?? "missing"));
   let pause = WRITE_BACK_FIRST_PAUSE_MS;
   for (let attempt = 1; ; attempt++) {
     try {
-      const result = await ctx.store.commit(
-        message.id,
-        { token: entry.token },
-        state,
-        next,
-        events,
-        dead,
-      );
+      const result = await commit(item);
       if (result !== "ok") {
         report.unrecorded++;
         ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });

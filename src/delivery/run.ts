@@ -12,6 +12,7 @@
  */
 import type { ClaimedEntry } from "../store/types.ts";
 import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } from "./deliver.ts";
+import { groupCommits } from "./group-commit.ts";
 
 /** Where a run's messages come from: one claim per call. Throws when the store is unreachable. */
 export type ClaimNext = () => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
@@ -29,9 +30,14 @@ export interface RunResult {
  */
 export async function deliverRun(
   claimNext: ClaimNext,
-  ctx: DeliveryContext,
+  runContext: DeliveryContext,
   mayClaim: () => boolean,
 ): Promise<RunResult> {
+  // Outcomes that end close together are written in one command (group-commit.ts).
+  const ctx: DeliveryContext = {
+    ...runContext,
+    commit: runContext.commit ?? groupCommits(runContext.store),
+  };
   const report = emptyReport();
   const commits: Promise<void>[] = [];
   const waiting: ClaimedEntry[] = [];

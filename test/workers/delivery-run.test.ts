@@ -6,6 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { sendWindowMs } from "../../src/config.ts";
 import type { DeliveryContext } from "../../src/delivery/deliver.ts";
+import { GROUP_COMMIT_MAX_ITEMS, groupCommits } from "../../src/delivery/group-commit.ts";
 import { deliverRun } from "../../src/delivery/run.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
@@ -147,5 +148,64 @@ describe("a scheduled run's delivery loop", () => {
     await sinkApi("plain").waitFor(BATCH, 10_000, { to });
     // The two left are still due for the next run.
     expect((await store.claimRun(Date.now(), 10, 1_000)).entries).toHaveLength(2);
+  });
+
+  it("groups write-backs that end within its window into one store command, each with its own result", async () => {
+    const store = new MemoryStore();
+    await queued(store, 3);
+    const claimed = (await store.claimRun(Date.now(), 3, 120_000)).entries;
+    const groups: number[] = [];
+    const commitMany: MemoryStore["commitMany"] = (items) => {
+      groups.push(items.length);
+      return store.commitMany(items);
+    };
+    const commit = groupCommits({ commitMany }, 20);
+    const item = (i: number, token: string) => {
+      const e = claimed[i];
+      if (!e) throw new Error("nothing claimed");
+      return {
+        id: e.message.id,
+        guard: { token },
+        state: { ...e.state, attempts: 1 },
+        next: { kind: "done", retainMs: 60_000 } as const,
+      };
+    };
+    const results = await Promise.all([
+      commit(item(0, claimed[0]?.token ?? "")),
+      commit(item(1, "not-the-token")),
+      commit(item(2, claimed[2]?.token ?? "")),
+    ]);
+    expect(results).toEqual(["ok", "conflict", "ok"]);
+    expect(groups).toEqual([3]);
+    // Past the window a new group starts; a full group goes at once, without waiting.
+    await commit(item(1, claimed[1]?.token ?? ""));
+    expect(groups).toEqual([3, 1]);
+    const full = Array.from({ length: GROUP_COMMIT_MAX_ITEMS }, () => item(0, "stale"));
+    const slow = groupCommits({ commitMany }, 60_000);
+    expect(new Set(await Promise.all(full.map(slow)))).toEqual(new Set(["conflict"]));
+    expect(groups).toEqual([3, 1, GROUP_COMMIT_MAX_ITEMS]);
+  });
+
+  it("fails every write-back of a group whose command fails, so each retries on its own", async () => {
+    let calls = 0;
+    const commit = groupCommits(
+      {
+        commitMany: async () => {
+          calls++;
+          throw new Error("store unreachable");
+        },
+      },
+      10,
+    );
+    const e = newEntry();
+    const item = {
+      id: e.message.id,
+      guard: { token: "t" },
+      state: e.state,
+      next: { kind: "due", at: 1 } as const,
+    };
+    const outcomes = await Promise.allSettled([commit(item), commit(item)]);
+    expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"]);
+    expect(calls).toBe(1);
   });
 });

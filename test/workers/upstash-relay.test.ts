@@ -4,6 +4,7 @@
  * billed commands.
  */
 import { beforeEach, describe, expect, it } from "vitest";
+import { relayFor } from "../../src/runtime/isolate.ts";
 import { gatewayApi, redisSkipReason, sinkApi } from "../support/services.ts";
 import { call, email, testEnv, tick, upstashEnv } from "../support/worker.ts";
 
@@ -55,6 +56,30 @@ describe.skipIf(Boolean(redisSkipReason()))(
       const used = (await gateway.commands()) - before;
       // enqueue (1) + claim (1 per batch) + one commit per message, plus script loading once.
       expect(used / 25).toBeLessThanOrEqual(3);
+    });
+
+    it("writes a scheduled run's outcomes in group commits: fewer commands than messages", async () => {
+      const env = upstashEnv({ IMMEDIATE_DELIVERY: "false", DELIVERY_BATCH_SIZE: "50" });
+      const gateway = gatewayApi();
+      await call(env, "GET", "/health");
+      const tag = crypto.randomUUID().slice(0, 8);
+      const batch = Array.from({ length: 40 }, (_, i) =>
+        email({ to: [`g${i}-${tag}@example.com`] }),
+      );
+      const res = await call(env, "POST", "/emails/batch", { json: batch });
+      expect(res.status).toBe(200);
+      await tick(env); // loads the scripts, so the run below counts only its own commands
+      const more = Array.from({ length: 40 }, (_, i) =>
+        email({ to: [`h${i}-${tag}@example.com`] }),
+      );
+      expect((await call(env, "POST", "/emails/batch", { json: more })).status).toBe(200);
+      const before = await gateway.commands();
+      const report = await relayFor(env).runScheduled();
+      const used = (await gateway.commands()) - before;
+      expect(report).toMatchObject({ messages: 40, delivered: 40, unrecorded: 0 });
+      await sink.waitFor(80, 10_000, { to: `-${tag}@` });
+      // One claim, then the outcomes: one command each without grouping (41 in all).
+      expect(used).toBeLessThan(30);
     });
   },
 );

@@ -295,6 +295,11 @@ export class Relay {
       batches = run.batches;
       if (run.claimError !== undefined)
         this.log.error("store.unavailable", { op: "claim", error: String(run.claimError) });
+      if (run.halted !== undefined)
+        this.log.error("delivery.halted", {
+          reason: "write-backs failed: the store is unreachable",
+          left_unsent: run.halted,
+        });
     } finally {
       await transport.close();
     }

@@ -12,6 +12,7 @@ import type { CommitItem, RelayStore, Suppression } from "../store/store.ts";
 import type { ClaimedEntry } from "../store/types.ts";
 import type { CommitOne } from "./group-commit.ts";
 import { applyOutcomes, type Policy, pendingRecipients } from "./state.ts";
+import type { WriteBackHealth } from "./store-health.ts";
 import { countHeld, deadAddresses, holdSuppressed } from "./suppress.ts";
 
 /**
@@ -42,6 +43,8 @@ export interface DeliveryContext {
   suppressionExpiryMs?: SuppressionExpiry;
   /** How an outcome is written: grouped with others (group-commit.ts), or alone by default. */
   commit?: CommitOne;
+  /** Told of every write-back, so a run stops sending what it could not record (store-health.ts). */
+  health?: WriteBackHealth;
   now: () => number;
   log: Logger;
 }
@@ -239,9 +242,11 @@ async function writeBack(
   const commit =
     ctx.commit ?? ((i: CommitItem) => ctx.store.commitMany([i]).then((r) => r[0] ?? "missing"));
   let pause = WRITE_BACK_FIRST_PAUSE_MS;
+  ctx.health?.started();
   for (let attempt = 1; ; attempt++) {
     try {
       const result = await commit(item);
+      ctx.health?.ended(true);
       if (result !== "ok") {
         report.unrecorded++;
         ctx.log.warn("delivery.unrecorded", { email_id: message.id, reason: result });
@@ -249,7 +254,9 @@ async function writeBack(
       return;
     } catch (err) {
       const until = entry.leasedUntil;
+      ctx.health?.failed();
       if (until === null || ctx.now() + pause + WRITE_BACK_LEASE_MARGIN_MS > until) {
+        ctx.health?.ended(false);
         report.unrecorded++;
         ctx.log.error("delivery.commit_failed", {
           email_id: message.id,

@@ -9,10 +9,14 @@
  * left waiting, so a run holds at most one batch beyond the messages being sent: the memory bound
  * of CLAIM_BUDGET_BYTES per claim still holds, twice over at worst. A message claimed ahead waits
  * its turn under its lease; deliverOne skips one whose lease grew too short meanwhile.
+ *
+ * Outcomes are written in group commits, and a run whose write-backs fail stops starting sends
+ * until the store answers again (store-health.ts): what it sends it must be able to record.
  */
 import type { ClaimedEntry } from "../store/types.ts";
 import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } from "./deliver.ts";
 import { groupCommits } from "./group-commit.ts";
+import { WriteBackHealth } from "./store-health.ts";
 
 /** Where a run's messages come from: one claim per call. Throws when the store is unreachable. */
 export type ClaimNext = () => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
@@ -22,6 +26,8 @@ export interface RunResult {
   batches: number;
   /** Why claiming stopped early, when a claim failed (the messages already claimed still went). */
   claimError?: unknown;
+  /** Set when write-backs failed for good: the claimed messages this run then left unsent. */
+  halted?: number;
 }
 
 /**
@@ -34,9 +40,11 @@ export async function deliverRun(
   mayClaim: () => boolean,
 ): Promise<RunResult> {
   // Outcomes that end close together are written in one command (group-commit.ts).
+  const health = new WriteBackHealth();
   const ctx: DeliveryContext = {
     ...runContext,
     commit: runContext.commit ?? groupCommits(runContext.store),
+    health,
   };
   const report = emptyReport();
   const commits: Promise<void>[] = [];
@@ -46,7 +54,7 @@ export async function deliverRun(
   let claiming: Promise<void> | null = null;
 
   const claim = (): Promise<void> | null => {
-    if (claiming || !more || !mayClaim()) return claiming;
+    if (claiming || !more || health.troubled || !mayClaim()) return claiming;
     claiming = claimNext()
       .then(({ entries, more: after }) => {
         if (entries.length > 0) result.batches++;
@@ -66,6 +74,8 @@ export async function deliverRun(
   const worker = async () => {
     for (;;) {
       if (waiting.length <= ctx.concurrency) claim();
+      // While the store cannot take outcomes, start nothing new (store-health.ts).
+      if (!(await health.ready())) break;
       const entry = waiting.shift();
       if (entry) {
         await deliverOne(entry, ctx, report, commits);
@@ -78,5 +88,11 @@ export async function deliverRun(
   };
   await Promise.all(Array.from({ length: Math.max(1, ctx.concurrency) }, worker));
   await Promise.all(commits);
+  if (health.halted) {
+    // Not started: they come back when their lease ends, as after a crash, but were never sent.
+    report.skipped += waiting.length;
+    result.halted = waiting.length;
+    waiting.length = 0;
+  }
   return result;
 }

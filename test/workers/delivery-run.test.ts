@@ -208,4 +208,77 @@ describe("a scheduled run's delivery loop", () => {
     expect(outcomes.map((o) => o.status)).toEqual(["rejected", "rejected"]);
     expect(calls).toBe(1);
   });
+
+  it("starts no send while the store cannot take outcomes, and goes on once it can", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 4);
+    const { transport } = countingTransport();
+    let down = true;
+    const starts: boolean[] = [];
+    const watched: SmtpTransport = {
+      send: (envelope, raw) => {
+        starts.push(down);
+        return transport.send(envelope, raw);
+      },
+      close: () => transport.close(),
+    };
+    setTimeout(() => {
+      down = false;
+    }, 700);
+    try {
+      const run = await deliverRun(
+        async () => {
+          const claimed = await store.claimRun(Date.now(), 4, 120_000);
+          return { entries: claimed.entries, more: false };
+        },
+        {
+          ...context(store, watched),
+          concurrency: 1,
+          commit: async (item) => {
+            if (down) throw new Error("store unreachable");
+            return (await store.commitMany([item]))[0] ?? "missing";
+          },
+        },
+        () => true,
+      );
+      expect(run.report).toMatchObject({ messages: 4, delivered: 4, unrecorded: 0 });
+      expect(run.halted).toBeUndefined();
+    } finally {
+      await transport.close();
+    }
+    // Only the first send went out before the outage showed; none started during it.
+    expect(starts).toEqual([true, false, false, false]);
+    expect(await sinkApi("plain").waitFor(4, 10_000, { to })).toHaveLength(4);
+  });
+
+  it("halts when its write-backs give up, leaving the rest unsent for after their lease", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 4);
+    const { transport } = countingTransport();
+    try {
+      const run = await deliverRun(
+        async () => {
+          const claimed = await store.claimRun(Date.now(), 4, 3_000);
+          return { entries: claimed.entries, more: true };
+        },
+        {
+          ...context(store, transport),
+          concurrency: 1,
+          sendWindowMs: 500,
+          leaseMs: 3_000,
+          commit: async () => {
+            throw new Error("store unreachable");
+          },
+        },
+        () => true,
+      );
+      expect(run.halted).toBe(3);
+      expect(run.report).toMatchObject({ messages: 1, unrecorded: 1, skipped: 3 });
+      expect(run.batches).toBe(1);
+    } finally {
+      await transport.close();
+    }
+    await sinkApi("plain").waitFor(1, 5_000, { to });
+    expect(await sinkApi("plain").messages({ to })).toHaveLength(1);
+  });
 });

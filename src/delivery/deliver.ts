@@ -34,6 +34,13 @@ export interface DeliveryContext {
   leaseMs: number;
   now: () => number;
   log: Logger;
+  /**
+   * The envelope sender (MAIL FROM) for an email when BOUNCE_DOMAIN is set: its VERP return path
+   * (src/mail/verp.ts), so later bounces come back to the relay; undefined: the message's own
+   * envelope sender, as accepted. The From header is the message's and is never touched, and the
+   * relay adds no Return-Path header (the receiving server writes that from MAIL FROM).
+   */
+  returnPath?: ((emailId: string) => Promise<string | undefined>) | undefined;
 }
 
 export interface DeliveryReport {
@@ -101,15 +108,28 @@ async function deliverOne(
     return;
   }
   const to = pendingRecipients(entry.state);
+  const sending = to.length > 0 && entry.state.canceledAt === null;
+  let from = message.envelope.from;
+  if (sending && ctx.returnPath) {
+    try {
+      from = (await ctx.returnPath(message.id)) ?? from;
+    } catch (err) {
+      // Its secret is in the store: sending without the return path would lose this message's
+      // bounces, so it waits for its lease to end, like a message with too little lease left.
+      report.skipped++;
+      ctx.log.warn("delivery.return_path_unavailable", {
+        email_id: message.id,
+        error: String(err),
+      });
+      return;
+    }
+  }
   report.messages++;
   let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];
-  if (to.length > 0 && entry.state.canceledAt === null) {
+  if (sending) {
     const stop = keepLease(entry, ctx);
     try {
-      outcomes = await ctx.transport.send(
-        { from: message.envelope.from, to },
-        latin1ToBytes(entry.raw),
-      );
+      outcomes = await ctx.transport.send({ from, to }, latin1ToBytes(entry.raw));
     } finally {
       stop();
     }

@@ -135,13 +135,16 @@ export type LastEvent =
   | "delivery_delayed"
   | "delivered"
   | "bounced"
+  | "complained"
   | "canceled";
 
 /**
  * Resend's `last_event` for the relay's states. "delivered" means the smart host accepted the
  * message for every recipient (the relay's responsibility ends there); "bounced" means at least
  * one recipient failed for good; "delivery_delayed" means an attempt failed temporarily and a
- * retry is due.
+ * retry is due. With bounce intake (src/bounces/), a later report can move a delivered message on:
+ * "bounced" when a recipient's server bounced it afterwards, "complained" when a recipient
+ * marked it as spam (the latest thing a report can say, so it wins over a bounce).
  */
 export function lastEvent(state: DeliveryState, now: number): LastEvent {
   if (state.canceledAt !== null) return "canceled";
@@ -150,7 +153,10 @@ export function lastEvent(state: DeliveryState, now: number): LastEvent {
     return state.scheduledAt !== null && state.scheduledAt > now ? "scheduled" : "queued";
   }
   if (pending > 0) return "delivery_delayed";
-  return state.recipients.some((r) => r.status === "failed") ? "bounced" : "delivered";
+  if (state.recipients.some((r) => r.complaint)) return "complained";
+  return state.recipients.some((r) => r.status === "failed" || r.status === "bounced")
+    ? "bounced"
+    : "delivered";
 }
 
 /**

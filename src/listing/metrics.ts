@@ -17,6 +17,7 @@ export const EMAIL_METRICS = [
   "bounced",
   "failed",
   "canceled",
+  "complained",
 ] as const;
 export type EmailMetricName = (typeof EMAIL_METRICS)[number];
 

@@ -185,9 +185,17 @@ export type KeyUpdate = "updated" | "missing" | "changed";
 /**
  * The kinds of record `putRecord` and friends keep. Email templates are "template", and
  * "template_alias" maps an alias to its template's id (so a send by alias reads one record);
- * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts).
+ * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts); "bounce_intake" has
+ * no records, only the counters of what bounce intake did with the reports it got (src/bounces/).
  */
-export type RecordKind = "form" | "hook" | "webhook" | "template" | "template_alias" | "domain";
+export type RecordKind =
+  | "form"
+  | "hook"
+  | "webhook"
+  | "template"
+  | "template_alias"
+  | "domain"
+  | "bounce_intake";
 
 /**
  * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints,

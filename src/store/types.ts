@@ -14,7 +14,11 @@ export interface SmtpReply {
   text: string;
 }
 
-export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled";
+/**
+ * "bounced": the smart host accepted it ("delivered" until then), and a delivery status
+ * notification came back later through the return path saying delivery failed (src/bounces/).
+ */
+export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled" | "bounced";
 
 export interface RecipientState {
   address: string;
@@ -23,6 +27,14 @@ export interface RecipientState {
   reply?: SmtpReply;
   /** When the recipient reached its current status (ms since epoch). */
   at?: number;
+  /**
+   * A later report said delivery is delayed downstream (a DSN with Action: delayed): when it
+   * came and what the reporting server said. The status stays as it was: the message is still
+   * on its way, and either arrives (no report) or bounces (a failed report).
+   */
+  delay?: { at: number; reply: SmtpReply };
+  /** A feedback report (ARF) said the recipient marked it as spam: when, and its Feedback-Type. */
+  complaint?: { at: number; feedbackType: string };
 }
 
 export interface AttemptRecord {

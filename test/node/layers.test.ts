@@ -46,6 +46,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/attachments.ts",
       "src/relay-secrets.ts",
       "src/domains.ts",
+      "src/bounces/",
     ],
   },
   { name: "http", paths: ["src/http/"] },

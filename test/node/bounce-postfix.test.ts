@@ -205,7 +205,7 @@ describe.skipIf(Boolean(skip))(
     afterAll(async () => {
       await relay?.close();
       postfix?.stop();
-      await new Promise((r) => capture?.server.close(r));
+      await new Promise<void>((r) => (capture ? capture.server.close(() => r()) : r()));
       await new Promise((r) => receiver?.server.close(r));
     });
 

@@ -22,7 +22,9 @@ import { EmailMetrics } from "./listing/metrics.ts";
 import { OperatorOverview } from "./listing/overview.ts";
 import type { Logger } from "./log.ts";
 import type { Composed } from "./mail/compose.ts";
+import { hasReturnPath, returnPath } from "./mail/verp.ts";
 import { Records } from "./records.ts";
+import { relaySecret } from "./relay-secrets.ts";
 import { RequestLog } from "./request-log.ts";
 import type { SmtpTransport } from "./smtp/transport.ts";
 import {
@@ -341,6 +343,16 @@ export class Relay {
       suppressionExpiryMs: this.config.suppressionExpiryMs,
       now: this.now,
       log: this.log,
+      returnPath: this.#returnPath,
     };
+  }
+
+  /** With BOUNCE_DOMAIN, each email's VERP envelope sender; the secret is the store's (see
+   * relay-secrets.ts), so every isolate and every deployment makes and verifies the same tags. */
+  get #returnPath() {
+    const domain = this.config.bounceDomain;
+    if (domain === undefined) return undefined;
+    return async (id: string) =>
+      hasReturnPath(id) ? returnPath(id, domain, await relaySecret(this, "bounce")) : undefined;
   }
 }

@@ -30,6 +30,14 @@ export interface SuppressionPageRequest {
   origin?: SuppressionOrigin | undefined;
 }
 
+/** An address a later bounce or a complaint showed should get no more mail. */
+export interface ReportedAddress {
+  email: string;
+  origin: "bounce" | "complaint";
+  sourceId: string | null;
+  keyId: string;
+}
+
 /** A batch removal names ids or addresses, not both. */
 export type RemoveRequest = { ids: string[] } | { emails: string[] };
 
@@ -89,17 +97,20 @@ export class Suppressions {
    * For bounce intake: a later bounce or a complaint about `email`, found for the message
    * `sourceId` sent by key `keyId`. Its expiry follows SUPPRESSION_EXPIRY_DAYS for the origin.
    */
-  async fromReport(report: {
-    email: string;
-    origin: "bounce" | "complaint";
-    sourceId: string | null;
-    keyId: string;
-  }): Promise<{ entry: Suppression; created: boolean }> {
+  async fromReport(report: ReportedAddress): Promise<{ entry: Suppression; created: boolean }> {
     const now = this.#now();
-    const email = normalizeAddress(report.email);
-    const entry = this.#entry(email, report.origin, report.keyId, report.sourceId, now, 0);
+    const entry = this.reportEntry(report, now);
     const [added] = await this.#store.addSuppressions([entry], now);
     return added ?? { entry, created: true };
+  }
+
+  /**
+   * The entry a report adds, not yet written: bounce intake hands it to the commit that records
+   * the report, so the address is suppressed in that same command or not at all.
+   */
+  reportEntry(report: ReportedAddress, now: number): Suppression {
+    const email = normalizeAddress(report.email);
+    return this.#entry(email, report.origin, report.keyId, report.sourceId, now, 0);
   }
 
   /** One entry by id or address, as the principal may see it; NotFoundError otherwise. */

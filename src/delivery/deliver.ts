@@ -47,6 +47,13 @@ export interface DeliveryContext {
   health?: WriteBackHealth;
   now: () => number;
   log: Logger;
+  /**
+   * The envelope sender (MAIL FROM) for an email when BOUNCE_DOMAIN is set: its VERP return path
+   * (src/mail/verp.ts), so later bounces come back to the relay; undefined: the message's own
+   * envelope sender, as accepted. The From header is the message's and is never touched, and the
+   * relay adds no Return-Path header (the receiving server writes that from MAIL FROM).
+   */
+  returnPath?: ((emailId: string) => Promise<string | undefined>) | undefined;
 }
 
 export interface DeliveryReport {
@@ -116,15 +123,28 @@ export async function deliverOne(
   // Recipients on the suppression list (found by the claim or enqueue command) are not tried.
   const hold = holdSuppressed(entry.state, entry.suppressed, ctx.now());
   const to = pendingRecipients(hold.state);
+  const sending = to.length > 0 && entry.state.canceledAt === null;
+  let from = message.envelope.from;
+  if (sending && ctx.returnPath) {
+    try {
+      from = (await ctx.returnPath(message.id)) ?? from;
+    } catch (err) {
+      // Its secret is in the store: sending without the return path would lose this message's
+      // bounces, so it waits for its lease to end, like a message with too little lease left.
+      report.skipped++;
+      ctx.log.warn("delivery.return_path_unavailable", {
+        email_id: message.id,
+        error: String(err),
+      });
+      return;
+    }
+  }
   report.messages++;
   let outcomes: Awaited<ReturnType<SmtpTransport["send"]>> = [];
-  if (to.length > 0 && entry.state.canceledAt === null) {
+  if (sending) {
     const stop = keepLease(entry, ctx);
     try {
-      outcomes = await ctx.transport.send(
-        { from: message.envelope.from, to },
-        latin1ToBytes(entry.raw),
-      );
+      outcomes = await ctx.transport.send({ from, to }, latin1ToBytes(entry.raw));
     } finally {
       stop();
     }

@@ -135,6 +135,7 @@ export type LastEvent =
   | "delivery_delayed"
   | "delivered"
   | "bounced"
+  | "complained"
   | "canceled"
   | "suppressed";
 
@@ -149,6 +150,10 @@ export type LastEvent =
  * and one delivered recipient is "delivered", one with a suppressed and a refused recipient is
  * "bounced" (a real refusal says more than a recipient never tried), and one with a recipient
  * still pending shows "delivery_delayed" as before. Canceled wins over all, as it always did.
+ *
+ * With bounce intake (src/bounces/), a later report can move a delivered message on: "bounced"
+ * when a recipient's server bounced it afterwards, "complained" when a recipient marked it as spam
+ * (the latest thing a report can say, so it wins over a bounce).
  */
 export function lastEvent(state: DeliveryState, now: number): LastEvent {
   if (state.canceledAt !== null) return "canceled";
@@ -157,7 +162,9 @@ export function lastEvent(state: DeliveryState, now: number): LastEvent {
     return state.scheduledAt !== null && state.scheduledAt > now ? "scheduled" : "queued";
   }
   if (pending > 0) return "delivery_delayed";
-  if (state.recipients.some((r) => r.status === "failed")) return "bounced";
+  if (state.recipients.some((r) => r.complaint)) return "complained";
+  if (state.recipients.some((r) => r.status === "failed" || r.status === "bounced"))
+    return "bounced";
   const delivered = state.recipients.some((r) => r.status === "delivered");
   return !delivered && state.recipients.some((r) => r.status === "suppressed")
     ? "suppressed"

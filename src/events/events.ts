@@ -23,7 +23,11 @@ import type {
 } from "../store/types.ts";
 import { redactBcc } from "./redact.ts";
 
-/** The events the relay emits, by Resend's names (`email.canceled` is the relay's own). */
+/**
+ * The events the relay emits, by Resend's names (`email.canceled` is the relay's own);
+ * `email.complained`, and the later `email.bounced` and `email.delivery_delayed`, come from reports
+ * through the return path (src/bounces/).
+ */
 export const EVENT_TYPES = [
   "email.sent",
   "email.scheduled",
@@ -33,6 +37,7 @@ export const EVENT_TYPES = [
   "email.failed",
   "email.canceled",
   "email.suppressed",
+  "email.complained",
 ] as const;
 
 export type EventType = (typeof EVENT_TYPES)[number];
@@ -114,7 +119,11 @@ const ATTEMPT_TYPES: readonly EventType[] = [
  * canceling emit, and each type per attempt. Ids are derived, so a store finds the email's
  * events by them without an index of its own (the ones never emitted are simply not there).
  */
-export function possibleEventIds(emailId: string, attempts: number): string[] {
+export function possibleEventIds(
+  emailId: string,
+  attempts: number,
+  recipients: readonly string[] = [],
+): string[] {
   const ids = [
     eventId(emailId, "email.sent", 0),
     eventId(emailId, "email.scheduled", 0),
@@ -123,7 +132,77 @@ export function possibleEventIds(emailId: string, attempts: number): string[] {
   for (let n = 1; n <= attempts; n++) {
     for (const type of ATTEMPT_TYPES) ids.push(eventId(emailId, type, n));
   }
+  for (const address of recipients) {
+    for (const type of REPORT_TYPES) ids.push(eventId(emailId, type, reportKey(address)));
+  }
   return ids;
+}
+
+/** The types a later report emits, at most once per recipient each (reportEvents). */
+const REPORT_TYPES: readonly EventType[] = [
+  "email.bounced",
+  "email.delivery_delayed",
+  "email.complained",
+];
+
+/** The id part of a report's event: the recipient it is about (lowercased). */
+function reportKey(address: string): string {
+  return `report:${address.toLowerCase()}`;
+}
+
+/**
+ * The events a report through the return path emits, from the state before and after it, one
+ * per recipient it changed: `email.bounced` for a recipient that moved to bounced (`bounce`
+ * describes its server's reply, `bounce.recipients` names it unless it was Bcc),
+ * `email.delivery_delayed` for one that got its first delay, `email.complained` for one that got
+ * its complaint. Each recipient has at most one of each in its life, so email id, type and
+ * recipient identify the event: the same report twice gives the same ids.
+ */
+export function reportEvents(
+  message: QueuedMessage,
+  before: DeliveryState,
+  after: DeliveryState,
+  now: number,
+): EventDraft[] {
+  const shown = visible(message);
+  const old = new Map(before.recipients.map((r) => [r.address.toLowerCase(), r]));
+  return after.recipients.flatMap((r) => {
+    const was = old.get(r.address.toLowerCase());
+    return was ? recipientReportEvents(message, shown, was, r, now) : [];
+  });
+}
+
+function recipientReportEvents(
+  message: QueuedMessage,
+  shown: Set<string>,
+  was: RecipientState,
+  r: RecipientState,
+  now: number,
+): EventDraft[] {
+  const out: EventDraft[] = [];
+  const key = reportKey(r.address);
+  if (r.status === "bounced" && was.status !== "bounced") {
+    out.push(
+      draft(message, "email.bounced", key, now, {
+        bounce: {
+          // A DSN may fail a recipient on a 4.x.x status too (the remote queue gave up).
+          type: r.reply?.enhanced?.startsWith("4.") ? "Transient" : "Permanent",
+          subType: bounceSubType(r),
+          message: replyText(message, r),
+          recipients: shown.has(r.address.toLowerCase()) ? [r.address] : [],
+        },
+      }),
+    );
+  }
+  if (r.delay && !was.delay) out.push(draft(message, "email.delivery_delayed", key, now));
+  if (r.complaint && !was.complaint) {
+    out.push(
+      draft(message, "email.complained", key, now, {
+        complaint: { feedback_type: r.complaint.feedbackType },
+      }),
+    );
+  }
+  return out;
 }
 
 /** What canceling emits (a message is canceled at most once, so no attempt number is needed). */

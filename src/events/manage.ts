@@ -177,8 +177,14 @@ export class WebhookEndpoints {
   }
 
   /** One email's events as queued for each endpoint, with their attempts (one store command). */
-  async ofEmail(emailId: string, attempts: number): Promise<EndpointEvent[]> {
-    return stored(() => this.#deps.store.emailEvents(possibleEventIds(emailId, attempts)));
+  async ofEmail(
+    emailId: string,
+    attempts: number,
+    recipients: readonly string[] = [],
+  ): Promise<EndpointEvent[]> {
+    return stored(() =>
+      this.#deps.store.emailEvents(possibleEventIds(emailId, attempts, recipients)),
+    );
   }
 }
 

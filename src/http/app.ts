@@ -19,6 +19,7 @@ import { requestLogging } from "./request-log.ts";
 import { route } from "./route.ts";
 import { apiKeyRoutes } from "./routes/api-keys.ts";
 import { attachmentRoutes, downloadRoutes } from "./routes/attachments.ts";
+import { bounceRoutes } from "./routes/bounces.ts";
 import { domainRoutes } from "./routes/domains.ts";
 import { emailListRoutes } from "./routes/email-list.ts";
 import { emailRoutes } from "./routes/emails.ts";
@@ -78,6 +79,7 @@ export function createApp(options: AppOptions) {
   app.route("/domains", domainRoutes());
   app.route("/suppressions", suppressionRoutes());
   app.route("/logs", logRoutes());
+  app.route("/bounces", bounceRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token),
   // hooks' deliveries (their proof; after hookRoutes: see there for why the order matters) and
   // attachment downloads (the signed, expiring link).

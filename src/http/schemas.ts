@@ -50,9 +50,11 @@ export const EmailSchema = z
       recipients: z.array(
         z.object({
           email: z.string(),
-          status: z.enum(["pending", "delivered", "failed", "canceled", "suppressed"]),
+          status: z.enum(["pending", "delivered", "failed", "canceled", "suppressed", "bounced"]),
           reply: SmtpReplySchema.nullable(),
           at: z.string().nullable(),
+          delay: z.object({ at: z.string().nullable(), reply: SmtpReplySchema }).optional(),
+          complaint: z.object({ at: z.string().nullable(), feedback_type: z.string() }).optional(),
         }),
       ),
       history: z.array(

@@ -50,6 +50,11 @@ export async function emailView(entry: StoredEntry, now: number) {
         status: r.status,
         reply: reply(r.reply),
         at: iso(r.at),
+        // What a later report said (bounce intake): a downstream delay, a spam complaint.
+        ...(r.delay ? { delay: { at: iso(r.delay.at), reply: r.delay.reply } } : {}),
+        ...(r.complaint
+          ? { complaint: { at: iso(r.complaint.at), feedback_type: r.complaint.feedbackType } }
+          : {}),
       })),
       history: state.history.map((h) => ({
         at: new Date(h.at).toISOString(),

@@ -18,6 +18,7 @@ export const EMAIL_METRICS = [
   "failed",
   "canceled",
   "suppressed",
+  "complained",
 ] as const;
 export type EmailMetricName = (typeof EMAIL_METRICS)[number];
 

@@ -216,7 +216,8 @@ export type KeyUpdate = "updated" | "missing" | "changed";
 /**
  * The kinds of record `putRecord` and friends keep. Email templates are "template", and
  * "template_alias" maps an alias to its template's id (so a send by alias reads one record);
- * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts).
+ * "domain" holds a sending domain with its sealed DKIM keys (src/domains.ts); "bounce_intake" has
+ * no records, only the counters of what bounce intake did with the reports it got (src/bounces/).
  */
 export type RecordKind =
   | "form"
@@ -225,7 +226,8 @@ export type RecordKind =
   | "template"
   | "template_alias"
   | "domain"
-  | "domain_name";
+  | "domain_name"
+  | "bounce_intake";
 
 /**
  * Small JSON documents the API manages by kind and id (forms, hooks, webhook endpoints,

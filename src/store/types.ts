@@ -15,8 +15,18 @@ export interface SmtpReply {
   text: string;
 }
 
-/** "suppressed": not attempted, the address is on the suppression list (src/delivery/state.ts). */
-export type RecipientStatus = "pending" | "delivered" | "failed" | "canceled" | "suppressed";
+/**
+ * "suppressed": not attempted, the address is on the suppression list (src/delivery/state.ts).
+ * "bounced": the smart host accepted it ("delivered" until then), and a delivery status
+ * notification came back later through the return path saying delivery failed (src/bounces/).
+ */
+export type RecipientStatus =
+  | "pending"
+  | "delivered"
+  | "failed"
+  | "canceled"
+  | "suppressed"
+  | "bounced";
 
 export interface RecipientState {
   address: string;
@@ -27,6 +37,14 @@ export interface RecipientState {
   at?: number;
   /** For a "suppressed" recipient: the origin of the entry that held it back. */
   suppressedBy?: SuppressionOrigin;
+  /**
+   * A later report said delivery is delayed downstream (a DSN with Action: delayed): when it
+   * came and what the reporting server said. The status stays as it was: the message is still
+   * on its way, and either arrives (no report) or bounces (a failed report).
+   */
+  delay?: { at: number; reply: SmtpReply };
+  /** A feedback report (ARF) said the recipient marked it as spam: when, and its Feedback-Type. */
+  complaint?: { at: number; feedbackType: string };
 }
 
 export interface AttemptRecord {

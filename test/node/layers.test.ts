@@ -48,6 +48,7 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/domains.ts",
       "src/unique-name.ts",
       "src/suppressions.ts",
+      "src/bounces/",
     ],
   },
   { name: "http", paths: ["src/http/"] },

@@ -16,6 +16,8 @@ export interface RelayWorker {
 export async function startRelayWorker(options: {
   adminToken: string;
   sink: SinkName;
+  /** A smart host other than the sink (a private Postfix, say): replaces the sink's SMTP_URL. */
+  smtpUrl?: string;
   /** Added to (or replacing) the defaults: a fresh REDIS_KEY_PREFIX and LOG_LEVEL=error. */
   vars?: Record<string, string>;
 }): Promise<RelayWorker> {
@@ -26,7 +28,7 @@ export async function startRelayWorker(options: {
         configPath: "wrangler.toml",
         secrets: {
           ADMIN_TOKEN: options.adminToken,
-          SMTP_URL: sinks[options.sink].url,
+          SMTP_URL: options.smtpUrl ?? sinks[options.sink].url,
           UPSTASH_REDIS_REST_URL: upstash.url,
           UPSTASH_REDIS_REST_TOKEN: upstash.token,
         },

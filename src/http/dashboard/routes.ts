@@ -131,7 +131,7 @@ async function emailDetail(c: Context<AppEnv>, notice?: string): Promise<Respons
   const now = relay.now();
   const [view, events] = await Promise.all([
     emailView(entry, now),
-    relay.webhooks.ofEmail(entry.message.id, entry.state.attempts),
+    relay.webhooks.ofEmail(entry.message.id, entry.state.attempts, entry.message.envelope.to),
   ]);
   const actions = {
     retryNow: canRetryNow(entry.state, entry.leasedUntil, now),

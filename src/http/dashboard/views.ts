@@ -31,6 +31,7 @@ const ROWS = [
   ["delivered", "Delivered"],
   ["delivery_delayed", "Deferred"],
   ["bounced", "Bounced"],
+  ["complained", "Complained"],
   ["failed", "Failed"],
   ["canceled", "Canceled"],
   ["suppressed", "Suppressed"],

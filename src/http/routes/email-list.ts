@@ -27,6 +27,7 @@ export const LAST_EVENTS = [
   "delivery_delayed",
   "delivered",
   "bounced",
+  "complained",
   "canceled",
   "suppressed",
 ] as const satisfies readonly LastEvent[];

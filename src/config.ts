@@ -285,3 +285,8 @@ export function loadConfig(env: Env): Config {
     },
   };
 }
+export {
+  loadSubmissionConfig,
+  type SubmissionConfig,
+  type TrustedNetwork,
+} from "./config/submission.ts";

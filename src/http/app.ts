@@ -25,6 +25,7 @@ import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
 import { logRoutes } from "./routes/logs.ts";
+import { submissionRoutes } from "./routes/submission.ts";
 import { templateRoutes } from "./routes/templates.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
 
@@ -76,6 +77,7 @@ export function createApp(options: AppOptions) {
   app.route("/templates", templateRoutes());
   app.route("/domains", domainRoutes());
   app.route("/logs", logRoutes());
+  app.route("/submission", submissionRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token),
   // hooks' deliveries (their proof; after hookRoutes: see there for why the order matters) and
   // attachment downloads (the signed, expiring link).

@@ -30,6 +30,7 @@ export function emailListItem(
     scheduled_at: iso(state.scheduledAt),
     last_event: last,
     message_id: message.messageId,
+    submitted_via: message.submittedVia ?? ("api" as const),
   };
 }
 

@@ -4,19 +4,61 @@
  * onward to a real SMTP sink. The listener runs in this process and reaches the relay over HTTP,
  * as it runs beside a Worker deployment.
  */
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import nodemailer from "nodemailer";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { makeTestCertificates } from "../../dev/test-ca.ts";
+import { AuthLockout } from "../../src/submission/limits.ts";
 import type { SubmissionListener } from "../../src/submission/listener.ts";
+import { authenticateClient } from "../../src/submission/session.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
-import { gatewayApi, redisSkipReason, sinkApi } from "../support/services.ts";
+import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { converse, plain, startListener } from "../support/submission.ts";
 
 const run = promisify(execFile);
 const ADMIN = `smtp-admin-${crypto.randomUUID()}`;
 const skip = redisSkipReason();
 const tag = () => crypto.randomUUID().slice(0, 8);
+const hasSwaks = (() => {
+  try {
+    execFileSync("swaks", ["--version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+describe("AUTH before TLS", () => {
+  it("is refused with 538 from any address but loopback, before the relay is asked", async () => {
+    let asked = 0;
+    const relay = async () => {
+      asked++;
+      return new Response("{}", { status: 500 });
+    };
+    const input = { method: "PLAIN", username: "resend", password: "re_x", secure: false, now: 0 };
+    await expect(
+      authenticateClient(relay, new AuthLockout(), { ...input, ip: "192.0.2.10" }),
+    ).rejects.toMatchObject({
+      responseCode: 538,
+      message: "5.7.11 Encryption required: send STARTTLS first",
+    });
+    await expect(
+      authenticateClient(relay, new AuthLockout(), { ...input, ip: "::ffff:198.51.100.7" }),
+    ).rejects.toMatchObject({ responseCode: 538 });
+    expect(asked).toBe(0);
+    // Over TLS, or from this machine, the relay is asked (and its 500 is a temporary failure).
+    await expect(
+      authenticateClient(relay, new AuthLockout(), { ...input, ip: "192.0.2.10", secure: true }),
+    ).rejects.toMatchObject({ responseCode: 454 });
+    await expect(
+      authenticateClient(relay, new AuthLockout(), { ...input, ip: "127.0.0.1" }),
+    ).rejects.toMatchObject({ responseCode: 454 });
+    expect(asked).toBe(2);
+  });
+});
 
 describe.skipIf(Boolean(skip))(
   `SMTP submission listener${skip ? ` (skipped: ${skip})` : ""}`,
@@ -154,5 +196,247 @@ print("refused", refused)
       const locked = await converse(port, ["EHLO t.test", `AUTH PLAIN ${plain(key)}`]);
       expect(locked[2]).toMatch(/^421 4\.7\.0 Too many failed authentications/);
     }, 30_000);
+
+    // The lockout above holds 127.0.0.1 in `listener`; the tests below use their own listeners.
+    let second: SubmissionListener;
+    const secondPort = () => second.port as number;
+    beforeAll(async () => {
+      second = await startListener(relay.url);
+    });
+    afterAll(async () => {
+      await second?.close();
+    });
+
+    it("checks each RCPT against the key's policy at once: 550 5.7.1 naming why, the others delivered", async () => {
+      const t = tag();
+      const key = await newKey({
+        allowed_from: ["app@example.com"],
+        allowed_recipients: [`*@ok-${t}.test`],
+      });
+      const replies = await converse(secondPort(), [
+        "EHLO client.test",
+        `AUTH PLAIN ${plain(key)}`,
+        "MAIL FROM:<ceo@example.com>",
+        "RSET",
+        "MAIL FROM:<app@example.com>",
+        `RCPT TO:<one@ok-${t}.test>`,
+        `RCPT TO:<victim@elsewhere-${t}.test>`,
+        `RCPT TO:<two@ok-${t}.test>`,
+        "DATA",
+        "From: app@example.com",
+        `To: one@ok-${t}.test`,
+        "Subject: policy",
+        "",
+        "body",
+        ".",
+        "QUIT",
+      ]);
+      expect(replies[3]).toMatch(
+        /^550 5\.7\.1 from: ceo@example\.com is not a sender this API key may use/,
+      );
+      expect(replies[6]).toMatch(/^250/);
+      expect(replies[7]).toMatch(
+        new RegExp(
+          `^550 5\\.7\\.1 to: victim@elsewhere-${t}\\.test is not a recipient this API key may send to`,
+        ),
+      );
+      expect(replies[8]).toMatch(/^250/);
+      expect(replies[10]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      const [got] = await sink.waitFor(1, 15_000, { to: `ok-${t}` });
+      expect(got?.rcptTo).toEqual([`one@ok-${t}.test`, `two@ok-${t}.test`]);
+    }, 30_000);
+
+    it("takes at most 50 recipients: the 51st is 452 4.5.3, the 50 are sent", async () => {
+      const t = tag();
+      const key = await newKey();
+      const rcpts = Array.from({ length: 51 }, (_, i) => `RCPT TO:<r${i}-${t}@example.net>`);
+      const replies = await converse(secondPort(), [
+        "EHLO client.test",
+        `AUTH PLAIN ${plain(key)}`,
+        "MAIL FROM:<app@example.com>",
+        ...rcpts,
+        "DATA",
+        "Subject: many",
+        "",
+        "x",
+        ".",
+        "QUIT",
+      ]);
+      expect(replies.slice(4, 54).every((r) => r.startsWith("250"))).toBe(true);
+      expect(replies[54]).toMatch(/^452 4\.5\.3 Too many recipients: at most 50/);
+      expect(replies[56]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      const [got] = await sink.waitFor(1, 15_000, { to: `r0-${t}` });
+      expect(got?.rcptTo).toHaveLength(50);
+    }, 30_000);
+
+    it("store down: 451 4.3.0 and nothing stored; the client's retry is stored and delivered once", async () => {
+      const t = tag();
+      const key = await newKey();
+      const lines = [
+        "EHLO client.test",
+        `AUTH PLAIN ${plain(key)}`,
+        "MAIL FROM:<app@example.com>",
+        `RCPT TO:<kept-${t}@example.net>`,
+        "DATA",
+        "From: app@example.com",
+        `Subject: kept ${t}`,
+        "Message-ID: <kept-" + t + "@example.com>",
+        "",
+        "keep me",
+        ".",
+        "QUIT",
+      ];
+      const down = await converse(secondPort(), lines, {
+        // The store goes away after AUTH, while the client sends the message.
+        before: async (i) => {
+          if (i === 4) await gatewayApi().down();
+        },
+      });
+      expect(down[6]).toMatch(/^451 4\.3\.0 Nothing was stored, try again later/);
+      await gatewayApi().up();
+      const listed = await api("/emails?limit=100");
+      expect(JSON.stringify(listed.body)).not.toContain(`kept ${t}`);
+
+      const retried = await converse(secondPort(), lines);
+      expect(retried[6]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      await sink.waitFor(1, 15_000, { to: `kept-${t}` });
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(await sink.messages({ to: `kept-${t}` })).toHaveLength(1);
+    }, 40_000);
+
+    it("a client that drops mid-DATA leaves nothing queued", async () => {
+      const t = tag();
+      const key = await newKey();
+      const lines = [
+        "EHLO client.test",
+        `AUTH PLAIN ${plain(key)}`,
+        "MAIL FROM:<app@example.com>",
+        `RCPT TO:<dropped-${t}@example.net>`,
+        "DATA",
+        "From: app@example.com",
+        `Subject: dropped ${t}`,
+        "",
+        "half a messa",
+      ];
+      const replies = await converse(secondPort(), [...lines, "ge", "."], {
+        dropAfter: lines.length,
+      });
+      expect(replies[5]).toMatch(/^354/);
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(JSON.stringify((await api("/emails?limit=100")).body)).not.toContain(`dropped ${t}`);
+      expect(await sink.messages({ to: `dropped-${t}` })).toHaveLength(0);
+    }, 30_000);
+
+    describe("TLS and trusted networks", () => {
+      let tls: SubmissionListener;
+      let trusted: SubmissionListener;
+      let trustedKey: string;
+      const ca = () => services().ca;
+
+      beforeAll(async () => {
+        // The certificate global setup made for the sinks (signed by the provided test CA).
+        const { key, cert } = makeTestCertificates(
+          resolve(dirname(fileURLToPath(import.meta.url)), "../../.certs"),
+        );
+        tls = await startListener(relay.url, {
+          SMTP_SUBMISSION_TLS_PORT: "0",
+          SMTP_SUBMISSION_TLS_CERT: cert,
+          SMTP_SUBMISSION_TLS_KEY: key,
+        });
+        trustedKey = await newKey({ allowed_from: ["printer@example.com"] });
+        trusted = await startListener(relay.url, {
+          SMTP_TRUSTED_NETWORKS: `10.0.0.0/8=re_unused, 127.0.0.1/32=${trustedKey}`,
+        });
+      });
+      afterAll(async () => {
+        await tls?.close();
+        await trusted?.close();
+      });
+
+      it("STARTTLS and implicit TLS with the operator's certificate, AUTH over them", async () => {
+        const t = tag();
+        const key = await newKey();
+        const send = (port: number, secure: boolean) =>
+          nodemailer
+            .createTransport({
+              host: "localhost",
+              port,
+              secure,
+              requireTLS: !secure,
+              tls: { ca: ca() },
+              auth: { user: "resend", pass: key },
+            })
+            .sendMail({
+              from: "app@example.com",
+              to: `tls-${t}@example.net`,
+              subject: secure ? "implicit" : "starttls",
+              text: "x",
+            });
+        const viaStarttls = await send(tls.port as number, false);
+        const viaImplicit = await send(tls.tlsPort as number, true);
+        expect(viaStarttls.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
+        expect(viaImplicit.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
+        const got = await sink.waitFor(2, 15_000, { to: `tls-${t}` });
+        // RFC 3848: ESMTPSA, TLS and AUTH.
+        for (const m of got) expect(m.raw).toMatch(/ with ESMTPSA id /);
+        // The plain port offers STARTTLS.
+        const ehlo = await converse(tls.port as number, ["EHLO client.test", "QUIT"]);
+        expect(ehlo[1]).toContain("STARTTLS");
+        expect(ehlo[1]).toMatch(/SIZE \d+/);
+        expect(ehlo[1]).toContain("8BITMIME");
+        expect(ehlo[1]).toContain("SMTPUTF8");
+        expect(ehlo[1]).toContain("PIPELINING");
+      }, 30_000);
+
+      it("a trusted network sends under its key without AUTH, within that key's policy", async () => {
+        const t = tag();
+        const send = (from: string) =>
+          nodemailer
+            .createTransport({ host: "127.0.0.1", port: trusted.port as number, ignoreTLS: true })
+            .sendMail({ from, to: `trusted-${t}@example.net`, subject: "scan", text: "x" });
+        expect((await send("printer@example.com")).response).toMatch(/^250 2\.0\.0 Ok: queued as /);
+        await expect(send("someone@example.com")).rejects.toMatchObject({ responseCode: 550 });
+        const [got] = await sink.waitFor(1, 15_000, { to: `trusted-${t}` });
+        expect(got?.mailFrom).toBe("printer@example.com");
+        // Outside the trusted ranges (the plain listener), AUTH is still required.
+        const replies = await converse(secondPort(), [
+          "EHLO client.test",
+          "MAIL FROM:<printer@example.com>",
+          "QUIT",
+        ]);
+        expect(replies[2]).toMatch(/^530/);
+      }, 30_000);
+    });
+
+    it.skipIf(!hasSwaks && process.env.CI !== "true")(
+      `swaks (Debian's) submits with AUTH and the envelope decides${hasSwaks ? "" : " (skipped: swaks is not installed; .ci/run installs it)"}`,
+      async () => {
+        const t = tag();
+        const key = await newKey();
+        const { stdout } = await run("swaks", [
+          "--server",
+          `127.0.0.1:${secondPort()}`,
+          "--auth",
+          "PLAIN",
+          "--auth-user",
+          "resend",
+          "--auth-password",
+          key,
+          "--from",
+          "swaks@example.com",
+          "--to",
+          `swaks-${t}@example.net,swaks-bcc-${t}@example.org`,
+          "--header",
+          `Subject: swaks ${t}`,
+          "--header",
+          `To: swaks-${t}@example.net`,
+        ]);
+        expect(stdout).toMatch(/<- {2}250 2\.0\.0 Ok: queued as [0-9a-f-]{36}/);
+        const [got] = await sink.waitFor(1, 15_000, { to: `swaks-${t}` });
+        expect(got?.rcptTo).toEqual([`swaks-${t}@example.net`, `swaks-bcc-${t}@example.org`]);
+        expect(got?.raw).not.toContain(`swaks-bcc-${t}`);
+      },
+      30_000,
+    );
   },
 );

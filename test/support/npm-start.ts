@@ -27,7 +27,11 @@ export interface Banner {
 export function npmStart(args: string[], env: Record<string, string> = {}): Started {
   const clean = { ...process.env };
   for (const name of Object.keys(clean))
-    if (/^(SMTP_URL|SMTP_SUBMISSION_|SMTP_TRUSTED_|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(name))
+    if (
+      /^(SMTP_URL|SMTP_SUBMISSION_|SMTP_TRUSTED_|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(
+        name,
+      )
+    )
       delete clean[name];
   const child = spawn(process.execPath, ["dev/start.ts", ...args], {
     cwd: root,

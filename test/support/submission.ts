@@ -22,7 +22,7 @@ export async function startListener(
 export async function converse(
   port: number,
   lines: string[],
-  opts: { dropAfter?: number } = {},
+  opts: { dropAfter?: number; before?: (index: number) => Promise<void> } = {},
 ): Promise<string[]> {
   const { connect } = await import("node:net");
   const socket = connect(port, "127.0.0.1");
@@ -74,6 +74,7 @@ export async function converse(
       await closed;
       return replies;
     }
+    await opts.before?.(n);
     socket.write(`${line}\r\n`);
     // DATA content lines get no reply until the final dot.
     const inData = replies.at(-1)?.startsWith("354") && line !== ".";

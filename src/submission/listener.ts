@@ -162,8 +162,8 @@ function createServer(o: ListenerOptions, implicitTls: boolean, shared: Shared):
     onMailFrom(address, session, callback) {
       const user = userOf(session);
       if (!user) return callback(new SmtpReplyError(530, "5.7.0", "Authentication required"));
-      const args = address.args as Record<string, string> | false;
-      const size = Number((args && args.SIZE) ?? Number.NaN);
+      const args = (address.args || {}) as Record<string, string | undefined>;
+      const size = Number(args.SIZE ?? Number.NaN);
       try {
         checkSender(
           user,
@@ -206,7 +206,7 @@ function createServer(o: ListenerOptions, implicitTls: boolean, shared: Shared):
           );
         }
         const trace = receivedHeader({
-          clientName: session.clientHostname || session.hostNameAppearsAs,
+          clientName: session.hostNameAppearsAs || session.clientHostname,
           clientIp: session.remoteAddress,
           serverName: config.name,
           protocol: session.transmissionType || "ESMTP",

@@ -113,7 +113,7 @@ export interface Submission {
   token: string;
   clientIp: string | undefined;
   envelope: { from: string; to: string[] };
-  bytes: Uint8Array;
+  bytes: Uint8Array<ArrayBuffer>;
 }
 
 /** Hands one message to the relay; its id once stored, else the SMTP reply to give. */

@@ -280,7 +280,7 @@ print("refused", refused)
         "DATA",
         "From: app@example.com",
         `Subject: kept ${t}`,
-        "Message-ID: <kept-" + t + "@example.com>",
+        `Message-ID: <kept-${t}@example.com>`,
         "",
         "keep me",
         ".",

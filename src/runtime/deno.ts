@@ -7,14 +7,14 @@
  * each is needed).
  */
 import type { Context } from "hono";
-import type { Env } from "../config.ts";
 import { loadSubmissionConfig, type SubmissionConfig } from "../config/submission.ts";
+import type { Env } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { setEndpointFetch } from "../events/dispatch.ts";
 import { pinnedFetch } from "../events/pinned-fetch.ts";
 import { createApp } from "../http/app.ts";
 import type { Relay } from "../relay.ts";
-import { startSubmission, type SubmissionListener } from "../submission/listener.ts";
+import { type SubmissionListener, startSubmission } from "../submission/listener.ts";
 import { logConfigError, relayFor } from "./isolate.ts";
 
 // Unlike a Worker, this process can reach its own network: webhook POSTs resolve the endpoint's

@@ -20,6 +20,7 @@ import { converse, plain, startListener } from "../support/submission.ts";
 
 const run = promisify(execFile);
 const ADMIN = `smtp-admin-${crypto.randomUUID()}`;
+const PREFIX = `smtp:${crypto.randomUUID()}:`;
 const skip = redisSkipReason();
 const tag = () => crypto.randomUUID().slice(0, 8);
 const hasSwaks = (() => {
@@ -99,7 +100,11 @@ describe.skipIf(Boolean(skip))(
       });
 
     beforeAll(async () => {
-      relay = await startRelayWorker({ adminToken: ADMIN, sink: "plain" });
+      relay = await startRelayWorker({
+        adminToken: ADMIN,
+        sink: "plain",
+        vars: { REDIS_KEY_PREFIX: PREFIX },
+      });
       listener = await startListener(relay.url);
       port = listener.port as number;
     }, 60_000);
@@ -144,6 +149,38 @@ describe.skipIf(Boolean(skip))(
       expect(view.body.submitted_via).toBe("smtp");
       expect(view.body.subject).toBe(`Hello over SMTP ${t}`);
     }, 30_000);
+
+    it("costs the Upstash commands of POST /emails plus one authenticated request per session", async () => {
+      const t = tag();
+      const gateway = gatewayApi();
+      const raw = (to: string) =>
+        `From: app@example.com\r\nTo: ${to}\r\nSubject: count\r\nMessage-ID: <${to}>\r\n\r\nx\r\n`;
+      // Each key is looked up once (then cached), in both paths alike.
+      const httpKey = await newKey();
+      const before = await gateway.commands(PREFIX);
+      const res = await fetch(`${relay.url}/emails`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${httpKey}`, "content-type": "message/rfc822" },
+        body: raw(`http-${t}@example.net`),
+      });
+      expect(res.status).toBe(200);
+      await sink.waitFor(1, 15_000, { to: `http-${t}` });
+      await new Promise((r) => setTimeout(r, 500));
+      const http = (await gateway.commands(PREFIX)) - before;
+
+      const smtpKey = await newKey();
+      const start = await gateway.commands(PREFIX);
+      await transport(smtpKey).sendMail({
+        envelope: { from: "app@example.com", to: [`smtp-${t}@example.net`] },
+        raw: raw(`smtp-${t}@example.net`),
+      });
+      await sink.waitFor(1, 15_000, { to: `smtp-${t}` });
+      await new Promise((r) => setTimeout(r, 500));
+      const smtp = (await gateway.commands(PREFIX)) - start;
+      console.log(`Upstash commands, one message sent and delivered: HTTP ${http}, SMTP ${smtp}`);
+      // The one command more is the authenticated request AUTH makes (GET /submission/session).
+      expect(smtp).toBe(http + 1);
+    }, 40_000);
 
     it("Python's smtplib: login() with user resend and the key, a recipient by envelope only, the message reaches the sink", async () => {
       const t = tag();

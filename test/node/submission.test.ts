@@ -4,7 +4,7 @@
  * onward to a real SMTP sink. The listener runs in this process and reaches the relay over HTTP,
  * as it runs beside a Worker deployment.
  */
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
 import { dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -180,6 +180,62 @@ describe.skipIf(Boolean(skip))(
       console.log(`Upstash commands, one message sent and delivered: HTTP ${http}, SMTP ${smtp}`);
       // The one command more is the authenticated request AUTH makes (GET /submission/session).
       expect(smtp).toBe(http + 1);
+    }, 40_000);
+
+    it("npm run smtp (src/runtime/smtp-listener.ts) beside the Worker: its own process, the relay by URL", async () => {
+      const root = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
+      const refused = await run(process.execPath, ["src/runtime/smtp-listener.ts"], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? "", SMTP_SUBMISSION_PORT: "0" },
+      }).catch((err: { code: number; stderr: string; stdout: string }) => err);
+      expect((refused as { code: number }).code).toBe(1);
+      expect(JSON.stringify(refused)).toContain("SMTP_SUBMISSION_RELAY_URL: must be set");
+
+      const child = spawn(process.execPath, ["src/runtime/smtp-listener.ts"], {
+        cwd: root,
+        env: {
+          PATH: process.env.PATH ?? "",
+          SMTP_SUBMISSION_PORT: "0",
+          SMTP_SUBMISSION_RELAY_URL: relay.url,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      try {
+        let out = "";
+        const standalonePort = await new Promise<number>((resolvePort, reject) => {
+          const timer = setTimeout(() => reject(new Error(`not listening: ${out}`)), 15_000);
+          const read = (chunk: Buffer) => {
+            out += chunk.toString();
+            const m = /"event":"submission\.listening"[^\n]*"port":(\d+)/.exec(out);
+            if (m) {
+              clearTimeout(timer);
+              resolvePort(Number(m[1]));
+            }
+          };
+          child.stdout.on("data", read);
+          child.stderr.on("data", read);
+        });
+        const t = tag();
+        const key = await newKey();
+        const info = await nodemailer
+          .createTransport({
+            host: "127.0.0.1",
+            port: standalonePort,
+            auth: { user: "resend", pass: key },
+          })
+          .sendMail({
+            from: "app@example.com",
+            to: `beside-${t}@example.net`,
+            subject: "beside",
+            text: "x",
+          });
+        expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as /);
+        await sink.waitFor(1, 15_000, { to: `beside-${t}` });
+        // The key never reaches the listener's log.
+        expect(out).not.toContain(key);
+      } finally {
+        child.kill("SIGTERM");
+      }
     }, 40_000);
 
     it("Python's smtplib: login() with user resend and the key, a recipient by envelope only, the message reaches the sink", async () => {

@@ -78,7 +78,18 @@ function createServer(o: ListenerOptions, implicitTls: boolean, shared: Shared):
   const trust = async (session: SMTPServerSession): Promise<void> => {
     const network = trustedNetworkOf(config.trustedNetworks, session.remoteAddress);
     if (!network) return;
-    const key = await authorize(relay, network.apiKey, session.remoteAddress);
+    let key: SessionUser["key"];
+    try {
+      key = await authorize(relay, network.apiKey, session.remoteAddress);
+    } catch (err) {
+      if (!(err instanceof SmtpReplyError)) throw err;
+      // Refused before the greeting: 421 closes politely (the client tries later), and a key the
+      // relay refuses is the operator's mistake, which retrying will not mend.
+      log.error("submission.trusted_key_refused", { range: network.range, reply: err.message });
+      throw err.responseCode === 535
+        ? new SmtpReplyError(554, "5.7.0", "This network's API key is refused by the relay")
+        : new SmtpReplyError(421, "4.3.0", "The relay cannot be reached; try again later");
+    }
     const user: SessionUser = { token: network.apiKey, key, via: { trusted: network.range } };
     session.user = user as never;
   };

@@ -150,6 +150,22 @@ describe.skipIf(Boolean(skip))(
       expect(view.status).toBe(200);
       expect(view.body.submitted_via).toBe("smtp");
       expect(view.body.subject).toBe(`Hello over SMTP ${t}`);
+
+      // The dashboard's page for it says so too.
+      const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
+        method: "POST",
+        redirect: "manual",
+        headers: {
+          "content-type": "application/x-www-form-urlencoded",
+          "sec-fetch-site": "same-origin",
+        },
+        body: new URLSearchParams({ token: ADMIN }),
+      });
+      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const page = await (
+        await fetch(`${relay.url}/dashboard/emails/${id}`, { headers: { cookie } })
+      ).text();
+      expect(page).toContain('<td id="submitted-via">by SMTP</td>');
     }, 30_000);
 
     it("costs the Upstash commands of POST /emails plus one authenticated request per session", async () => {
@@ -404,6 +420,36 @@ print("refused", refused)
       await new Promise((r) => setTimeout(r, 1000));
       expect(await sink.messages({ to: `kept-${t}` })).toHaveLength(1);
     }, 40_000);
+
+    it("advertises SIZE from MAX_MESSAGE_BYTES and refuses a bigger message with 552 5.3.4, at MAIL or after DATA", async () => {
+      const small = await startListener(relay.url, { MAX_MESSAGE_BYTES: "2048" });
+      try {
+        const t = tag();
+        const key = await newKey();
+        const body = Array.from({ length: 60 }, () => "x".repeat(70));
+        const replies = await converse(small.port as number, [
+          "EHLO client.test",
+          `AUTH PLAIN ${plain(key)}`,
+          "MAIL FROM:<app@example.com> SIZE=4096",
+          "MAIL FROM:<app@example.com>",
+          `RCPT TO:<big-${t}@example.net>`,
+          "DATA",
+          "Subject: big",
+          "",
+          ...body,
+          ".",
+          "QUIT",
+        ]);
+        expect(replies[1]).toContain("SIZE 2048");
+        expect(replies[3]).toMatch(/^552/);
+        expect(replies[4]).toMatch(/^250/);
+        expect(replies[7]).toMatch(/^552 5\.3\.4 The message is over 2048 bytes/);
+        await new Promise((r) => setTimeout(r, 500));
+        expect(await sink.messages({ to: `big-${t}` })).toHaveLength(0);
+      } finally {
+        await small.close();
+      }
+    }, 30_000);
 
     it("a client that drops mid-DATA leaves nothing queued", async () => {
       const t = tag();

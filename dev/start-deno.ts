@@ -6,6 +6,8 @@
  *   so a Deno user needs no second runtime and one Ctrl-C stops everything.
  * - Without UPSTASH_REDIS_REST_URL/_TOKEN, the relay uses its in-memory queue.
  * - Without ADMIN_TOKEN, makes one up for this run.
+ * - Opens the SMTP submission listener on 127.0.0.1:2587 (`--smtp-port`, SMTP_SUBMISSION_PORT),
+ *   calling the relay in this process.
  * - Retries need nothing here: Deno.cron fires every minute by itself (wrangler dev never does).
  *
  * Settings come from the environment or `.dev.vars` (dotenv syntax; the environment wins), as with
@@ -76,6 +78,17 @@ if (ports.relay !== undefined) {
   Deno.env.set("PORT", String(port));
 }
 
+// The listener's port, picked here for 0 as the relay's is, so the banner can name it.
+{
+  let port = ports.submission;
+  if (port === 0) {
+    const probe = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    port = (probe.addr as Deno.NetAddr).port;
+    probe.close();
+  }
+  Deno.env.set("SMTP_SUBMISSION_PORT", String(port));
+}
+
 if (!Deno.env.get("ADMIN_TOKEN")) {
   const bytes = crypto.getRandomValues(new Uint8Array(24));
   Deno.env.set(
@@ -85,7 +98,7 @@ if (!Deno.env.get("ADMIN_TOKEN")) {
 }
 
 // The entry reads the environment when it loads, so it is imported only now.
-await import("../src/runtime/deno.ts");
+const entry = await import("../src/runtime/deno.ts");
 
 const host = Deno.env.get("HOST") || "127.0.0.1";
 const relayUrl = `http://${host === "0.0.0.0" ? "127.0.0.1" : host}:${Deno.env.get("PORT") || 8787}`;
@@ -105,6 +118,8 @@ console.log(`
     Queue      ${health.store === "memory" ? "in memory (set UPSTASH_REDIS_REST_URL/_TOKEN for Upstash)" : "Upstash Redis"}
     Smart host ${inboxUrl ? `development inbox, read it at ${inboxUrl}` : "from SMTP_URL"}
     API key    ${token}
+    SMTP       host 127.0.0.1  port ${entry.submissionPort}  user resend  password: the API key
+               (no TLS on this local port; set SMTP_SUBMISSION_TLS_CERT/_KEY for STARTTLS)
 
   Send a message:
 
@@ -112,4 +127,9 @@ console.log(`
       -H 'Authorization: Bearer ${token}' \\
       -H 'Content-Type: application/json' \\
       -d '${example}'
+
+  Or by SMTP (any app's SMTP settings, or swaks):
+
+    swaks --server 127.0.0.1:${entry.submissionPort} --auth-user resend --auth-password '${token}' \\
+      --from dev@example.com --to you@example.com
 `);

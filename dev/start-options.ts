@@ -10,12 +10,15 @@ export interface StartPorts {
   relay: number | undefined;
   inboxSmtp: number;
   inboxHttp: number;
+  /** The SMTP submission listener's (user "resend", the API key as password). */
+  submission: number;
 }
 
 export const START_USAGE = `Options (or the environment variable in brackets):
   --port N             the relay's port [PORT] (default 8787; 0: any free port)
   --inbox-port N       the development inbox's web page [INBOX_HTTP_PORT] (default 8025; 0: any free port)
   --inbox-smtp-port N  the development inbox's SMTP server [INBOX_SMTP_PORT] (default 2525; 0: any free port)
+  --smtp-port N        the relay's SMTP submission listener [SMTP_SUBMISSION_PORT] (default 2587; 0: any free port)
   --help               this text`;
 
 /** A command line or port setting the start script cannot use; the message names it. */
@@ -27,6 +30,7 @@ const FLAGS = {
   "--port": "relay",
   "--inbox-port": "inboxHttp",
   "--inbox-smtp-port": "inboxSmtp",
+  "--smtp-port": "submission",
 } as const;
 
 function port(value: string | undefined, name: string): number {
@@ -67,6 +71,8 @@ export function startPorts(
       relay: given.relay ?? fromEnv("PORT") ?? fromEnv("RELAY_PORT"),
       inboxSmtp: given.inboxSmtp ?? (fromEnv("INBOX_SMTP_PORT", 2525) as number),
       inboxHttp: given.inboxHttp ?? (fromEnv("INBOX_HTTP_PORT", 8025) as number),
+      // Resend's STARTTLS port; 587 would need root on most systems.
+      submission: given.submission ?? (fromEnv("SMTP_SUBMISSION_PORT", 2587) as number),
     },
     help,
   };

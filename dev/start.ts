@@ -7,6 +7,9 @@
  * - Without UPSTASH_REDIS_REST_URL/_TOKEN, the relay uses its in-memory queue.
  * - Without ADMIN_TOKEN, makes one up for this run.
  * - Fires the cron trigger every minute (wrangler dev never does), so retries happen as deployed.
+ * - Opens the SMTP submission listener (src/submission/) on 127.0.0.1:2587 in this process, in
+ *   front of the Worker's HTTP API: workerd cannot listen on a socket, and this is how a Worker
+ *   deployment takes SMTP too (the listener beside it, pointed at its URL).
  *
  * Settings come from the environment or `.dev.vars`, as with wrangler; ports from flags or the
  * environment (dev/start-options.ts: `npm start -- --port 8788`, `PORT=0 npm start`).
@@ -16,6 +19,11 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { loadSubmissionConfig } from "../src/config/submission.ts";
+import { ConfigError } from "../src/errors.ts";
+import { jsonLogger } from "../src/log.ts";
+import { startSubmission } from "../src/submission/listener.ts";
+import { networkRelay } from "../src/submission/relay-client.ts";
 import { startSinkHttp, startSmtpSink } from "./smtp-sink/index.ts";
 import { portInUse, START_USAGE, StartUsageError, startPorts } from "./start-options.ts";
 
@@ -143,7 +151,10 @@ async function main(): Promise<void> {
         ]);
     await waitForHealth(relayUrl);
     const health = (await (await fetch(`${relayUrl}/health`)).json()) as { store: string };
+    const submission = await openSubmission(relayUrl, ports.submission);
+    cleanups.unshift(() => submission.close());
     printBanner({
+      smtpPort: submission.port as number,
       relayUrl,
       inboxUrl,
       adminToken,
@@ -172,7 +183,29 @@ async function waitForHealth(url: string): Promise<void> {
   throw new Error(`the relay did not answer on ${url}/health within 90 s`);
 }
 
+/** The SMTP listener in this process, with the SMTP_SUBMISSION_* settings; errors name them. */
+async function openSubmission(relayUrl: string, port: number) {
+  const env: Record<string, string> = { ...fileVars };
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined) env[k] = v;
+  env.SMTP_SUBMISSION_PORT = String(port);
+  let config: ReturnType<typeof loadSubmissionConfig>;
+  try {
+    config = loadSubmissionConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new StartUsageError(err.message);
+    throw err;
+  }
+  return startSubmission({
+    config,
+    relay: networkRelay(relayUrl),
+    log: jsonLogger("warn"),
+  }).catch((err) => {
+    throw portInUse(err, "The SMTP submission listener", "--smtp-port", port);
+  });
+}
+
 function printBanner(o: {
+  smtpPort: number;
   relayUrl: string;
   inboxUrl: string | undefined;
   adminToken: string;
@@ -193,6 +226,8 @@ function printBanner(o: {
     Smart host ${o.inboxUrl ? "development inbox" : o.smtp}${o.inboxUrl ? `\n    Inbox      ${o.inboxUrl}` : ""}
     API key    ${o.adminToken}
     Dashboard  ${o.relayUrl}/dashboard   (sign in with the API key)
+    SMTP       host 127.0.0.1  port ${o.smtpPort}  user resend  password: the API key
+               (no TLS on this local port; set SMTP_SUBMISSION_TLS_CERT/_KEY for STARTTLS)
 
   Send a message:
 
@@ -200,6 +235,11 @@ function printBanner(o: {
       -H 'Authorization: Bearer ${o.adminToken}' \\
       -H 'Content-Type: application/json' \\
       -d '${body}'
+
+  Or by SMTP (any app's SMTP settings, or swaks):
+
+    swaks --server 127.0.0.1:${o.smtpPort} --auth-user resend --auth-password '${o.adminToken}' \\
+      --from dev@example.com --to you@example.com
 ${o.inboxUrl ? `\n  Then open ${o.inboxUrl} to read it.\n` : ""}`);
 }
 

@@ -290,3 +290,8 @@ export function loadConfig(env: Env): Config {
     suppressionExpiryMs: suppressionExpiry(env),
   };
 }
+export {
+  loadSubmissionConfig,
+  type SubmissionConfig,
+  type TrustedNetwork,
+} from "./config/submission.ts";

@@ -26,6 +26,7 @@ import { emailRoutes } from "./routes/emails.ts";
 import { formRoutes, publicFormRoutes } from "./routes/forms.ts";
 import { hookRoutes, publicHookRoutes } from "./routes/hooks.ts";
 import { logRoutes } from "./routes/logs.ts";
+import { submissionRoutes } from "./routes/submission.ts";
 import { suppressionRoutes } from "./routes/suppressions.ts";
 import { templateRoutes } from "./routes/templates.ts";
 import { webhookRoutes } from "./routes/webhooks.ts";
@@ -80,6 +81,7 @@ export function createApp(options: AppOptions) {
   app.route("/suppressions", suppressionRoutes());
   app.route("/logs", logRoutes());
   app.route("/bounces", bounceRoutes());
+  app.route("/submission", submissionRoutes());
   // Public, each behind its resource's own gate: form posts (origin, Turnstile, start token),
   // hooks' deliveries (their proof; after hookRoutes: see there for why the order matters) and
   // attachment downloads (the signed, expiring link).

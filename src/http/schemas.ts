@@ -43,6 +43,9 @@ export const EmailSchema = z
     scheduled_at: z.string().nullable(),
     last_event: z.string(),
     message_id: z.string(),
+    submitted_via: z.enum(["api", "smtp"]).openapi({
+      description: "How the message reached the relay: the HTTP API, or the SMTP listener",
+    }),
     tags: z.array(TagSchema).optional(),
     delivery: z.object({
       attempts: z.number(),
@@ -75,7 +78,7 @@ export const ErrorSchema = z
   .object({ statusCode: z.number(), name: z.string(), message: z.string() })
   .openapi("Error");
 
-const PolicyFields = {
+export const PolicyFields = {
   allowed_from: z
     .array(z.string().max(254))
     .max(100)

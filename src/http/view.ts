@@ -42,6 +42,7 @@ export async function emailView(entry: StoredEntry, now: number) {
     html,
     text,
     tags: message.view.tags,
+    submitted_via: message.submittedVia ?? ("api" as const),
     delivery: {
       attempts: state.attempts,
       next_attempt_at: iso(state.nextAttemptAt),

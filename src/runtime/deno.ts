@@ -7,12 +7,14 @@
  * each is needed).
  */
 import type { Context } from "hono";
+import { loadSubmissionConfig, type SubmissionConfig } from "../config/submission.ts";
 import type { Env } from "../config.ts";
 import { ConfigError } from "../errors.ts";
 import { setEndpointFetch } from "../events/dispatch.ts";
 import { pinnedFetch } from "../events/pinned-fetch.ts";
 import { createApp } from "../http/app.ts";
 import type { Relay } from "../relay.ts";
+import { type SubmissionListener, startSubmission } from "../submission/listener.ts";
 import { logConfigError, relayFor } from "./isolate.ts";
 
 // Unlike a Worker, this process can reach its own network: webhook POSTs resolve the endpoint's
@@ -29,6 +31,7 @@ function startupSettings(): {
   port: number;
   hostname: string;
   proxyHeader: string | undefined;
+  submission: SubmissionConfig | undefined;
 } {
   const relay = relayFor(env);
   const rawPort = Deno.env.get("PORT")?.trim() || "8787";
@@ -43,11 +46,15 @@ function startupSettings(): {
   if (proxyHeader !== undefined && !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(proxyHeader)) {
     throw new ConfigError("TRUST_PROXY_HEADER", "must be a header name such as X-Forwarded-For");
   }
+  // The SMTP listener is off unless a port for it is set (deno task start sets one).
+  const submission = loadSubmissionConfig(env);
   return {
     relay,
     port: Number(rawPort),
     hostname: Deno.env.get("HOST")?.trim() || "127.0.0.1",
     proxyHeader,
+    submission:
+      submission.port !== undefined || submission.tlsPort !== undefined ? submission : undefined,
   };
 }
 
@@ -59,7 +66,7 @@ try {
   logConfigError(err);
   Deno.exit(1);
 }
-const { relay, port, hostname, proxyHeader } = settings;
+const { relay, port, hostname, proxyHeader, submission } = settings;
 
 /**
  * The client's address for key policies (`allowed_ips`). By default the TCP peer: a header is
@@ -116,12 +123,38 @@ const server = Deno.serve(
 );
 
 /**
+ * The SMTP listener calls the app in this process: no network hop, and the relay sees the SMTP
+ * client's own address, so a key's allowed_ips apply to it exactly as to an HTTP client (through
+ * the TRUST_PROXY_HEADER header when one is configured, since clientIp then reads only that).
+ */
+let listener: SubmissionListener | undefined;
+if (submission) {
+  try {
+    listener = await startSubmission({
+      config: submission,
+      log: relay.log,
+      relay: (path, init, ip) => {
+        const headers = new Headers(init.headers);
+        if (proxyHeader !== undefined && ip) headers.set(proxyHeader, ip);
+        const request = new Request(`http://${hostname}:${port}${path}`, { ...init, headers });
+        const info = { remoteAddr: { hostname: ip ?? "", port: 0, transport: "tcp" as const } };
+        return Promise.resolve(app.fetch(request, info));
+      },
+    });
+  } catch (err) {
+    relay.log.error("submission.listen_failed", { error: String(err) });
+    Deno.exit(1);
+  }
+}
+export const submissionPort = listener?.port;
+
+/**
  * Stops taking requests, then gives running deliveries up to 8 s to write their outcome (inside
  * the 10 s Docker waits before it kills). What is still running after that is left to its lease.
  */
 async function shutdown(signal: string): Promise<void> {
   relay.log.info("http.stopping", { signal, running: running.size });
-  await server.shutdown();
+  await Promise.all([server.shutdown(), listener?.close()]);
   const grace = new Promise((resolve) => setTimeout(resolve, 8_000));
   await Promise.race([Promise.allSettled([...running]), grace]);
   Deno.exit(0);

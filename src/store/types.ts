@@ -92,6 +92,12 @@ export interface QueuedMessage {
   messageId: string;
   envelope: { from: string; to: string[] };
   view: MessageView;
+  /**
+   * "smtp" when the submission listener (src/submission/) handed it in; absent for the HTTP API.
+   * A label the listener sets on its request, shown by `GET /emails/:id` and the dashboard; not a
+   * proof (any client with the key could set it), so nothing decides on it.
+   */
+  submittedVia?: "smtp" | undefined;
 }
 
 /** A message as stored: metadata, the raw RFC 5322 bytes (as a latin1 string), and its state. */

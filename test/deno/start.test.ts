@@ -69,6 +69,7 @@ Deno.test({
       PORT: String(relayPort),
       INBOX_SMTP_PORT: String(smtpPort),
       INBOX_HTTP_PORT: String(inboxPort),
+      SMTP_SUBMISSION_PORT: String(freePort()),
     });
     try {
       await task.waitFor(/API key\s+(\S+)/);
@@ -107,7 +108,14 @@ Deno.test({
   name: "deno task start --port 0: any free ports, named in the banner",
   ignore: await exists(new URL(".dev.vars", root)),
   fn: async () => {
-    const task = await startTask(["--port", "0", "--inbox-port=0", "--inbox-smtp-port", "0"]);
+    const task = await startTask([
+      "--port",
+      "0",
+      "--inbox-port=0",
+      "--inbox-smtp-port",
+      "0",
+      "--smtp-port=0",
+    ]);
     try {
       await task.waitFor(/curl -X POST/);
       const output = task.output();
@@ -124,6 +132,88 @@ Deno.test({
       const health = await fetch(`${relay.origin}/health`);
       assert.equal(health.status, 200);
       await health.body?.cancel();
+    } finally {
+      await task.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "deno task start: nodemailer and smtplib submit to the printed SMTP port with user resend and the key; the inbox gets the envelope and no Bcc",
+  ignore: await exists(new URL(".dev.vars", root)),
+  fn: async () => {
+    const [relayPort, smtpPort, inboxPort, submissionPort] = [
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ];
+    const task = await startTask(["--smtp-port", String(submissionPort)], {
+      PORT: String(relayPort),
+      INBOX_SMTP_PORT: String(smtpPort),
+      INBOX_HTTP_PORT: String(inboxPort),
+    });
+    try {
+      await task.waitFor(/swaks --server/);
+      const output = task.output();
+      const token = /API key\s+(\S+)/.exec(output)?.[1] as string;
+      assert.match(
+        output,
+        new RegExp(`SMTP\\s+host 127\\.0\\.0\\.1\\s+port ${submissionPort}\\s+user resend`),
+      );
+
+      const { default: nodemailer } = await import("nodemailer");
+      const info = await nodemailer
+        .createTransport({
+          host: "127.0.0.1",
+          port: submissionPort,
+          auth: { user: "resend", pass: token },
+        })
+        .sendMail({
+          from: "App <app@example.com>",
+          to: "ann@example.net",
+          bcc: "hidden@example.org",
+          subject: "nodemailer via deno task start",
+          text: "hi",
+        });
+      assert.match(info.response, /^250 2\.0\.0 Ok: queued as [0-9a-f-]{36}$/);
+      const id = /queued as (\S+)/.exec(info.response)?.[1];
+
+      const script = [
+        "import smtplib, sys",
+        "s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=20)",
+        "s.login('resend', sys.argv[2])",
+        "s.sendmail('py@example.com', ['bob@example.net', 'quiet@example.org'], b'From: py@example.com\\r\\nTo: bob@example.net\\r\\nSubject: smtplib via deno\\r\\n\\r\\nhello\\r\\n')",
+        "s.quit()",
+      ].join("\n");
+      const py = await new Deno.Command("python3", {
+        args: ["-c", script, String(submissionPort), token],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.equal(py.code, 0, new TextDecoder().decode(py.stderr));
+
+      const inbox = await fetch(`http://127.0.0.1:${inboxPort}/api/messages?wait=2&timeout=15000`);
+      const messages = (await inbox.json()) as {
+        mailFrom: string;
+        rcptTo: string[];
+        raw: string;
+      }[];
+      assert.equal(messages.length, 2);
+      const byNodemailer = messages.find((m) => m.raw.includes("nodemailer via deno task start"));
+      const bySmtplib = messages.find((m) => m.raw.includes("smtplib via deno"));
+      assert.equal(byNodemailer?.mailFrom, "app@example.com");
+      assert.deepEqual(byNodemailer?.rcptTo, ["ann@example.net", "hidden@example.org"]);
+      assert.deepEqual(bySmtplib?.rcptTo, ["bob@example.net", "quiet@example.org"]);
+      for (const m of messages) {
+        assert.doesNotMatch(m.raw, /^bcc:/im);
+        assert.doesNotMatch(m.raw, /hidden@|quiet@/);
+      }
+      // In process, the relay records where it came from.
+      const view = await fetch(`http://127.0.0.1:${relayPort}/emails/${id}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      assert.equal((await view.json()).submitted_via, "smtp");
     } finally {
       await task.stop();
     }

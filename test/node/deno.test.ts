@@ -81,11 +81,12 @@ describe.skipIf(Boolean(skip))(`the relay on Deno${skip ? ` (skipped: ${skip})` 
       [
         "test",
         // net: the relays it starts, the sinks' and the gateway's control APIs; env: the services;
-        // read: deno.json (the serve task's flags) and Deno.execPath(); run: the relay processes.
+        // read: deno.json (the serve task's flags) and Deno.execPath(); run: the relay processes
+        // and python3 (smtplib, a real SMTP client, against deno task start's listener).
         "--allow-net",
         "--allow-env",
         "--allow-read",
-        `--allow-run=${denoPath}`,
+        `--allow-run=${denoPath},python3`,
         // The worker-mailer tests speak TLS to the sinks from this process.
         "--cert",
         s.caPath,

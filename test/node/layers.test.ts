@@ -51,7 +51,8 @@ const LAYERS: { name: string; paths: string[] }[] = [
       "src/bounces/",
     ],
   },
-  { name: "http", paths: ["src/http/"] },
+  // The relay's front doors: the HTTP API, and the SMTP listener that hands mail to it.
+  { name: "http", paths: ["src/http/", "src/submission/"] },
   { name: "runtime", paths: ["src/runtime/"] },
 ];
 

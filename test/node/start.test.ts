@@ -9,6 +9,7 @@ import { existsSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { resolve } from "node:path";
 import { promisify } from "node:util";
+import nodemailer from "nodemailer";
 import { afterEach, describe, expect, it } from "vitest";
 import { banner, npmStart, root, type Started, stop } from "../support/npm-start.ts";
 
@@ -83,6 +84,57 @@ describe.skipIf(existsSync(resolve(root, ".dev.vars")))("npm start", () => {
     const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
     const list = await (await fetch(`${dashboard}/emails`, { headers: { cookie } })).text();
     expect(list).toContain(`/dashboard/emails/${sent.id}`);
+  }, 90_000);
+
+  it("opens the SMTP listener it prints: nodemailer and smtplib submit with user resend and the printed key, the inbox gets the envelope and no Bcc header", async () => {
+    const s = start([
+      "--port",
+      "0",
+      "--inbox-port",
+      "0",
+      "--inbox-smtp-port=0",
+      "--smtp-port",
+      "0",
+    ]);
+    const { inbox, token, smtpPort } = await banner(s);
+    expect(smtpPort).toBeGreaterThan(0);
+    expect(s.output()).toContain(`swaks --server 127.0.0.1:${smtpPort} --auth-user resend`);
+
+    const info = await nodemailer
+      .createTransport({ host: "127.0.0.1", port: smtpPort, auth: { user: "resend", pass: token } })
+      .sendMail({
+        from: "App <app@example.com>",
+        to: "ann@example.net",
+        bcc: "hidden@example.org",
+        subject: "nodemailer via npm start",
+        text: "hi",
+      });
+    expect(info.response).toMatch(/^250 2\.0\.0 Ok: queued as [0-9a-f-]{36}$/);
+    const script = [
+      "import smtplib, sys",
+      "s = smtplib.SMTP('127.0.0.1', int(sys.argv[1]), timeout=20)",
+      "s.login('resend', sys.argv[2])",
+      "s.sendmail('py@example.com', ['bob@example.net', 'quiet@example.org'], b'From: py@example.com\\r\\nTo: bob@example.net\\r\\nSubject: smtplib via npm start\\r\\n\\r\\nhello\\r\\n')",
+      "s.quit()",
+    ].join("\n");
+    await sh("python3", ["-c", script, String(smtpPort), token]);
+
+    const messages = (await (await fetch(`${inbox}/api/messages?wait=2&timeout=15000`)).json()) as {
+      mailFrom: string;
+      rcptTo: string[];
+      raw: string;
+    }[];
+    expect(messages).toHaveLength(2);
+    const byNodemailer = messages.find((m) => m.raw.includes("nodemailer via npm start"));
+    const bySmtplib = messages.find((m) => m.raw.includes("smtplib via npm start"));
+    expect(byNodemailer?.mailFrom).toBe("app@example.com");
+    expect(byNodemailer?.rcptTo).toEqual(["ann@example.net", "hidden@example.org"]);
+    expect(bySmtplib?.mailFrom).toBe("py@example.com");
+    expect(bySmtplib?.rcptTo).toEqual(["bob@example.net", "quiet@example.org"]);
+    for (const m of messages) {
+      expect(m.raw).not.toMatch(/^bcc:/im);
+      expect(m.raw).not.toMatch(/hidden@|quiet@/);
+    }
   }, 90_000);
 
   it("serves on the port PORT names, and limits requests as deployed", async () => {

@@ -19,16 +19,24 @@ export interface Banner {
   relay: string;
   inbox: string;
   token: string;
+  /** The SMTP submission listener's port (user "resend", the token as password). */
+  smtpPort: number;
 }
 
 /** Runs dev/start.ts with none of a developer's settings, only `env` and `args`. */
 export function npmStart(args: string[], env: Record<string, string> = {}): Started {
   const clean = { ...process.env };
   for (const name of Object.keys(clean))
-    if (/^(SMTP_URL|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(name)) delete clean[name];
+    if (
+      /^(SMTP_URL|SMTP_SUBMISSION_|SMTP_TRUSTED_|UPSTASH_|ADMIN_TOKEN|PORT|RELAY_PORT|INBOX_)/.test(
+        name,
+      )
+    )
+      delete clean[name];
   const child = spawn(process.execPath, ["dev/start.ts", ...args], {
     cwd: root,
-    env: { ...clean, NO_COLOR: "1", ...env },
+    // Any free SMTP port unless a test names one: start scripts run in parallel test files.
+    env: { ...clean, NO_COLOR: "1", SMTP_SUBMISSION_PORT: "0", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -54,6 +62,7 @@ export async function banner(s: Started): Promise<Banner> {
     relay: /Relay\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
     inbox: /Inbox\s+(http:\/\/\S+)/.exec(out)?.[1] as string,
     token: /API key\s+(\S+)/.exec(out)?.[1] as string,
+    smtpPort: Number(/SMTP\s+host 127\.0\.0\.1\s+port (\d+)/.exec(out)?.[1]),
   };
 }
 

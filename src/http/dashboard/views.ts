@@ -122,6 +122,9 @@ export function emailsPage(
   );
 }
 
+const submittedVia = (view: EmailView) =>
+  view.submitted_via === "smtp" ? "by SMTP" : "by the HTTP API";
+
 export function emailPage(
   session: Session,
   view: EmailView,
@@ -143,6 +146,7 @@ ${view.cc ? html`<tr><th scope="row">Cc</th><td>${view.cc.join(", ")}</td></tr>`
 <tr><th scope="row">Last event</th><td id="last-event">${view.last_event}</td></tr>
 <tr><th scope="row">Attempts</th><td>${view.delivery.attempts}${view.delivery.next_attempt_at ? ` (next ${view.delivery.next_attempt_at})` : ""}</td></tr>
 <tr><th scope="row">Message-ID</th><td>${view.message_id}</td></tr>
+<tr><th scope="row">Submitted</th><td id="submitted-via">${submittedVia(view)}</td></tr>
 <tr><th scope="row">Tags</th><td>${view.tags.map((t) => `${t.name}:${t.value}`).join(", ") || "—"}</td></tr>
 </tbody></table>
 ${

@@ -11,6 +11,7 @@ import { type Composed, composeMessage } from "../../mail/compose.ts";
 import { acceptRawMessage } from "../../mail/raw.ts";
 import { SendEmailSchema } from "../../mail/request.ts";
 import type { Relay } from "../../relay.ts";
+import { SUBMITTED_VIA_HEADER } from "../../submission/relay-client.ts";
 import { authenticate } from "../auth.ts";
 import { batchAnswer, batchValidation, composeBatch } from "../batch.ts";
 import { readBodyBytes, readJson, validate } from "../body.ts";
@@ -83,6 +84,9 @@ async function composeFromRequest(
       .filter(Boolean);
     const composed = await acceptRawMessage(bytes, { from: c.req.query("from"), to }, ctx);
     checkMessage(principal.policy, composed);
+    // The listener says so on its request (src/submission/relay-client.ts); a label, see the type.
+    if (c.req.header(SUBMITTED_VIA_HEADER)?.toLowerCase() === "smtp")
+      composed.message.submittedVia = "smtp";
     return { composed, scheduledAt: parseScheduledAt(c.req.query("scheduled_at"), now) };
   }
   const body = validate(SendEmailSchema, await applyTemplate(c, parseJson(bytes)));

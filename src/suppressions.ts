@@ -113,6 +113,15 @@ export class Suppressions {
     return this.#entry(email, report.origin, report.keyId, report.sourceId, now, 0);
   }
 
+  /**
+   * Whether `address` is suppressed now, and by what origin: what an SMTP session asks at RCPT, so
+   * it can refuse that recipient at once. It tells a key nothing a send to the address would not.
+   */
+  async heldBack(address: string): Promise<SuppressionOrigin | null> {
+    const [found] = await this.#store.suppressedAmong([normalizeAddress(address)], this.#now());
+    return found?.origin ?? null;
+  }
+
   /** One entry by id or address, as the principal may see it; NotFoundError otherwise. */
   async get(principal: Principal, idOrEmail: string): Promise<Suppression> {
     const key = idOrEmail.includes("@") ? normalizeAddress(idOrEmail) : idOrEmail.toLowerCase();

@@ -29,9 +29,16 @@ function createsEmails(c: Context<AppEnv>, path: string): boolean {
   return path === "/emails" || path === "/emails/batch" || isHookDelivery(c, path);
 }
 
+/**
+ * The SMTP listener's check of each RCPT (routes/submission.ts): plumbing between the listener and
+ * the relay, one per recipient, that would crowd out the requests an operator looks for. The
+ * session request (AUTH) and the message's POST /emails are logged as usual.
+ */
+const UNLOGGED_PATHS = new Set(["/submission/recipient"]);
+
 function logged(c: Context<AppEnv>, path: string): boolean {
   const status = c.res.status;
-  if (status === 429) return false;
+  if (status === 429 || UNLOGGED_PATHS.has(path)) return false;
   if (c.get("principal")) return true;
   return isHookDelivery(c, path) && status !== 404;
 }

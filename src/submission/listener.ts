@@ -22,7 +22,7 @@ import {
   MAX_CONNECTIONS,
   SESSION_TIMEOUT_MS,
 } from "./limits.ts";
-import { type RelayFetch, SmtpReplyError, submit } from "./relay-client.ts";
+import { type RelayFetch, SmtpReplyError, submit, suppressionOf } from "./relay-client.ts";
 import {
   authenticateClient,
   authorize,
@@ -193,10 +193,23 @@ function createServer(o: ListenerOptions, implicitTls: boolean, shared: Shared):
       try {
         const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : "";
         checkRecipient(user, from, address.address, session.envelope.rcptTo.length);
-        callback();
       } catch (err) {
-        reply(callback, err, log, session);
+        return reply(callback, err, log, session);
       }
+      // The suppression list, at once: this recipient refused, the others still taken.
+      suppressionOf(relay, user.token, address.address, session.remoteAddress).then((origin) => {
+        if (origin === null) return callback();
+        reply(
+          callback,
+          new SmtpReplyError(
+            550,
+            "5.7.1",
+            `${address.address}: on the suppression list (${origin}); the relay does not send to it`,
+          ),
+          log,
+          session,
+        );
+      });
     },
     onData(stream, session, callback) {
       const user = userOf(session);

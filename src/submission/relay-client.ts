@@ -109,6 +109,31 @@ export async function keySession(
   throw new SmtpReplyError(454, "4.7.0", `Temporary authentication failure: ${message}`);
 }
 
+/**
+ * The origin of the suppression that holds `address` back, or null. When the relay cannot say
+ * (unreachable, an error), null too: the queue checks again when it delivers, so the recipient is
+ * taken rather than refused on a guess.
+ */
+export async function suppressionOf(
+  relay: RelayFetch,
+  token: string,
+  address: string,
+  clientIp: string | undefined,
+): Promise<string | null> {
+  try {
+    const res = await relay(
+      `/submission/recipient?address=${encodeURIComponent(address)}`,
+      { headers: { authorization: `Bearer ${token}`, [SUBMITTED_VIA_HEADER]: "smtp" } },
+      clientIp,
+    );
+    if (!res.ok) return null;
+    const body = (await res.json()) as { origin?: unknown };
+    return typeof body.origin === "string" ? body.origin : null;
+  } catch {
+    return null;
+  }
+}
+
 export interface Submission {
   token: string;
   clientIp: string | undefined;

@@ -200,9 +200,10 @@ describe.skipIf(Boolean(skip))(
       const smtp = (await gateway.commands(PREFIX)) - start;
       console.log(`Upstash commands, one message sent and delivered: HTTP ${http}, SMTP ${smtp}`);
       // What SMTP adds is the authenticated request AUTH makes (GET /submission/session: its
-      // rate limit check and request-log entry); the message itself costs what POST /emails does.
+      // rate limit check and request-log entry) and the RCPT's suppression check (its rate limit
+      // check and one read; not logged); the message itself costs what POST /emails does.
       expect(smtp).toBeGreaterThan(http);
-      expect(smtp).toBeLessThanOrEqual(http + 2);
+      expect(smtp).toBeLessThanOrEqual(http + 4);
     }, 40_000);
 
     it("npm run smtp (src/runtime/smtp-listener.ts) beside the Worker: its own process, the relay by URL", async () => {
@@ -360,6 +361,41 @@ print("refused", refused)
       expect(replies[10]).toMatch(/^250 2\.0\.0 Ok: queued as /);
       const [got] = await sink.waitFor(1, 15_000, { to: `ok-${t}` });
       expect(got?.rcptTo).toEqual([`one@ok-${t}.test`, `two@ok-${t}.test`]);
+    }, 30_000);
+
+    it("refuses a suppressed recipient at RCPT with 550 5.7.1 naming why; the others are sent", async () => {
+      const t = tag();
+      const key = await newKey();
+      const held = `held-${t}@example.net`;
+      const added = await fetch(`${relay.url}/suppressions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
+        body: JSON.stringify({ email: held }),
+      });
+      expect(added.status).toBe(201);
+      const replies = await converse(secondPort(), [
+        "EHLO client.test",
+        `AUTH PLAIN ${plain(key)}`,
+        "MAIL FROM:<app@example.com>",
+        `RCPT TO:<${held.toUpperCase()}>`,
+        `RCPT TO:<ok-${t}@example.net>`,
+        "DATA",
+        "From: app@example.com",
+        `To: ok-${t}@example.net`,
+        "Subject: suppressed",
+        "",
+        "body",
+        ".",
+        "QUIT",
+      ]);
+      expect(replies[4]).toMatch(
+        new RegExp(`^550 5\\.7\\.1 ${held.toUpperCase()}: on the suppression list \\(manual\\)`),
+      );
+      expect(replies[5]).toMatch(/^250/);
+      expect(replies[7]).toMatch(/^250 2\.0\.0 Ok: queued as /);
+      const [got] = await sink.waitFor(1, 15_000, { to: `ok-${t}` });
+      expect(got?.rcptTo).toEqual([`ok-${t}@example.net`]);
+      expect(await sink.messages({ to: held })).toEqual([]);
     }, 30_000);
 
     it("takes at most 50 recipients: the 51st is 452 4.5.3, the 50 are sent", async () => {

@@ -3,10 +3,12 @@
  * key a client authenticated with, before DATA: the key's id, permission and policy, and the
  * relay's own limits. AUTH is answered from it (so a wrong key is 535 at AUTH, not at DATA), and
  * each RCPT is checked against the policy as it arrives. Any key may ask about itself; the answer
- * holds nothing the key's holder could not learn by trying to send.
+ * holds nothing the key's holder could not learn by trying to send. /submission/recipient says
+ * whether an address is on the suppression list, for the same RCPT check (one Upstash command).
  */
 import { createRoute, type OpenAPIHono, z } from "@hono/zod-openapi";
-import { authenticate } from "../auth.ts";
+import { authenticate, authenticateRecipientLookup } from "../auth.ts";
+import { validate } from "../body.ts";
 import type { AppEnv } from "../env.ts";
 import { authErrors, bearer, resourceApp, route } from "../route.ts";
 import { PolicyFields } from "../schemas.ts";
@@ -38,6 +40,34 @@ const session = createRoute({
   },
 });
 
+const RecipientQuery = z.object({
+  address: z.string().min(3).max(254).openapi({ example: "ann@example.com" }),
+});
+
+export const SubmissionRecipientSchema = z
+  .object({
+    address: z.string(),
+    suppressed: z.boolean(),
+    origin: z.enum(["bounce", "complaint", "manual"]).nullable(),
+  })
+  .openapi("SubmissionRecipient");
+
+const recipient = createRoute({
+  method: "get",
+  path: "/recipient",
+  summary: "Whether an address is on the suppression list (the SMTP listener asks at RCPT)",
+  security: bearer,
+  middleware: authenticateRecipientLookup,
+  request: { query: RecipientQuery },
+  responses: {
+    200: {
+      description: "The address and whether sending to it would be held back",
+      content: { "application/json": { schema: SubmissionRecipientSchema } },
+    },
+    ...authErrors,
+  },
+});
+
 export function submissionRoutes(): OpenAPIHono<AppEnv> {
   const app = resourceApp();
   route(app, session, (c) => {
@@ -51,6 +81,11 @@ export function submissionRoutes(): OpenAPIHono<AppEnv> {
       max_recipients: limits.maxRecipients,
       smtp_utf8: limits.smtpUtf8 ?? false,
     });
+  });
+  route(app, recipient, async (c) => {
+    const address = validate(RecipientQuery, { address: c.req.query("address") }).address;
+    const origin = await c.get("relay").suppressions.heldBack(address);
+    return c.json({ address, suppressed: origin !== null, origin });
   });
   return app;
 }

@@ -11,6 +11,7 @@
 
 import type { z } from "@hono/zod-openapi";
 import type { Config } from "./config.ts";
+import { cursorPage, type PageRequest } from "./cursor-page.ts";
 import { lookupTxt, recordTags } from "./dkim/doh.ts";
 import {
   type CreateDomainSchema,
@@ -46,11 +47,7 @@ export const MAX_DOMAINS = 100;
 type CreateInput = z.infer<typeof CreateDomainSchema>;
 type UpdateInput = z.infer<typeof UpdateDomainSchema>;
 
-export interface DomainPage {
-  limit: number;
-  after?: string | undefined;
-  before?: string | undefined;
-}
+export type DomainPage = PageRequest;
 
 /** A name is held by one domain: two creates racing for one name cannot both win. */
 const NAME: UniqueName<{ id: string; domain_id: string }> = {
@@ -219,19 +216,7 @@ export class DomainRegistry {
 
   async list(page: DomainPage): Promise<{ data: DomainRecord[]; has_more: boolean }> {
     const all = (await this.#all()).sort(newestFirst);
-    const cursor = page.after ?? page.before;
-    if (cursor === undefined)
-      return { data: all.slice(0, page.limit), has_more: all.length > page.limit };
-    const at = all.findIndex((d) => d.id === cursor.toLowerCase());
-    const field = page.after !== undefined ? "after" : "before";
-    if (at < 0) throw new ValidationError("is not the id of a domain", field);
-    if (field === "after")
-      return {
-        data: all.slice(at + 1, at + 1 + page.limit),
-        has_more: all.length > at + 1 + page.limit,
-      };
-    const start = Math.max(0, at - page.limit);
-    return { data: all.slice(start, at), has_more: start > 0 };
+    return cursorPage(all, page, "a domain");
   }
 
   /** Asks DNS for a key's record: verified when a published TXT carries this key's p=. */

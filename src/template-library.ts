@@ -11,6 +11,8 @@
  * half way (alias saved, template not) leaves a stale alias that the next owner takes over by
  * compare-and-set, so two creates racing for one alias cannot both hold it.
  */
+
+import { cursorPage, type Page, type PageRequest } from "./cursor-page.ts";
 import { NotFoundError, ValidationError } from "./errors.ts";
 import type { Logger } from "./log.ts";
 import { RecordCache } from "./store/record-cache.ts";
@@ -46,17 +48,7 @@ const ALIAS: UniqueName<AliasRecord> = {
     (await store.getRecord<TemplateRecord>("template", templateId))?.alias === alias,
 };
 
-/** Resend's list parameters: `limit` (1 to 100, 20), and one of `after` or `before` (an id). */
-export interface PageRequest {
-  limit: number;
-  after?: string | undefined;
-  before?: string | undefined;
-}
-
-export interface Page<T> {
-  data: T[];
-  has_more: boolean;
-}
+export type { Page, PageRequest };
 
 /** Newest first, as Resend lists; the id breaks ties so the order (and a cursor) is stable. */
 const newestFirst = (a: TemplateRecord, b: TemplateRecord) =>
@@ -189,18 +181,6 @@ export class TemplateLibrary {
   /** One page, newest first; a cursor that names no template is a ValidationError. */
   async list(page: PageRequest): Promise<Page<TemplateRecord>> {
     const all = (await this.#store.listRecords<TemplateRecord>("template")).sort(newestFirst);
-    const cursor = page.after ?? page.before;
-    if (cursor === undefined)
-      return { data: all.slice(0, page.limit), has_more: all.length > page.limit };
-    const at = all.findIndex((t) => t.id === cursor.toLowerCase());
-    const field = page.after !== undefined ? "after" : "before";
-    if (at < 0) throw new ValidationError("is not the id of a template", field);
-    if (field === "after")
-      return {
-        data: all.slice(at + 1, at + 1 + page.limit),
-        has_more: all.length > at + 1 + page.limit,
-      };
-    const start = Math.max(0, at - page.limit);
-    return { data: all.slice(start, at), has_more: start > 0 };
+    return cursorPage(all, page, "a template");
   }
 }

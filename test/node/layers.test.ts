@@ -16,7 +16,14 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const LAYERS: { name: string; paths: string[] }[] = [
   {
     name: "base",
-    paths: ["src/errors.ts", "src/log.ts", "src/json.ts", "src/read-within.ts", "src/base64url.ts"],
+    paths: [
+      "src/errors.ts",
+      "src/log.ts",
+      "src/json.ts",
+      "src/read-within.ts",
+      "src/base64url.ts",
+      "src/cursor-page.ts",
+    ],
   },
   {
     name: "domain",

@@ -5,7 +5,7 @@
  * dashboard's guard). Private keys are never in it: it renders the public views of
  * src/dkim/domain.ts only.
  */
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { html } from "hono/html";
 import { type DomainRecord, domainRecords, type PublishContext } from "../../dkim/domain.ts";
@@ -15,6 +15,7 @@ import { route } from "../route.ts";
 import { stored, UUID } from "../routes/resource.ts";
 import { formOf, sessionOf } from "./guard.ts";
 import { csrfField, type Html, iso, page, postButton } from "./layout.ts";
+import { page as pageRoute } from "./page-route.ts";
 import type { Session } from "./session.ts";
 
 interface ShownRecord {
@@ -63,27 +64,6 @@ ${postButton(session, `/dashboard/domains/${d.id}/verify`, "Verify DNS now")}
   );
 }
 
-function domainPage(method: "get" | "post", path: string, summary: string, ok = 200) {
-  const htmlPage = {
-    description: summary,
-    content: { "text/html": { schema: { type: "string" as const } } },
-  };
-  const seeOther = { description: "See Other: to the Domains page (or to sign-in)" };
-  return createRoute({
-    method,
-    path,
-    summary: `Dashboard: ${summary}`,
-    tags: ["dashboard"],
-    responses: {
-      [ok]: ok === 303 ? seeOther : htmlPage,
-      ...(ok === 303 ? {} : { 303: seeOther }),
-      ...(method === "post"
-        ? { 403: { description: "Cross-site post, or a missing or wrong form token" } }
-        : {}),
-    },
-  });
-}
-
 async function show(c: Context<AppEnv>, notice?: string, status: 200 | 201 = 200) {
   const relay = c.get("relay");
   const page = await stored(relay, "dashboard.domains", () => relay.domains.list({ limit: 100 }));
@@ -92,13 +72,13 @@ async function show(c: Context<AppEnv>, notice?: string, status: 200 | 201 = 200
 
 /** Adds the Domains pages to the dashboard's app (one line in routes.ts). */
 export function registerDomainPages(app: OpenAPIHono<AppEnv>): void {
-  route(app, domainPage("get", "/domains", "sending domains and their DNS records"), (c) => {
+  route(app, pageRoute("get", "/domains", "sending domains and their DNS records"), (c) => {
     const done = c.req.query("done");
     return show(c, done === "verified" ? "Checked the DNS records." : undefined);
   });
   route(
     app,
-    domainPage("post", "/domains", "add a sending domain (its DKIM key is made)", 201),
+    pageRoute("post", "/domains", "add a sending domain (its DKIM key is made)", 201),
     async (c) => {
       const relay = c.get("relay");
       const form = await formOf(c);
@@ -116,7 +96,7 @@ export function registerDomainPages(app: OpenAPIHono<AppEnv>): void {
   );
   route(
     app,
-    domainPage("post", "/domains/{id}/verify", "check a domain's DNS records now", 303),
+    pageRoute("post", "/domains/{id}/verify", "check a domain's DNS records now", 303),
     async (c) => {
       const relay = c.get("relay");
       const id = c.req.param("id") ?? "";

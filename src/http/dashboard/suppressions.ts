@@ -4,7 +4,7 @@
  * token). It calls the same use cases as /suppressions, as the signed-in principal, so the same
  * rules hold (allowed_recipients bounds what a key may add or remove).
  */
-import { createRoute, type OpenAPIHono } from "@hono/zod-openapi";
+import type { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { html } from "hono/html";
 import { ValidationError } from "../../errors.ts";
@@ -16,6 +16,7 @@ import { stored, UUID } from "../routes/resource.ts";
 import { suppressionPage } from "../routes/suppressions.ts";
 import { formOf, sessionOf } from "./guard.ts";
 import { csrfField, type Html, iso, page, postButton } from "./layout.ts";
+import { page as pageRoute } from "./page-route.ts";
 import type { Session } from "./session.ts";
 
 const ORIGINS = ["bounce", "complaint", "manual"] as const;
@@ -58,27 +59,6 @@ ${
   );
 }
 
-function suppressionRoute(method: "get" | "post", path: string, summary: string, ok = 200) {
-  const htmlPage = {
-    description: summary,
-    content: { "text/html": { schema: { type: "string" as const } } },
-  };
-  const seeOther = { description: "See Other: to the Suppressions page (or to sign-in)" };
-  return createRoute({
-    method,
-    path,
-    summary: `Dashboard: ${summary}`,
-    tags: ["dashboard"],
-    responses: {
-      [ok]: ok === 303 ? seeOther : htmlPage,
-      ...(ok === 303 ? {} : { 303: seeOther }),
-      ...(method === "post"
-        ? { 403: { description: "Cross-site post, or a missing or wrong form token" } }
-        : {}),
-    },
-  });
-}
-
 async function show(c: Context<AppEnv>, notice?: string, status: 200 | 201 = 200) {
   const relay = c.get("relay");
   const request = suppressionPage((n) => {
@@ -96,12 +76,12 @@ async function show(c: Context<AppEnv>, notice?: string, status: 200 | 201 = 200
 export function registerSuppressionPages(app: OpenAPIHono<AppEnv>): void {
   route(
     app,
-    suppressionRoute("get", "/suppressions", "the suppression list (origin, after, before)"),
+    pageRoute("get", "/suppressions", "the suppression list (origin, after, before)"),
     (c) => show(c, c.req.query("done") === "removed" ? "Removed." : undefined),
   );
   route(
     app,
-    suppressionRoute("post", "/suppressions", "suppress an address (origin manual)", 201),
+    pageRoute("post", "/suppressions", "suppress an address (origin manual)", 201),
     async (c) => {
       const relay = c.get("relay");
       const form = await formOf(c);
@@ -116,7 +96,7 @@ export function registerSuppressionPages(app: OpenAPIHono<AppEnv>): void {
   );
   route(
     app,
-    suppressionRoute("post", "/suppressions/{id}/remove", "remove a suppression", 303),
+    pageRoute("post", "/suppressions/{id}/remove", "remove a suppression", 303),
     async (c) => {
       const relay = c.get("relay");
       const id = c.req.param("id") ?? "";

@@ -10,6 +10,7 @@ import type { Config } from "../config.ts";
 import { jsonLogger, type Logger } from "../log.ts";
 import { Relay, type StoreKind } from "../relay.ts";
 import { createTransport } from "../smtp/factory.ts";
+import { createFailoverTransport, hostLabel } from "../smtp/failover.ts";
 import { describeSmtpTarget } from "../smtp/url.ts";
 import { MemoryStore } from "../store/memory/store.ts";
 import type { RelayStore } from "../store/store.ts";
@@ -60,17 +61,31 @@ export function createRelay(config: Config, options: RelayOptions = {}): Relay {
   const log = options.log ?? jsonLogger(config.logLevel);
   const now = options.now ?? Date.now;
   const { store, storeKind, limiter } = storeFor(config, options, log, now);
-  const smtp = config.smtp;
-  if (smtp) log.info("smtp.target", { target: describeSmtpTarget(smtp) });
-  const openTransport = smtp
-    ? () =>
-        createTransport(config.smtpClient, {
-          target: smtp,
-          ehloName: config.ehloName,
-          timeoutMs: config.smtpTimeoutMs,
-          dataTimeoutMs: config.smtpDataTimeoutMs,
-          maxConnections: config.smtpMaxConnections,
-        })
-    : undefined;
+  const hosts = config.smtpHosts;
+  if (hosts.length > 0) {
+    log.info("smtp.target", {
+      target: describeSmtpTarget(hosts[0] as (typeof hosts)[0]),
+      ...(hosts.length > 1 ? { failover: hosts.slice(1).map(describeSmtpTarget) } : {}),
+    });
+  }
+  // One transport per smart host, each with its own pool, behind the failover transport (which
+  // also labels every outcome with its host, so one host is wrapped too).
+  const openTransport =
+    hosts.length > 0
+      ? () =>
+          createFailoverTransport(
+            hosts.map((target) => ({
+              label: hostLabel(target),
+              transport: createTransport(config.smtpClient, {
+                target,
+                ehloName: config.ehloName,
+                timeoutMs: config.smtpTimeoutMs,
+                dataTimeoutMs: config.smtpDataTimeoutMs,
+                maxConnections: config.smtpMaxConnections,
+              }),
+            })),
+            { now },
+          )
+      : undefined;
   return new Relay({ config, store, storeKind, limiter, openTransport, log, now });
 }

@@ -15,6 +15,8 @@ export interface RecipientOutcome {
   /** accepted: the server took responsibility (250 after DATA). */
   status: "accepted" | "temporary" | "permanent";
   reply: SmtpReply;
+  /** The smart host that gave this outcome, `host:port` (set by failover.ts; no credentials). */
+  host?: string;
 }
 
 export interface SmtpTransport {

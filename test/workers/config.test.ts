@@ -163,3 +163,36 @@ describe("SMTP_URL", () => {
     expect(described).toBe("smtps://me:***@smtp.example.com:465");
   });
 });
+
+describe("SMTP_URL with several smart hosts", () => {
+  it("reads a list separated by commas or spaces, in failover order", () => {
+    const c = loadConfig({
+      SMTP_URL: " smtps://a:pa@a.example.com:465, smtp://b:pb@b.example.com:587\n smtp+insecure://127.0.0.1:2525 ",
+    });
+    expect(c.smtpHosts.map((h) => `${h.security} ${h.host}:${h.port}`)).toEqual([
+      "implicit a.example.com:465",
+      "starttls b.example.com:587",
+      "none 127.0.0.1:2525",
+    ]);
+    // The first host is still the one `smtp` names (DKIM checks and the banner read it).
+    expect(c.smtp).toEqual(c.smtpHosts[0]);
+    expect(loadConfig({}).smtpHosts).toEqual([]);
+  });
+
+  it("names SMTP_URL and the position of a bad entry, never its password", () => {
+    const err = configError({
+      SMTP_URL: "smtps://a:secret-one@a.example.com,http://b:secret-two@b.example.com",
+    });
+    expect(err.variable).toBe("SMTP_URL");
+    expect(err.message).toMatch(/^SMTP_URL: smart host 2 of 2 scheme "http:" is not supported/);
+    expect(err.message).not.toMatch(/secret/);
+    const clear = configError({ SMTP_URL: "smtps://a.example.com smtp+insecure://u:hunter2@b" });
+    expect(clear.message).toMatch(/smart host 2 of 2 .*credentials/);
+    expect(clear.message).not.toContain("hunter2");
+  });
+
+  it("refuses more than five smart hosts", () => {
+    const six = Array.from({ length: 6 }, (_, i) => `smtps://h${i}.example.com`).join(",");
+    expect(configError({ SMTP_URL: six }).message).toMatch(/SMTP_URL: lists 6 smart hosts/);
+  });
+});

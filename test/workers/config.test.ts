@@ -167,7 +167,8 @@ describe("SMTP_URL", () => {
 describe("SMTP_URL with several smart hosts", () => {
   it("reads a list separated by commas or spaces, in failover order", () => {
     const c = loadConfig({
-      SMTP_URL: " smtps://a:pa@a.example.com:465, smtp://b:pb@b.example.com:587\n smtp+insecure://127.0.0.1:2525 ",
+      SMTP_URL:
+        " smtps://a:pa@a.example.com:465, smtp://b:pb@b.example.com:587\n smtp+insecure://127.0.0.1:2525 ",
     });
     expect(c.smtpHosts.map((h) => `${h.security} ${h.host}:${h.port}`)).toEqual([
       "implicit a.example.com:465",

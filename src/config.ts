@@ -24,6 +24,7 @@ export { type Env, parseRetrySchedule } from "./config/read.ts";
 export type { SuppressionExpiry } from "./config/suppression.ts";
 
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
+import { parseSmtpRoutes, type SmtpRoute } from "./smtp/routes.ts";
 import { parseSmtpUrls, type SmtpTarget } from "./smtp/url.ts";
 
 export interface Limits {
@@ -47,6 +48,8 @@ export interface Config {
   smtp: SmtpTarget | undefined;
   /** Every smart host of SMTP_URL in failover order (src/smtp/failover.ts); empty when unset. */
   smtpHosts: SmtpTarget[];
+  /** SMTP_ROUTES: smart hosts by API key or sender domain (src/smtp/routes.ts); others: smtpHosts. */
+  smtpRoutes: SmtpRoute[];
   smtpClient: SmtpClientName;
   ehloName: string;
   /** Socket timeouts for SMTP (connect, greeting, idle). */
@@ -182,6 +185,13 @@ export function loadConfig(env: Env): Config {
   const smtpUrl = str(env, "SMTP_URL");
   const smtpHosts = smtpUrl === undefined ? [] : parseSmtpUrls(smtpUrl);
   const smtp = smtpHosts[0];
+  const smtpRoutes = parseSmtpRoutes(str(env, "SMTP_ROUTES"));
+  if (smtpRoutes.length > 0 && smtp === undefined) {
+    throw new ConfigError(
+      "SMTP_ROUTES",
+      "is set but SMTP_URL is not: SMTP_URL carries the messages no route matches",
+    );
+  }
 
   const smtpClient = (str(env, "SMTP_CLIENT") ?? "nodemailer") as SmtpClientName;
   if (!SMTP_CLIENTS.includes(smtpClient)) {
@@ -240,6 +250,7 @@ export function loadConfig(env: Env): Config {
     redisPrefix: str(env, "REDIS_KEY_PREFIX") ?? "relay:",
     smtp,
     smtpHosts,
+    smtpRoutes,
     smtpClient,
     ehloName,
     smtpTimeoutMs,

@@ -11,7 +11,8 @@ import { jsonLogger, type Logger } from "../log.ts";
 import { Relay, type StoreKind } from "../relay.ts";
 import { createTransport } from "../smtp/factory.ts";
 import { createFailoverTransport, hostLabel } from "../smtp/failover.ts";
-import { describeSmtpTarget } from "../smtp/url.ts";
+import { createRoutingTransport } from "../smtp/routes.ts";
+import { describeSmtpTarget, type SmtpTarget } from "../smtp/url.ts";
 import { MemoryStore } from "../store/memory/store.ts";
 import type { RelayStore } from "../store/store.ts";
 import { UpstashStore } from "../store/upstash/store.ts";
@@ -68,24 +69,41 @@ export function createRelay(config: Config, options: RelayOptions = {}): Relay {
       ...(hosts.length > 1 ? { failover: hosts.slice(1).map(describeSmtpTarget) } : {}),
     });
   }
+  for (const route of config.smtpRoutes) {
+    log.info("smtp.route", {
+      match: "keyId" in route.match ? `key:${route.match.keyId}` : route.match.domain,
+      targets: route.hosts.map(describeSmtpTarget),
+    });
+  }
   // One transport per smart host, each with its own pool, behind the failover transport (which
-  // also labels every outcome with its host, so one host is wrapped too).
+  // also labels every outcome with its host, so one host is wrapped too); routes likewise.
+  const failover = (targets: SmtpTarget[], maxConnections: number) =>
+    createFailoverTransport(
+      targets.map((target) => ({
+        label: hostLabel(target),
+        transport: createTransport(config.smtpClient, {
+          target,
+          ehloName: config.ehloName,
+          timeoutMs: config.smtpTimeoutMs,
+          dataTimeoutMs: config.smtpDataTimeoutMs,
+          maxConnections,
+        }),
+      })),
+      { now },
+    );
   const openTransport =
     hosts.length > 0
-      ? () =>
-          createFailoverTransport(
-            hosts.map((target) => ({
-              label: hostLabel(target),
-              transport: createTransport(config.smtpClient, {
-                target,
-                ehloName: config.ehloName,
-                timeoutMs: config.smtpTimeoutMs,
-                dataTimeoutMs: config.smtpDataTimeoutMs,
-                maxConnections: config.smtpMaxConnections,
-              }),
+      ? () => {
+          const fallback = failover(hosts, config.smtpMaxConnections);
+          if (config.smtpRoutes.length === 0) return fallback;
+          return createRoutingTransport(
+            fallback,
+            config.smtpRoutes.map((route) => ({
+              route,
+              transport: failover(route.hosts, route.maxConnections ?? config.smtpMaxConnections),
             })),
-            { now },
-          )
+          );
+        }
       : undefined;
   return new Relay({ config, store, storeKind, limiter, openTransport, log, now });
 }

@@ -8,7 +8,7 @@
  * Every outcome is labelled with the host (`host:port`, no credentials) that answered it, so the
  * attempt's history record can show where it went.
  */
-import type { Envelope, RecipientOutcome, SmtpTransport } from "./transport.ts";
+import type { Envelope, RecipientOutcome, SendContext, SmtpTransport } from "./transport.ts";
 import type { SmtpTarget } from "./url.ts";
 
 /** How long a host that failed its session is skipped by later sends of the same run. */
@@ -91,11 +91,15 @@ export function createFailoverTransport(
   };
 
   return {
-    async send(envelope: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]> {
+    async send(
+      envelope: Envelope,
+      raw: Uint8Array,
+      context?: SendContext,
+    ): Promise<RecipientOutcome[]> {
       let last: RecipientOutcome[] = [];
       for (const i of candidates()) {
         const host = hosts[i] as FailoverHost;
-        const outcomes = (await host.transport.send(envelope, raw)).map((o) => ({
+        const outcomes = (await host.transport.send(envelope, raw, context)).map((o) => ({
           ...o,
           host: host.label,
         }));

@@ -74,22 +74,24 @@ export const MAX_SMTP_HOSTS = 5;
  * or space inside a user or password is percent-encoded, as any special character there). A bad
  * entry is named by its position, and the message never repeats the value (it may hold a password).
  */
-export function parseSmtpUrls(value: string): SmtpTarget[] {
+export function parseSmtpUrls(value: string, variable = "SMTP_URL", where = ""): SmtpTarget[] {
   const entries = value.split(/[\s,]+/).filter((e) => e !== "");
-  if (entries.length === 0) throw new ConfigError("SMTP_URL", "lists no smart host");
+  if (entries.length === 0) throw new ConfigError(variable, `${where}lists no smart host`);
   if (entries.length > MAX_SMTP_HOSTS) {
     throw new ConfigError(
-      "SMTP_URL",
-      `lists ${entries.length} smart hosts; at most ${MAX_SMTP_HOSTS} are tried in turn`,
+      variable,
+      `${where}lists ${entries.length} smart hosts; at most ${MAX_SMTP_HOSTS} are tried in turn`,
     );
   }
   return entries.map((entry, i) => {
     try {
       return parseSmtpUrl(entry);
     } catch (err) {
-      if (!(err instanceof ConfigError) || entries.length === 1) throw err;
+      if (!(err instanceof ConfigError)) throw err;
       const reason = err.message.replace(/^SMTP_URL: /, "");
-      throw new ConfigError("SMTP_URL", `smart host ${i + 1} of ${entries.length} ${reason}`);
+      const position = entries.length === 1 ? "" : `smart host ${i + 1} of ${entries.length} `;
+      if (variable === "SMTP_URL" && where === "" && position === "") throw err;
+      throw new ConfigError(variable, `${where}${position}${reason}`);
     }
   });
 }

@@ -8,8 +8,8 @@ import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createFailoverTransport, hostLabel, isSessionFailure } from "../../src/smtp/failover.ts";
 import { errorOutcome } from "../../src/smtp/nodemailer.ts";
 import type { RecipientOutcome, SmtpTransport } from "../../src/smtp/transport.ts";
-import { services, sinkApi } from "../support/services.ts";
-import { call, type TestEnv, testEnv } from "../support/worker.ts";
+import { redisSkipReason, services, sinkApi } from "../support/services.ts";
+import { call, type TestEnv, testEnv, upstashEnv } from "../support/worker.ts";
 
 const temp = (code: number | null, text = "x"): RecipientOutcome => ({
   address: "a@example.com",
@@ -241,3 +241,53 @@ for (const client of ["nodemailer", "worker-mailer"] as const)
       expect(email.delivery.history[0]).toMatchObject({ delivered: 1, host: label("plain") });
     });
   });
+
+describe.skipIf(Boolean(redisSkipReason()))(
+  `the relay with SMTP_ROUTES${redisSkipReason() ? ` (skipped: ${redisSkipReason()})` : ""}`,
+  () => {
+    const plain = sinkApi("plain");
+    const serial = sinkApi("serial");
+    const port = (name: "plain" | "serial") => services().sinks[name].port;
+
+    beforeEach(async () => {
+      await plain.reset();
+      await serial.reset();
+    });
+
+    it("sends a routed sender domain and a routed key to their own smart host, the rest to SMTP_URL", async () => {
+      const tag = crypto.randomUUID().slice(0, 8);
+      // The key's id must be known before SMTP_ROUTES can name it: it is made through a relay
+      // without routes, on the Upstash store the routed relay then shares (same key prefix).
+      const base = upstashEnv();
+      const created = await call(base, "POST", "/api-keys", {
+        json: { name: "routed", permission: "sending_access" },
+      });
+      expect(created.status).toBe(201);
+      const env = {
+        ...base,
+        SMTP_ROUTES: `routed.test=smtp+insecure://127.0.0.1:${port("serial")}?connections=1; key:${created.body.id}=smtp+insecure://127.0.0.1:${port("serial")}`,
+      };
+      const send = async (from: string, to: string, token?: string) => {
+        const res = await call(env, "POST", "/emails", {
+          json: { from, to: [to], subject: "routes", text: "hello" },
+          ...(token ? { token } : {}),
+        });
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        return (await call(env, "GET", `/emails/${res.body.id}`)).body;
+      };
+      const byDomain = await send("app@Routed.test", `domain-${tag}@example.com`);
+      const byKey = await send("app@example.com", `key-${tag}@example.com`, created.body.token);
+      const other = await send("app@example.com", `other-${tag}@example.com`);
+      expect((await serial.messages({ to: tag })).map((m) => m.rcptTo[0]).sort()).toEqual([
+        `domain-${tag}@example.com`,
+        `key-${tag}@example.com`,
+      ]);
+      expect((await plain.messages({ to: tag })).map((m) => m.rcptTo[0])).toEqual([
+        `other-${tag}@example.com`,
+      ]);
+      expect(byDomain.delivery.history[0].host).toBe(`127.0.0.1:${port("serial")}`);
+      expect(byKey.delivery.history[0].host).toBe(`127.0.0.1:${port("serial")}`);
+      expect(other.delivery.history[0].host).toBe(`127.0.0.1:${port("plain")}`);
+    });
+  },
+);

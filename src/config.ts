@@ -24,7 +24,8 @@ export { type Env, parseRetrySchedule } from "./config/read.ts";
 export type { SuppressionExpiry } from "./config/suppression.ts";
 
 import { SMTP_CLIENTS, type SmtpClientName } from "./smtp/factory.ts";
-import { parseSmtpUrl, type SmtpTarget } from "./smtp/url.ts";
+import { parseSmtpRoutes, type SmtpRoute } from "./smtp/routes.ts";
+import { parseSmtpUrls, type SmtpTarget } from "./smtp/url.ts";
 
 export interface Limits {
   /** Largest composed or raw message, in bytes. Upstash REST accepts requests up to 10 MB, and a
@@ -43,7 +44,12 @@ export interface Config {
   upstash: { url: string; token: string } | undefined;
   /** Key prefix in Redis, so one database can serve several relays or test runs. */
   redisPrefix: string;
+  /** The first smart host of SMTP_URL (the one normally used). */
   smtp: SmtpTarget | undefined;
+  /** Every smart host of SMTP_URL in failover order (src/smtp/failover.ts); empty when unset. */
+  smtpHosts: SmtpTarget[];
+  /** SMTP_ROUTES: smart hosts by API key or sender domain (src/smtp/routes.ts); others: smtpHosts. */
+  smtpRoutes: SmtpRoute[];
   smtpClient: SmtpClientName;
   ehloName: string;
   /** Socket timeouts for SMTP (connect, greeting, idle). */
@@ -177,7 +183,15 @@ export function loadConfig(env: Env): Config {
   }
 
   const smtpUrl = str(env, "SMTP_URL");
-  const smtp = smtpUrl === undefined ? undefined : parseSmtpUrl(smtpUrl);
+  const smtpHosts = smtpUrl === undefined ? [] : parseSmtpUrls(smtpUrl);
+  const smtp = smtpHosts[0];
+  const smtpRoutes = parseSmtpRoutes(str(env, "SMTP_ROUTES"));
+  if (smtpRoutes.length > 0 && smtp === undefined) {
+    throw new ConfigError(
+      "SMTP_ROUTES",
+      "is set but SMTP_URL is not: SMTP_URL carries the messages no route matches",
+    );
+  }
 
   const smtpClient = (str(env, "SMTP_CLIENT") ?? "nodemailer") as SmtpClientName;
   if (!SMTP_CLIENTS.includes(smtpClient)) {
@@ -235,6 +249,8 @@ export function loadConfig(env: Env): Config {
     upstash,
     redisPrefix: str(env, "REDIS_KEY_PREFIX") ?? "relay:",
     smtp,
+    smtpHosts,
+    smtpRoutes,
     smtpClient,
     ehloName,
     smtpTimeoutMs,

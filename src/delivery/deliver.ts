@@ -144,7 +144,11 @@ export async function deliverOne(
   if (sending) {
     const stop = keepLease(entry, ctx);
     try {
-      outcomes = await ctx.transport.send({ from, to }, latin1ToBytes(entry.raw));
+      // The key and the sender as accepted choose the route (SMTP_ROUTES, src/smtp/routes.ts).
+      outcomes = await ctx.transport.send({ from, to }, latin1ToBytes(entry.raw), {
+        keyId: message.keyId,
+        sender: message.envelope.from,
+      });
     } finally {
       stop();
     }

@@ -84,6 +84,7 @@ export function applyOutcomes(
       failed,
       deferred,
       ...(representative ? { reply: representative.reply } : {}),
+      ...(representative?.host ? { host: representative.host } : {}),
     },
   ].slice(-MAX_HISTORY);
 

@@ -68,6 +68,10 @@ export const EmailSchema = z
           failed: z.number(),
           deferred: z.number(),
           reply: SmtpReplySchema.nullable(),
+          host: z.string().nullable().openapi({
+            description:
+              "The smart host (host:port) that took this attempt, or last refused it; null: none was tried",
+          }),
         }),
       ),
     }),

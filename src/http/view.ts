@@ -64,6 +64,7 @@ export async function emailView(entry: StoredEntry, now: number) {
         failed: h.failed,
         deferred: h.deferred,
         reply: reply(h.reply),
+        host: h.host ?? null,
       })),
     },
   };

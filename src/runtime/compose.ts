@@ -10,7 +10,9 @@ import type { Config } from "../config.ts";
 import { jsonLogger, type Logger } from "../log.ts";
 import { Relay, type StoreKind } from "../relay.ts";
 import { createTransport } from "../smtp/factory.ts";
-import { describeSmtpTarget } from "../smtp/url.ts";
+import { createFailoverTransport, hostLabel } from "../smtp/failover.ts";
+import { createRoutingTransport } from "../smtp/routes.ts";
+import { describeSmtpTarget, type SmtpTarget } from "../smtp/url.ts";
 import { MemoryStore } from "../store/memory/store.ts";
 import type { RelayStore } from "../store/store.ts";
 import { UpstashStore } from "../store/upstash/store.ts";
@@ -60,17 +62,48 @@ export function createRelay(config: Config, options: RelayOptions = {}): Relay {
   const log = options.log ?? jsonLogger(config.logLevel);
   const now = options.now ?? Date.now;
   const { store, storeKind, limiter } = storeFor(config, options, log, now);
-  const smtp = config.smtp;
-  if (smtp) log.info("smtp.target", { target: describeSmtpTarget(smtp) });
-  const openTransport = smtp
-    ? () =>
-        createTransport(config.smtpClient, {
-          target: smtp,
+  const hosts = config.smtpHosts;
+  if (hosts.length > 0) {
+    log.info("smtp.target", {
+      target: describeSmtpTarget(hosts[0] as (typeof hosts)[0]),
+      ...(hosts.length > 1 ? { failover: hosts.slice(1).map(describeSmtpTarget) } : {}),
+    });
+  }
+  for (const route of config.smtpRoutes) {
+    log.info("smtp.route", {
+      match: "keyId" in route.match ? `key:${route.match.keyId}` : route.match.domain,
+      targets: route.hosts.map(describeSmtpTarget),
+    });
+  }
+  // One transport per smart host, each with its own pool, behind the failover transport (which
+  // also labels every outcome with its host, so one host is wrapped too); routes likewise.
+  const failover = (targets: SmtpTarget[], maxConnections: number) =>
+    createFailoverTransport(
+      targets.map((target) => ({
+        label: hostLabel(target),
+        transport: createTransport(config.smtpClient, {
+          target,
           ehloName: config.ehloName,
           timeoutMs: config.smtpTimeoutMs,
           dataTimeoutMs: config.smtpDataTimeoutMs,
-          maxConnections: config.smtpMaxConnections,
-        })
-    : undefined;
+          maxConnections,
+        }),
+      })),
+      { now },
+    );
+  const openTransport =
+    hosts.length > 0
+      ? () => {
+          const fallback = failover(hosts, config.smtpMaxConnections);
+          if (config.smtpRoutes.length === 0) return fallback;
+          return createRoutingTransport(
+            fallback,
+            config.smtpRoutes.map((route) => ({
+              route,
+              transport: failover(route.hosts, route.maxConnections ?? config.smtpMaxConnections),
+            })),
+          );
+        }
+      : undefined;
   return new Relay({ config, store, storeKind, limiter, openTransport, log, now });
 }

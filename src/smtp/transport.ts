@@ -15,11 +15,21 @@ export interface RecipientOutcome {
   /** accepted: the server took responsibility (250 after DATA). */
   status: "accepted" | "temporary" | "permanent";
   reply: SmtpReply;
+  /** The smart host that gave this outcome, `host:port` (set by failover.ts; no credentials). */
+  host?: string;
+}
+
+/** Who a message is from, for routing (src/smtp/routes.ts); the client transports ignore it. */
+export interface SendContext {
+  /** The API key that sent it. */
+  keyId: string;
+  /** The envelope sender as accepted (MAIL FROM may be a VERP return path instead). */
+  sender: string;
 }
 
 export interface SmtpTransport {
   /** Sends one message. Never throws for SMTP or network failures: they become outcomes. */
-  send(envelope: Envelope, raw: Uint8Array): Promise<RecipientOutcome[]>;
+  send(envelope: Envelope, raw: Uint8Array, context?: SendContext): Promise<RecipientOutcome[]>;
   /** Closes pooled connections. */
   close(): Promise<void>;
 }

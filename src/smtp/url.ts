@@ -65,3 +65,33 @@ export function describeSmtpTarget(target: SmtpTarget): string {
   const user = target.auth ? `${encodeURIComponent(target.auth.user)}:***@` : "";
   return `${scheme}://${user}${target.host}:${target.port}`;
 }
+
+/** Most smart hosts in one SMTP_URL: each dead one may cost a send one connect timeout. */
+export const MAX_SMTP_HOSTS = 5;
+
+/**
+ * `SMTP_URL` as a list: smart hosts in failover order, separated by commas or white space (a comma
+ * or space inside a user or password is percent-encoded, as any special character there). A bad
+ * entry is named by its position, and the message never repeats the value (it may hold a password).
+ */
+export function parseSmtpUrls(value: string, variable = "SMTP_URL", where = ""): SmtpTarget[] {
+  const entries = value.split(/[\s,]+/).filter((e) => e !== "");
+  if (entries.length === 0) throw new ConfigError(variable, `${where}lists no smart host`);
+  if (entries.length > MAX_SMTP_HOSTS) {
+    throw new ConfigError(
+      variable,
+      `${where}lists ${entries.length} smart hosts; at most ${MAX_SMTP_HOSTS} are tried in turn`,
+    );
+  }
+  return entries.map((entry, i) => {
+    try {
+      return parseSmtpUrl(entry);
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      const reason = err.message.replace(/^SMTP_URL: /, "");
+      const position = entries.length === 1 ? "" : `smart host ${i + 1} of ${entries.length} `;
+      if (variable === "SMTP_URL" && where === "" && position === "") throw err;
+      throw new ConfigError(variable, `${where}${position}${reason}`);
+    }
+  });
+}

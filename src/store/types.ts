@@ -58,6 +58,8 @@ export interface AttemptRecord {
   suppressed?: number;
   /** A reply that stands for the attempt (the first failure, or the final 250). */
   reply?: SmtpReply;
+  /** The smart host (`host:port`) that took the attempt, or last refused it (absent: none tried). */
+  host?: string;
 }
 
 export interface DeliveryState {

@@ -163,3 +163,94 @@ describe("SMTP_URL", () => {
     expect(described).toBe("smtps://me:***@smtp.example.com:465");
   });
 });
+
+describe("SMTP_URL with several smart hosts", () => {
+  it("reads a list separated by commas or spaces, in failover order", () => {
+    const c = loadConfig({
+      SMTP_URL:
+        " smtps://a:pa@a.example.com:465, smtp://b:pb@b.example.com:587\n smtp+insecure://127.0.0.1:2525 ",
+    });
+    expect(c.smtpHosts.map((h) => `${h.security} ${h.host}:${h.port}`)).toEqual([
+      "implicit a.example.com:465",
+      "starttls b.example.com:587",
+      "none 127.0.0.1:2525",
+    ]);
+    // The first host is still the one `smtp` names (DKIM checks and the banner read it).
+    expect(c.smtp).toEqual(c.smtpHosts[0]);
+    expect(loadConfig({}).smtpHosts).toEqual([]);
+  });
+
+  it("names SMTP_URL and the position of a bad entry, never its password", () => {
+    const err = configError({
+      SMTP_URL: "smtps://a:secret-one@a.example.com,http://b:secret-two@b.example.com",
+    });
+    expect(err.variable).toBe("SMTP_URL");
+    expect(err.message).toMatch(/^SMTP_URL: smart host 2 of 2 scheme "http:" is not supported/);
+    expect(err.message).not.toMatch(/secret/);
+    const clear = configError({ SMTP_URL: "smtps://a.example.com smtp+insecure://u:hunter2@b" });
+    expect(clear.message).toMatch(/smart host 2 of 2 .*credentials/);
+    expect(clear.message).not.toContain("hunter2");
+  });
+
+  it("refuses more than five smart hosts", () => {
+    const six = Array.from({ length: 6 }, (_, i) => `smtps://h${i}.example.com`).join(",");
+    expect(configError({ SMTP_URL: six }).message).toMatch(/SMTP_URL: lists 6 smart hosts/);
+  });
+});
+
+describe("SMTP_ROUTES", () => {
+  const base = { SMTP_URL: "smtps://default.example.com" };
+
+  it("reads domain and key routes, failover lists and their own connection limits", () => {
+    const c = loadConfig({
+      ...base,
+      SMTP_ROUTES:
+        " Acme.Test=smtps://u:p@a.example.com:465?connections=2 smtp://b.example.com ; key:k_123=smtp+insecure://127.0.0.1:2525 ;",
+    });
+    expect(c.smtpRoutes).toEqual([
+      {
+        match: { domain: "acme.test" },
+        hosts: [
+          expect.objectContaining({
+            host: "a.example.com",
+            port: 465,
+            auth: { user: "u", pass: "p" },
+          }),
+          expect.objectContaining({ host: "b.example.com", port: 587 }),
+        ],
+        maxConnections: 2,
+      },
+      {
+        match: { keyId: "k_123" },
+        hosts: [expect.objectContaining({ host: "127.0.0.1", port: 2525 })],
+        maxConnections: undefined,
+      },
+    ]);
+    expect(loadConfig(base).smtpRoutes).toEqual([]);
+  });
+
+  it("names SMTP_ROUTES and the route, never a password", () => {
+    for (const [routes, message] of [
+      ["acme.test", /route 1: must look like/],
+      [
+        "acme.test=smtps://a.example.com;not a domain=smtps://b.example.com",
+        /route 2: "not a domain"/,
+      ],
+      ["acme.test=http://u:secret@a.example.com", /route 1: scheme "http:"/],
+      ["acme.test=smtps://a.example.com?connections=9", /route 1: connections must be 1 to 6/],
+      [
+        "acme.test=smtps://a.example.com;ACME.test=smtps://b.example.com",
+        /route 2: acme.test is routed twice/,
+      ],
+      ["key:bad!id=smtps://a.example.com", /route 1: key:bad!id is not an API key id/],
+    ] as const) {
+      const err = configError({ ...base, SMTP_ROUTES: routes });
+      expect(err.variable, routes).toBe("SMTP_ROUTES");
+      expect(err.message, routes).toMatch(message);
+      expect(err.message).not.toContain("secret");
+    }
+    expect(configError({ SMTP_ROUTES: "acme.test=smtps://a.example.com" }).message).toMatch(
+      /SMTP_ROUTES: is set but SMTP_URL is not/,
+    );
+  });
+});

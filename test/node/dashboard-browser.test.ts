@@ -136,6 +136,9 @@ describe.skipIf(Boolean(skip))(
       ]);
       expect(await page.textContent("#last-event")).toBe("bounced");
       expect(await page.textContent("main")).toContain("550 5.1.1 No such user");
+      // The attempt names the smart host that gave the reply (host:port, never credentials).
+      const sinkPort = services().sinks.plain.port;
+      expect(await page.textContent("main")).toContain(`127.0.0.1:${sinkPort}`);
       expect(await page.locator('button:has-text("Cancel this email")').count()).toBe(0);
 
       // Cancel the scheduled one.

@@ -166,10 +166,10 @@ ${actions.reschedule ? html`<form class="inline" method="post" action="${base}/r
 ${
   view.delivery.history.length === 0
     ? html`<p class="muted">No delivery attempt yet.</p>`
-    : html`<table class="list"><thead><tr><th scope="col">At</th><th scope="col" class="n">Tried</th><th scope="col" class="n">Delivered</th><th scope="col" class="n">Deferred</th><th scope="col" class="n">Failed</th><th scope="col">Reply</th></tr></thead>
+    : html`<table class="list"><thead><tr><th scope="col">At</th><th scope="col" class="n">Tried</th><th scope="col" class="n">Delivered</th><th scope="col" class="n">Deferred</th><th scope="col" class="n">Failed</th><th scope="col">Smart host</th><th scope="col">Reply</th></tr></thead>
 <tbody>${view.delivery.history.map(
         (h) =>
-          html`<tr><td>${h.at}</td><td class="n">${h.tried}</td><td class="n">${h.delivered}</td><td class="n">${h.deferred}</td><td class="n">${h.failed}</td><td>${replyLine(h.reply)}</td></tr>`,
+          html`<tr><td>${h.at}</td><td class="n">${h.tried}</td><td class="n">${h.delivered}</td><td class="n">${h.deferred}</td><td class="n">${h.failed}</td><td>${h.host ?? "—"}</td><td>${replyLine(h.reply)}</td></tr>`,
       )}</tbody></table>`
 }
 ${emailEventsSection(events)}`,

@@ -78,7 +78,7 @@ export class Relay {
   readonly overview: OperatorOverview;
   readonly requestLog: RequestLog;
   readonly webhooks: WebhookEndpoints;
-  /** The suppression list (`/suppressions`; bounce intake adds through `fromReport`). */
+  /** The suppression list (`/suppressions`; bounce intake adds through `reportEntry`). */
   readonly suppressions: Suppressions;
   readonly limiter: RateLimiter;
   readonly log: Logger;

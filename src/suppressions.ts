@@ -6,8 +6,8 @@
  *   changes nothing;
  * - a key with `allowed_recipients` adds or removes only addresses those patterns allow: removing
  *   one outside them would let a narrow key unsuppress anyone's address.
- * Delivery adds bounces inside the commit command (src/delivery/suppress.ts); `fromReport` is the
- * door for a later bounce or a complaint found by bounce intake.
+ * Delivery adds bounces inside the commit command (src/delivery/suppress.ts); `reportEntry` makes
+ * the entry a later bounce or complaint adds, written by bounce intake's own commit.
  */
 import { type Principal, requireFullAccess } from "./auth/keys.ts";
 import { matchesPattern, PolicyError } from "./auth/policy.ts";
@@ -94,19 +94,10 @@ export class Suppressions {
   }
 
   /**
-   * For bounce intake: a later bounce or a complaint about `email`, found for the message
-   * `sourceId` sent by key `keyId`. Its expiry follows SUPPRESSION_EXPIRY_DAYS for the origin.
-   */
-  async fromReport(report: ReportedAddress): Promise<{ entry: Suppression; created: boolean }> {
-    const now = this.#now();
-    const entry = this.reportEntry(report, now);
-    const [added] = await this.#store.addSuppressions([entry], now);
-    return added ?? { entry, created: true };
-  }
-
-  /**
-   * The entry a report adds, not yet written: bounce intake hands it to the commit that records
-   * the report, so the address is suppressed in that same command or not at all.
+   * The entry a later bounce or a complaint about `email` adds (found for the message `sourceId`
+   * sent by key `keyId`; its expiry follows SUPPRESSION_EXPIRY_DAYS for the origin), not yet
+   * written: bounce intake hands it to the commit that records the report, so the address is
+   * suppressed in that same command or not at all.
    */
   reportEntry(report: ReportedAddress, now: number): Suppression {
     const email = normalizeAddress(report.email);

@@ -71,17 +71,6 @@ export function emptyReport(): DeliveryReport {
   return { messages: 0, delivered: 0, deferred: 0, failed: 0, unrecorded: 0, skipped: 0 };
 }
 
-export function addReports(a: DeliveryReport, b: DeliveryReport): DeliveryReport {
-  return {
-    messages: a.messages + b.messages,
-    delivered: a.delivered + b.delivered,
-    deferred: a.deferred + b.deferred,
-    failed: a.failed + b.failed,
-    unrecorded: a.unrecorded + b.unrecorded,
-    skipped: a.skipped + b.skipped,
-  };
-}
-
 /** Delivers the given claimed messages, `concurrency` at a time. */
 export async function deliverClaimed(
   entries: ClaimedEntry[],

@@ -17,8 +17,9 @@ import type { AddressInfo } from "node:net";
 import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { browserSkipReason, launchChromium } from "../support/chromium.ts";
+import { sessionCookie, upstashCommands } from "../support/dashboard.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
-import { services, sinkApi } from "../support/services.ts";
+import { sinkApi } from "../support/services.ts";
 
 const ADMIN = `dashboard-actions-${crypto.randomUUID()}`;
 const PREFIX = `e2e:dash-act:${crypto.randomUUID()}:`;
@@ -45,14 +46,6 @@ async function startReceiver(): Promise<{ url: string; hits: Hit[]; server: Serv
   });
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/in`, hits, server };
-}
-
-/** Upstash commands the gateway ran on this relay's keys so far. */
-async function commands(): Promise<number> {
-  const res = await fetch(
-    `${services().upstash.api}/api/commands?contains=${encodeURIComponent(PREFIX)}`,
-  );
-  return ((await res.json()) as { matching: number }).matching;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -355,16 +348,7 @@ describe.skipIf(Boolean(skip))(
     }, async () => {
       const hooks = (await api("GET", "/webhooks")).body.data as { id: string }[];
       const emails = (await api("GET", "/emails?limit=1")).body.data as { id: string }[];
-      const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
-        method: "POST",
-        redirect: "manual",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "sec-fetch-site": "same-origin",
-        },
-        body: new URLSearchParams({ token: ADMIN }),
-      });
-      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const cookie = await sessionCookie(relay.url, ADMIN);
       const pages = {
         webhook: `/dashboard/webhooks/${hooks[0]?.id}`,
         email: `/dashboard/emails/${emails[0]?.id}`,
@@ -373,12 +357,12 @@ describe.skipIf(Boolean(skip))(
       for (const [name, path] of Object.entries(pages)) {
         await (await fetch(`${relay.url}${path}`, { headers: { cookie } })).text();
         await sleep(300);
-        const before = await commands();
+        const before = await upstashCommands(PREFIX);
         const res = await fetch(`${relay.url}${path}`, { headers: { cookie } });
         expect(res.status, path).toBe(200);
         await res.text();
         await sleep(300);
-        costs[name] = (await commands()) - before;
+        costs[name] = (await upstashCommands(PREFIX)) - before;
       }
       console.log(
         `dashboard action page costs (Upstash commands, request log on): ${JSON.stringify(costs)}`,

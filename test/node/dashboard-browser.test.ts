@@ -16,6 +16,7 @@ import type { AddressInfo } from "node:net";
 import type { Browser, BrowserContext } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { browserSkipReason, launchChromium } from "../support/chromium.ts";
+import { sessionCookie } from "../support/dashboard.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
 import { services, sinkApi } from "../support/services.ts";
 
@@ -203,16 +204,7 @@ describe.skipIf(Boolean(skip))(
 
     it("costs a few Upstash commands per page (request log on), printed for the README", async () => {
       const id = await send({ to: [`cost-${crypto.randomUUID()}@example.com`], subject: "Cost" });
-      const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
-        method: "POST",
-        redirect: "manual",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "sec-fetch-site": "same-origin",
-        },
-        body: new URLSearchParams({ token: ADMIN }),
-      });
-      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const cookie = await sessionCookie(relay.url, ADMIN);
       const pages = {
         overview: "/dashboard",
         emails: "/dashboard/emails",

@@ -14,6 +14,7 @@ import { makeTestCertificates } from "../../dev/test-ca.ts";
 import { AuthLockout } from "../../src/submission/limits.ts";
 import type { SubmissionListener } from "../../src/submission/listener.ts";
 import { authenticateClient } from "../../src/submission/session.ts";
+import { sessionCookie } from "../support/dashboard.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
 import { postfixSkipReason, startPostfixRelayhost } from "../support/postfix-relayhost.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
@@ -152,16 +153,7 @@ describe.skipIf(Boolean(skip))(
       expect(view.body.subject).toBe(`Hello over SMTP ${t}`);
 
       // The dashboard's page for it says so too.
-      const signIn = await fetch(`${relay.url}/dashboard/sign-in`, {
-        method: "POST",
-        redirect: "manual",
-        headers: {
-          "content-type": "application/x-www-form-urlencoded",
-          "sec-fetch-site": "same-origin",
-        },
-        body: new URLSearchParams({ token: ADMIN }),
-      });
-      const cookie = (signIn.headers.get("set-cookie") ?? "").split(";")[0] ?? "";
+      const cookie = await sessionCookie(relay.url, ADMIN);
       const page = await (
         await fetch(`${relay.url}/dashboard/emails/${id}`, { headers: { cookie } })
       ).text();

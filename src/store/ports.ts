@@ -12,6 +12,7 @@
  * never both own a message.
  */
 
+import type { ClaimSlots, SlotsAnswer } from "./slot-ports.ts";
 import type { SuppressedRecipient, Suppression } from "./suppression-ports.ts";
 import type {
   ApiKeyRecord,
@@ -73,6 +74,10 @@ export interface ClaimRun {
   eventsDue: number;
   /** The claim stopped at its byte budget with due messages left unclaimed: claim again. */
   stoppedAtBudget: boolean;
+  /** Messages still due and unleased after this claim (counted in the same command). */
+  dueLeft: number;
+  /** With `ClaimSlots`: the connection slots taken and left free (slot-ports.ts). */
+  slots?: SlotsAnswer;
 }
 
 export interface MessageQueue {
@@ -90,9 +95,10 @@ export interface MessageQueue {
    * even when it alone is over the budget. Messages left out stay due and unleased. It also tells
    * how many webhook event chains are due, in the same command, so an idle scheduled run stays at
    * one command. Each claimed entry carries its recipients that are suppressed at `now`
-   * (`ClaimedEntry.suppressed`), found in the same command.
+   * (`ClaimedEntry.suppressed`), found in the same command. With `slots`, it reads (and may take)
+   * the smart host's connection slots first, in the same command (slot-ports.ts).
    */
-  claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun>;
+  claimRun(now: number, limit: number, leaseMs: number, slots?: ClaimSlots): Promise<ClaimRun>;
   /**
    * Writes a new state and releases the lease, if `guard` still holds; `events` are queued for
    * the subscribed webhook endpoints in the same atomic step, and only if the write succeeds.

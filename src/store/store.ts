@@ -8,6 +8,7 @@
 import type { EmailIndex, RequestLogStore } from "./history-ports.ts";
 import type { QueueInsight } from "./insight-ports.ts";
 import type { EventQueue, IdempotencyStore, KeyStore, MessageQueue, RecordStore } from "./ports.ts";
+import type { ConnectionSlots } from "./slot-ports.ts";
 import type { SuppressionStore } from "./suppression-ports.ts";
 
 export type {
@@ -69,6 +70,8 @@ export {
   uuidV7,
   uuidV7Time,
 } from "./shared.ts";
+export type { ClaimSlots, ConnectionSlots, SlotsAnswer } from "./slot-ports.ts";
+export { slotMembers } from "./slot-ports.ts";
 export type {
   SuppressedRecipient,
   Suppression,
@@ -89,4 +92,5 @@ export type RelayStore = MessageQueue &
   EmailIndex &
   RequestLogStore &
   QueueInsight &
-  SuppressionStore;
+  SuppressionStore &
+  ConnectionSlots;

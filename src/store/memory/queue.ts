@@ -14,12 +14,14 @@ import type {
   WriteGuard,
 } from "../ports.ts";
 import { claimEntryBytes, newLeaseToken } from "../shared.ts";
+import type { ClaimSlots } from "../slot-ports.ts";
 import { hostOutcomes, newer } from "../smart-host.ts";
 import { normalizeAddress, type Suppression } from "../suppression-ports.ts";
 import type { ClaimedEntry, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import type { MemoryEvents } from "./events.ts";
 import type { MemoryIdempotency } from "./idempotency.ts";
 import type { MemoryMetrics } from "./listing.ts";
+import type { MemorySlots } from "./slots.ts";
 import type { MemorySuppressions } from "./suppressions.ts";
 import { copy, utf8Length } from "./values.ts";
 
@@ -60,6 +62,7 @@ export interface MemoryQueueDeps {
   events: MemoryEvents;
   metrics: MemoryMetrics;
   suppressions: MemorySuppressions;
+  slots: MemorySlots;
 }
 
 /** The MessageQueue port, apart from purging (the store purges every part at once). */
@@ -111,9 +114,27 @@ export class MemoryQueue {
     return this.#deps.suppressions.among(recipients.map(normalizeAddress), now);
   }
 
-  async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
-    const claimed = this.#claim(now, limit, leaseMs);
-    return { ...claimed, eventsDue: this.#deps.events.dueChains(now) };
+  async claimRun(
+    now: number,
+    limit: number,
+    leaseMs: number,
+    slots?: ClaimSlots,
+  ): Promise<ClaimRun> {
+    // Slots first, in the same step, as the Upstash CLAIM takes them (slot-ports.ts).
+    const answer = slots && this.#deps.slots.claim(slots, now, this.#due(now).length > 0);
+    const claimed = this.#claim(now, answer?.taken === 0 ? 0 : limit, leaseMs);
+    return {
+      ...claimed,
+      eventsDue: this.#deps.events.dueChains(now),
+      dueLeft: this.#due(now).length,
+      ...(answer ? { slots: answer } : {}),
+    };
+  }
+
+  #due(now: number): (Slot & { dueAt: number })[] {
+    return [...this.#slots.values()].filter(
+      (s): s is Slot & { dueAt: number } => s.dueAt !== null && s.dueAt <= now,
+    );
   }
 
   #claim(
@@ -121,8 +142,7 @@ export class MemoryQueue {
     limit: number,
     leaseMs: number,
   ): { entries: ClaimedEntry[]; stoppedAtBudget: boolean } {
-    const due = [...this.#slots.values()]
-      .filter((s): s is Slot & { dueAt: number } => s.dueAt !== null && s.dueAt <= now)
+    const due = this.#due(now)
       .sort((a, b) => a.dueAt - b.dueAt)
       .slice(0, limit);
     const token = newLeaseToken();

@@ -36,6 +36,7 @@ import type {
   WriteGuard,
 } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES } from "../shared.ts";
+import type { ClaimSlots } from "../slot-ports.ts";
 import type { RelayStore } from "../store.ts";
 import type {
   Suppression,
@@ -51,6 +52,7 @@ import { listWindow, MemoryMetrics } from "./listing.ts";
 import { MemoryQueue } from "./queue.ts";
 import { MemoryRecords } from "./records.ts";
 import { MemoryRequestLog } from "./request-log.ts";
+import { MemorySlots } from "./slots.ts";
 import { MemorySuppressions } from "./suppressions.ts";
 
 export interface MemoryStoreOptions {
@@ -73,6 +75,7 @@ export class MemoryStore implements RelayStore {
   readonly #listBudgetBytes: number;
   readonly #requestLog: MemoryRequestLog;
   readonly #suppressions = new MemorySuppressions();
+  readonly #slots = new MemorySlots();
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#now = options.now ?? Date.now;
@@ -87,6 +90,7 @@ export class MemoryStore implements RelayStore {
       events: this.#events,
       metrics: this.#metrics,
       suppressions: this.#suppressions,
+      slots: this.#slots,
     });
   }
 
@@ -122,9 +126,13 @@ export class MemoryStore implements RelayStore {
     return this.#queue.enqueue(entries, idempotency);
   }
 
-  claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
+  claimRun(now: number, limit: number, leaseMs: number, slots?: ClaimSlots): Promise<ClaimRun> {
     this.#purge();
-    return this.#queue.claimRun(now, limit, leaseMs);
+    return this.#queue.claimRun(now, limit, leaseMs, slots);
+  }
+
+  async releaseSlots(host: string, holder: string, count: number): Promise<void> {
+    this.#slots.release(host, holder, count);
   }
 
   commit(

@@ -40,6 +40,8 @@
  *            (scripts/suppressions.ts); ENQUEUE and CLAIM check recipients with one HMGET
  *   sup:i    hash: suppression id -> its address
  *   sup:ix   sorted set: suppression id (UUIDv7, all scored 0, so ordered by time as text)
+ *   cs:<host:port>  sorted set: "<holder>#<n>" connection slot -> when it lapses (ms); CLAIM
+ *            takes them, releaseSlots gives them back (slot-ports.ts)
  *
  * Scripts that touch per-message or per-event keys build those names in Lua from the prefix
  * (passed in ARGV), which Redis allows on a single node, as Upstash is; the names they build
@@ -69,6 +71,7 @@ export interface KeyLayout {
   readonly requestLogData: string;
   secret(name: string): string;
   readonly smartHost: string;
+  connectionSlots(host: string): string;
 }
 
 export function keyLayout(prefix: string): KeyLayout {
@@ -92,5 +95,6 @@ export function keyLayout(prefix: string): KeyLayout {
     requestLogData: `${prefix}rl:d`,
     secret: (name) => `${prefix}secret:${name}`,
     smartHost: `${prefix}sh`,
+    connectionSlots: (host) => `${prefix}cs:${host}`,
   };
 }

@@ -15,7 +15,6 @@ import type {
 import type { HostOutcome, QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimedEvent,
-  ClaimRun,
   CommitItem,
   CommitResult,
   EndpointEvent,
@@ -33,6 +32,7 @@ import type {
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
+import { type ClaimSlots, slotMembers } from "../slot-ports.ts";
 import type { RelayStore } from "../store.ts";
 import type {
   SuppressedRecipient,
@@ -160,7 +160,7 @@ export class UpstashStore implements RelayStore {
     return { suppressed: result.suppressed };
   }
 
-  async claimRun(now: number, limit: number, leaseMs: number): Promise<ClaimRun> {
+  async claimRun(now: number, limit: number, leaseMs: number, slots?: ClaimSlots) {
     return this.#run.claim({
       keys: this.#keys,
       now,
@@ -168,7 +168,15 @@ export class UpstashStore implements RelayStore {
       leaseMs,
       token: newLeaseToken(),
       budgetBytes: this.#options.claimBudgetBytes ?? CLAIM_BUDGET_BYTES,
+      slots,
     });
+  }
+
+  async releaseSlots(host: string, holder: string, count: number): Promise<void> {
+    if (count <= 0) return;
+    const [first, ...rest] = slotMembers(holder, count);
+    if (first !== undefined)
+      await this.#redis.zrem(this.#keys.connectionSlots(host), first, ...rest);
   }
 
   async commit(

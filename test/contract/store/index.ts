@@ -10,6 +10,7 @@ import { describeListingContract } from "./listing.ts";
 import { describeQueueContract } from "./queue.ts";
 import { describeRecordsContract } from "./records.ts";
 import { describeRequestLogContract } from "./request-log.ts";
+import { describeSlotsContract } from "./slots.ts";
 import type { StoreFactory } from "./support.ts";
 import { describeSuppressionsContract } from "./suppressions.ts";
 
@@ -26,4 +27,5 @@ export function describeStoreContract(factory: StoreFactory): void {
   describeRequestLogContract(factory);
   describeInsightContract(factory);
   describeSuppressionsContract(factory);
+  describeSlotsContract(factory);
 }

@@ -22,11 +22,12 @@ export interface LatencyProxy {
   /** The round-trip time added from now on (ms); connections already open follow it too. */
   setRtt(ms: number): void;
   /**
-   * Since the last reset: client turns (round trips), connections opened, and the client's think
-   * time (ms from the server's last bytes reaching the client to the client's next write, summed
-   * over turns): time a connection sat idle on the client's side.
+   * Since the last reset: client turns (round trips), connections opened, the most connections
+   * open at once (`peak`: what a connection cap must bound), and the client's think time (ms from
+   * the server's last bytes reaching the client to the client's next write, summed over turns):
+   * time a connection sat idle on the client's side.
    */
-  counts(): { turns: number; connections: number; thinkMs: number; writes: number };
+  counts(): { turns: number; connections: number; peak: number; thinkMs: number; writes: number };
   reset(): void;
   close(): Promise<void>;
 }
@@ -38,6 +39,9 @@ export async function startLatencyProxy(target: {
   let rtt = 0;
   let turns = 0;
   let connections = 0;
+  // Client connections open now, and the most open at once since the last reset.
+  let live = 0;
+  let peak = 0;
   let thinkMs = 0;
   // Client chunks: a turn sent in several pieces is exposed to Nagle's algorithm on a real path.
   let writes = 0;
@@ -60,6 +64,8 @@ export async function startLatencyProxy(target: {
 
   const server: Server = createServer((client) => {
     connections++;
+    peak = Math.max(peak, ++live);
+    client.once("close", () => live--);
     let serverSpoke = true;
     let reachedClientAt = 0;
     let reachedIn = generation;
@@ -113,10 +119,11 @@ export async function startLatencyProxy(target: {
     setRtt: (ms) => {
       rtt = ms;
     },
-    counts: () => ({ turns, connections, thinkMs, writes }),
+    counts: () => ({ turns, connections, peak, thinkMs, writes }),
     reset: () => {
       turns = 0;
       connections = 0;
+      peak = live;
       thinkMs = 0;
       writes = 0;
       generation++;

@@ -6,6 +6,7 @@
 
 import { type RateLimit, rateLimitFromEnv } from "./auth/rate-limit.ts";
 import { bounceDomain, type DkimConfig, dkimSecret, dohUrl } from "./config/deliverability.ts";
+import { type FanoutConfig, fanoutConfig } from "./config/fanout.ts";
 import {
   bool,
   type Env,
@@ -20,6 +21,7 @@ import { ConfigError } from "./errors.ts";
 
 export type { DkimConfig } from "./config/deliverability.ts";
 export { HOST_NAME } from "./config/deliverability.ts";
+export type { FanoutConfig } from "./config/fanout.ts";
 export { type Env, parseRetrySchedule } from "./config/read.ts";
 export type { SuppressionExpiry } from "./config/suppression.ts";
 
@@ -66,6 +68,8 @@ export interface Config {
   immediateLeaseMs: number;
   /** A scheduled run stops claiming new batches after this long (the cron fires every minute). */
   runBudgetMs: number;
+  /** Further invocations a scheduled run may start, and the shared connection cap (fanout.ts). */
+  fanout: FanoutConfig;
   /** Backoff after a temporary failure: first delay, doubling up to the ceiling. */
   retry: { firstMs: number; maxMs: number };
   /** Temporary failures are retried until the message is this old, then the recipient fails. */
@@ -244,6 +248,7 @@ export function loadConfig(env: Env): Config {
     );
   }
 
+  const smtpMaxConnections = int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6);
   return {
     adminToken,
     upstash,
@@ -255,11 +260,12 @@ export function loadConfig(env: Env): Config {
     ehloName,
     smtpTimeoutMs,
     smtpDataTimeoutMs,
-    smtpMaxConnections: int(env, "SMTP_MAX_CONNECTIONS", 3, 1, 6),
+    smtpMaxConnections,
     batchSize: int(env, "DELIVERY_BATCH_SIZE", 25, 1, 500),
     leaseMs,
     immediateLeaseMs: Math.max(2 * MINUTE, 3 * sendWindowMs(smtpTimeoutMs)),
     runBudgetMs: int(env, "DELIVERY_RUN_SECONDS", 50, 1, 840) * SECOND,
+    fanout: fanoutConfig(env, smtpMaxConnections),
     retry: {
       firstMs: int(env, "RETRY_FIRST_SECONDS", 60, 1, 3600) * SECOND,
       maxMs: int(env, "RETRY_MAX_SECONDS", 4 * 3600, 1, 24 * 3600) * SECOND,

@@ -9,7 +9,8 @@ import { ApiKeys, type Principal } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
 import { type DeliveryReport, deliverClaimed, emptyReport } from "./delivery/deliver.ts";
-import { deliverRun } from "./delivery/run.ts";
+import type { HelperReport, HelperRequest, StartHelper } from "./delivery/fanout.ts";
+import { type RunOutcome, type ScheduledDeps, scheduledRun } from "./delivery/scheduled.ts";
 import { initialState, type Policy } from "./delivery/state.ts";
 import { EmailSteering } from "./delivery/steer.ts";
 import { DomainRegistry } from "./domains.ts";
@@ -47,8 +48,11 @@ export interface RelayDeps {
   store: RelayStore;
   storeKind: StoreKind;
   limiter: RateLimiter;
-  /** Opens an SMTP transport, or undefined when SMTP_URL is not configured. */
-  openTransport: (() => SmtpTransport) | undefined;
+  /**
+   * Opens an SMTP transport, or undefined when SMTP_URL is not configured; `connections` bounds
+   * its default pool (a delivery run's share of a shared cap), SMTP_MAX_CONNECTIONS by default.
+   */
+  openTransport: ((connections?: number) => SmtpTransport) | undefined;
   log: Logger;
   now: () => number;
 }
@@ -83,7 +87,7 @@ export class Relay {
   readonly limiter: RateLimiter;
   readonly log: Logger;
   readonly now: () => number;
-  readonly #openTransport: (() => SmtpTransport) | undefined;
+  readonly #openTransport: ((connections?: number) => SmtpTransport) | undefined;
   readonly #steering: EmailSteering;
   /** `store.eventsQueued` when a dispatch last started: more since then means work to send. */
   #eventsSeen = 0;
@@ -260,58 +264,66 @@ export class Relay {
   /**
    * One scheduled run: claims due messages batch by batch (the next while the current one is
    * still going out: delivery/run.ts) and delivers them over one pooled transport, until the
-   * queue has nothing due or the run's time budget is spent.
+   * queue has nothing due or the run's time budget is spent, fanning out to helpers through
+   * `startHelper` when the backlog needs more connections than one invocation has
+   * (delivery/fanout.ts); then the webhook events that are due.
    */
-  async runScheduled(): Promise<
-    DeliveryReport & { batches: number; webhooks: DispatchReport | null }
-  > {
+  async runScheduled(
+    options: { startHelper?: StartHelper | undefined } = {},
+  ): Promise<RunOutcome & { webhooks: DispatchReport | null }> {
     const started = this.now();
     const eventsBefore = this.store.eventsQueued;
-    let report = emptyReport();
-    let batches = 0;
     if (!this.#openTransport) {
       this.log.error("delivery.skipped", { reason: "SMTP_URL is not set: messages stay queued" });
-      return { ...report, batches, webhooks: await this.dispatchEvents() };
+      const idle = { ...emptyReport(), batches: 0, connections: 0, eventsDue: 0 };
+      return { ...idle, webhooks: await this.dispatchEvents() };
     }
-    // Mail first; the claim's answer also says whether webhook events are due.
-    let eventsDue = 0;
-    const transport = this.#openTransport();
-    try {
-      const run = await deliverRun(
-        async () => {
-          const claimed = await this.store.claimRun(
-            this.now(),
-            this.config.batchSize,
-            this.config.leaseMs,
-          );
-          eventsDue = Math.max(eventsDue, claimed.eventsDue);
-          // A short batch means the queue has nothing more due, unless the claim stopped at its
-          // byte budget (large messages): then more are due now.
-          const more = claimed.entries.length === this.config.batchSize || claimed.stoppedAtBudget;
-          return { entries: claimed.entries, more };
-        },
-        this.#deliveryContext(transport),
-        () => this.now() - started < this.config.runBudgetMs,
-      );
-      report = run.report;
-      batches = run.batches;
-      if (run.claimError !== undefined)
-        this.log.error("store.unavailable", { op: "claim", error: String(run.claimError) });
-      if (run.halted !== undefined)
-        this.log.error("delivery.halted", {
-          reason: "write-backs failed: the store is unreachable",
-          left_unsent: run.halted,
-        });
-    } finally {
-      await transport.close();
-    }
+    const run = await scheduledRun(this.#scheduledDeps(this.#openTransport), {
+      kind: "run",
+      startHelper: options.startHelper,
+    });
+    if (run.batches > 0 && this.config.fanout.invocations > 1 && !options.startHelper)
+      this.log.warn("delivery.fanout_unavailable", {
+        reason: `DELIVERY_FANOUT is ${this.config.fanout.invocations}, but this runtime has no DELIVERY_HELPER service binding (wrangler.toml [[services]]): one invocation delivers`,
+      });
     // An idle run (nothing due) happens every minute: stay quiet about it.
-    if (batches > 0)
-      this.log.info("delivery.run", { ...report, batches, ms: this.now() - started });
-    // Events: those due at the claim, and those this run's own deliveries just queued.
-    const webhooks =
-      eventsDue > 0 || this.store.eventsQueued > eventsBefore ? await this.dispatchEvents() : null;
-    return { ...report, batches, webhooks };
+    if (run.batches > 0) {
+      const { fanout, eventsDue: _, ...counts } = run;
+      this.log.info("delivery.run", {
+        ...counts,
+        ...(fanout ? { helpers: fanout.helpers, helpers_failed: fanout.failed } : {}),
+        ms: this.now() - started,
+      });
+    }
+    // Events: those due at the claim, and those this run's (and its helpers') deliveries queued.
+    const queued =
+      this.store.eventsQueued > eventsBefore || run.fanout?.reports.some((r) => r.eventsQueued);
+    const webhooks = run.eventsDue > 0 || queued ? await this.dispatchEvents() : null;
+    return { ...run, webhooks };
+  }
+
+  /** A helper a scheduled run fanned out to: delivers until `request.until`, never fans out. */
+  async runHelper(request: HelperRequest): Promise<HelperReport> {
+    const eventsBefore = this.store.eventsQueued;
+    if (!this.#openTransport) throw new Error("SMTP_URL is not set");
+    const {
+      fanout: _,
+      eventsDue: __,
+      ...run
+    } = await scheduledRun(this.#scheduledDeps(this.#openTransport), { kind: "helper", request });
+    if (run.batches > 0) this.log.info("delivery.helper_run", { holder: request.holder, ...run });
+    return { ...run, eventsQueued: this.store.eventsQueued > eventsBefore };
+  }
+
+  #scheduledDeps(open: (connections?: number) => SmtpTransport): ScheduledDeps {
+    return {
+      store: this.store,
+      config: this.config,
+      openTransport: (connections) => open(connections),
+      context: (transport, connections) => this.#deliveryContext(transport, connections),
+      now: this.now,
+      log: this.log,
+    };
   }
 
   /** One email as `principal` may see it; NotFoundError otherwise (delivery/steer.ts). */
@@ -331,13 +343,13 @@ export class Relay {
     return this.#steering.cancel(id, principal);
   }
 
-  #deliveryContext(transport: SmtpTransport) {
+  #deliveryContext(transport: SmtpTransport, connections = this.config.smtpMaxConnections) {
     return {
       store: this.store,
       transport,
       policy: this.policy,
       // Twice the connections: the pool always has the next message waiting when one finishes.
-      concurrency: this.config.smtpMaxConnections * 2,
+      concurrency: connections * 2,
       sendWindowMs: sendWindowMs(this.config.smtpTimeoutMs),
       leaseMs: this.config.leaseMs,
       suppressionExpiryMs: this.config.suppressionExpiryMs,

@@ -18,8 +18,11 @@ import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } fr
 import { groupCommits } from "./group-commit.ts";
 import { WriteBackHealth } from "./store-health.ts";
 
-/** Where a run's messages come from: one claim per call. Throws when the store is unreachable. */
-export type ClaimNext = () => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
+/**
+ * Where a run's messages come from: one claim per call, told how many messages the run has
+ * finished so far (fan-out measures its rate from it). Throws when the store is unreachable.
+ */
+export type ClaimNext = (sent: number) => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
 
 export interface RunResult {
   report: DeliveryReport;
@@ -51,11 +54,12 @@ export async function deliverRun(
   const waiting: ClaimedEntry[] = [];
   const result: RunResult = { report, batches: 0 };
   let more = true;
+  let sent = 0;
   let claiming: Promise<void> | null = null;
 
   const claim = (): Promise<void> | null => {
     if (claiming || !more || health.troubled || !mayClaim()) return claiming;
-    claiming = claimNext()
+    claiming = claimNext(sent)
       .then(({ entries, more: after }) => {
         if (entries.length > 0) result.batches++;
         waiting.push(...entries);
@@ -79,6 +83,7 @@ export async function deliverRun(
       const entry = waiting.shift();
       if (entry) {
         await deliverOne(entry, ctx, report, commits);
+        sent++;
         continue;
       }
       const pending = claiming ?? claim();

@@ -93,8 +93,8 @@ export function createRelay(config: Config, options: RelayOptions = {}): Relay {
     );
   const openTransport =
     hosts.length > 0
-      ? () => {
-          const fallback = failover(hosts, config.smtpMaxConnections);
+      ? (connections = config.smtpMaxConnections) => {
+          const fallback = failover(hosts, connections);
           if (config.smtpRoutes.length === 0) return fallback;
           return createRoutingTransport(
             fallback,

@@ -7,8 +7,8 @@
  * none outlives it). Helpers share the run's thread, so fan-out adds connections, not CPU: it pays
  * where the smart host is far away and each message waits on round trips.
  *
- * The decision is made after each claim, from the claim's count of what is still due and the rate
- * this run has sent at so far: helpers are started when the backlog would outlast the time left,
+ * The decision is made as messages finish, from the last claim's count of what is still due and
+ * the rate this run has sent at so far: helpers are started when the backlog would outlast the time left,
  * as many as the backlog needs, never more than DELIVERY_FANOUT − 1 in all, and no more than the
  * smart host's free connection slots can serve (src/store/slot-ports.ts). Helpers do not fan out.
  */
@@ -117,8 +117,9 @@ export class Fanout {
 
 /**
  * Helpers to start now: enough that every invocation at this run's rate sends the backlog in the
- * time left, within DELIVERY_FANOUT and the free slots. None until the run has a rate (it has
- * finished as many messages as it has connections), so the first batch decides from a measure.
+ * time left, within DELIVERY_FANOUT and the free slots. None until the run has a rate: it has
+ * finished two messages for each of its connections, so every connection has been opened and
+ * has sent at least once (the first message on a connection also pays for connecting).
  */
 export function helpersNeeded(p: {
   dueLeft: number;
@@ -132,7 +133,7 @@ export function helpersNeeded(p: {
 }): number {
   const room = p.invocations - 1 - p.started;
   if (room <= 0 || p.dueLeft <= 0 || p.msLeft <= 0) return 0;
-  if (p.sent < p.perInvocation || p.elapsedMs <= 0) return 0;
+  if (p.sent < 2 * p.perInvocation || p.elapsedMs <= 0) return 0;
   const perInvocationLeft = (p.sent / p.elapsedMs) * p.msLeft;
   const wanted = Math.ceil(p.dueLeft / perInvocationLeft) - 1 - p.started;
   const slotBound =

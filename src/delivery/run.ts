@@ -18,11 +18,8 @@ import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } fr
 import { groupCommits } from "./group-commit.ts";
 import { WriteBackHealth } from "./store-health.ts";
 
-/**
- * Where a run's messages come from: one claim per call, told how many messages the run has
- * finished so far (fan-out measures its rate from it). Throws when the store is unreachable.
- */
-export type ClaimNext = (sent: number) => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
+/** Where a run's messages come from: one claim per call. Throws when the store is unreachable. */
+export type ClaimNext = () => Promise<{ entries: ClaimedEntry[]; more: boolean }>;
 
 export interface RunResult {
   report: DeliveryReport;
@@ -41,6 +38,8 @@ export async function deliverRun(
   claimNext: ClaimNext,
   runContext: DeliveryContext,
   mayClaim: () => boolean,
+  /** Told the number of messages finished so far, after each (fan-out measures its rate by it). */
+  onSent?: (sent: number) => void,
 ): Promise<RunResult> {
   // Outcomes that end close together are written in one command (group-commit.ts).
   const health = new WriteBackHealth();
@@ -59,7 +58,7 @@ export async function deliverRun(
 
   const claim = (): Promise<void> | null => {
     if (claiming || !more || health.troubled || !mayClaim()) return claiming;
-    claiming = claimNext(sent)
+    claiming = claimNext()
       .then(({ entries, more: after }) => {
         if (entries.length > 0) result.batches++;
         waiting.push(...entries);
@@ -83,7 +82,7 @@ export async function deliverRun(
       const entry = waiting.shift();
       if (entry) {
         await deliverOne(entry, ctx, report, commits);
-        sent++;
+        onSent?.(++sent);
         continue;
       }
       const pending = claiming ?? claim();

@@ -96,12 +96,16 @@ export async function scheduledRun(deps: ScheduledDeps, role: RunRole): Promise<
   const fanout = startFanout(deps, role, holder, until);
   const transport = deps.openTransport(connections);
   try {
+    // What the last claim said is still due, for fan-out to weigh against the rate as it goes.
+    let due = { dueLeft: pending.dueLeft, slotsFree: pending.slots?.free };
+    let sent = 0;
     const run = await deliverRun(
-      async (sent) => {
+      async () => {
         const claimed = pending ?? (await claim());
         pending = undefined;
         outcome.eventsDue = Math.max(outcome.eventsDue, claimed.eventsDue);
-        fanout?.consider({ dueLeft: claimed.dueLeft, slotsFree: claimed.slots?.free, sent });
+        due = { dueLeft: claimed.dueLeft, slotsFree: claimed.slots?.free };
+        fanout?.consider({ ...due, sent });
         // A short batch means the queue has nothing more due, unless the claim stopped at its
         // byte budget (large messages): then more are due now.
         const more = claimed.entries.length === config.batchSize || claimed.stoppedAtBudget;
@@ -109,6 +113,12 @@ export async function scheduledRun(deps: ScheduledDeps, role: RunRole): Promise<
       },
       deps.context(transport, connections),
       () => now() < until,
+      // Fan-out decides as soon as the run has a rate, not only at its next claim.
+      fanout &&
+        ((n) => {
+          sent = n;
+          fanout.consider({ ...due, sent });
+        }),
     );
     Object.assign(outcome, run.report, { batches: run.batches });
     logRunTrouble(log, run);

@@ -77,8 +77,9 @@ describe("helpersNeeded", () => {
     perInvocation: 3,
   };
 
-  it("waits for a measured rate: nothing before the run has finished a message per connection", () => {
-    expect(helpersNeeded({ ...base, sent: 2 })).toBe(0);
+  it("waits for a measured rate: nothing before the run has finished two messages per connection", () => {
+    expect(helpersNeeded({ ...base, sent: 5 })).toBe(0);
+    expect(helpersNeeded({ ...base, sent: 6 })).toBeGreaterThan(0);
     expect(helpersNeeded({ ...base, elapsedMs: 0 })).toBe(0);
   });
 

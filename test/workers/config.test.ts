@@ -41,6 +41,20 @@ describe("loadConfig", () => {
     expect(configError({ REQUEST_LOG_DAYS: "91" }).message).toMatch(/REQUEST_LOG_DAYS/);
   });
 
+  it("keeps fan-out off by default, and caps a fanned-out deployment at its invocations' connections", () => {
+    expect(loadConfig({}).fanout).toEqual({ invocations: 1, hostConnectionCap: undefined });
+    expect(loadConfig({ DELIVERY_FANOUT: "4", SMTP_MAX_CONNECTIONS: "5" }).fanout).toEqual({
+      invocations: 4,
+      hostConnectionCap: 20,
+    });
+    // A cap of its own, with or without fan-out (overlapping cron runs share it too).
+    expect(loadConfig({ DELIVERY_FANOUT: "4", SMTP_HOST_MAX_CONNECTIONS: "12" }).fanout).toEqual({
+      invocations: 4,
+      hostConnectionCap: 12,
+    });
+    expect(loadConfig({ SMTP_HOST_MAX_CONNECTIONS: "2" }).fanout.hostConnectionCap).toBe(2);
+  });
+
   it("reads SMTP_DATA_TIMEOUT_SECONDS, at least SMTP_TIMEOUT_SECONDS and at most 840", () => {
     expect(loadConfig({ SMTP_DATA_TIMEOUT_SECONDS: "120" }).smtpDataTimeoutMs).toBe(120_000);
     expect(
@@ -121,6 +135,10 @@ describe("loadConfig", () => {
     ["DOH_URL", { DOH_URL: "ftp://dns.example" }],
     ["DOH_URL", { DOH_URL: "https://dns.example/q?name=x" }],
     ["DOH_TIMEOUT_SECONDS", { DOH_TIMEOUT_SECONDS: "60" }],
+    ["DELIVERY_FANOUT", { DELIVERY_FANOUT: "0" }],
+    ["DELIVERY_FANOUT", { DELIVERY_FANOUT: "17" }],
+    ["SMTP_HOST_MAX_CONNECTIONS", { SMTP_HOST_MAX_CONNECTIONS: "0" }],
+    ["SMTP_HOST_MAX_CONNECTIONS", { SMTP_HOST_MAX_CONNECTIONS: "many" }],
   ];
   for (const [variable, env] of bad) {
     it(`names ${variable} when it is wrong (${JSON.stringify(env)})`, () => {

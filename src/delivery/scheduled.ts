@@ -26,6 +26,8 @@ export interface ScheduledDeps {
   context: (transport: SmtpTransport, connections: number) => DeliveryContext;
   now: () => number;
   log: Logger;
+  /** How long slots stay taken without a renewal (SLOT_HOLD_MS; tests shorten it). */
+  slotHoldMs?: number;
 }
 
 /** A run, which may fan out, or a helper started by one. */
@@ -63,18 +65,15 @@ function plan(config: Config, role: RunRole, now: number): RunPlan {
 export async function scheduledRun(deps: ScheduledDeps, role: RunRole): Promise<RunOutcome> {
   const { store, config, now, log } = deps;
   const { until, holder, slots } = plan(config, role, now());
+  const hold = deps.slotHoldMs ?? SLOT_HOLD_MS;
   const outcome: RunOutcome = { ...emptyReport(), batches: 0, connections: 0, eventsDue: 0 };
   const claim = (take?: ClaimSlots["take"]) =>
     store.claimRun(now(), config.batchSize, config.leaseMs, slots && { ...slots, take });
 
   let pending: ClaimRun | undefined;
   try {
-    // Slots lapse after the last lease this run can hold, should it die without giving them back.
-    pending = await claim({
-      holder,
-      want: config.smtpMaxConnections,
-      until: until + config.leaseMs,
-    });
+    // Should the run die without giving its slots back, they lapse a minute after its last renewal.
+    pending = await claim({ holder, want: config.smtpMaxConnections, until: now() + hold });
   } catch (err) {
     log.error("store.unavailable", { op: "claim", error: String(err) });
     return outcome;
@@ -82,19 +81,14 @@ export async function scheduledRun(deps: ScheduledDeps, role: RunRole): Promise<
   outcome.eventsDue = pending.eventsDue;
   const connections = slots ? (pending.slots?.taken ?? 0) : config.smtpMaxConnections;
   if (pending.entries.length === 0) {
-    if (slots && connections === 0 && pending.dueLeft > 0)
-      log.warn("delivery.capped", {
-        reason: "SMTP_HOST_MAX_CONNECTIONS reached: other delivery runs hold every connection",
-        due: pending.dueLeft,
-        cap: slots.cap,
-      });
-    if (slots) await giveBack(deps, slots.host, holder, connections);
+    await nothingClaimed(deps, slots, holder, connections, pending.dueLeft);
     return outcome;
   }
   outcome.connections = connections;
 
   const fanout = startFanout(deps, role, holder, until);
   const transport = deps.openTransport(connections);
+  const stopRenewing = keepSlots(deps, slots, { holder, count: connections, hold });
   try {
     // What the last claim said is still due, for fan-out to weigh against the rate as it goes.
     let due = { dueLeft: pending.dueLeft, slotsFree: pending.slots?.free };
@@ -124,7 +118,8 @@ export async function scheduledRun(deps: ScheduledDeps, role: RunRole): Promise<
     logRunTrouble(log, run);
   } finally {
     await transport.close();
-    if (slots) await giveBack(deps, slots.host, holder, connections);
+    stopRenewing();
+    await giveBack(deps, slots, holder, connections);
   }
   if (fanout) {
     outcome.fanout = await fanout.settle();
@@ -158,9 +153,55 @@ function logRunTrouble(log: Logger, run: Awaited<ReturnType<typeof deliverRun>>)
     });
 }
 
+/**
+ * How long connection slots stay taken without a renewal. Short, so a run that dies (its
+ * invocation evicted, the CPU limit) holds the cap for at most about a minute; renewed every
+ * third of it while the run lives, one command each time, whatever the run sends.
+ */
+export const SLOT_HOLD_MS = 60_000;
+
+/** Renews the run's slots until stopped. A renewal that fails is logged and tried next time. */
+function keepSlots(
+  deps: ScheduledDeps,
+  slots: ClaimSlots | undefined,
+  { holder, count, hold }: { holder: string; count: number; hold: number },
+): () => void {
+  if (!slots) return () => {};
+  const { host } = slots;
+  const timer = setInterval(() => {
+    deps.store.renewSlots(host, holder, count, deps.now() + hold).catch((err: unknown) => {
+      deps.log.warn("delivery.slots_not_renewed", { host, holder, count, error: String(err) });
+    });
+  }, hold / 3);
+  return () => clearInterval(timer);
+}
+
+/** The first claim leased nothing: says so when the cap is why, and gives back what it took. */
+async function nothingClaimed(
+  deps: ScheduledDeps,
+  slots: ClaimSlots | undefined,
+  holder: string,
+  connections: number,
+  dueLeft: number,
+): Promise<void> {
+  if (slots && connections === 0 && dueLeft > 0)
+    deps.log.warn("delivery.capped", {
+      reason: "SMTP_HOST_MAX_CONNECTIONS reached: other delivery runs hold every connection",
+      due: dueLeft,
+      cap: slots.cap,
+    });
+  await giveBack(deps, slots, holder, connections);
+}
+
 /** Slots not given back (the store is down) lapse on their own; the cap is only lower meanwhile. */
-async function giveBack(deps: ScheduledDeps, host: string, holder: string, count: number) {
-  if (count <= 0) return;
+async function giveBack(
+  deps: ScheduledDeps,
+  slots: ClaimSlots | undefined,
+  holder: string,
+  count: number,
+) {
+  if (!slots || count <= 0) return;
+  const { host } = slots;
   try {
     await deps.store.releaseSlots(host, holder, count);
   } catch (err) {

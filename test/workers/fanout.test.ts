@@ -7,11 +7,14 @@
  * by test/node/fanout-e2e.test.ts.
  */
 import { afterEach, describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.ts";
+import { loadConfig, sendWindowMs } from "../../src/config.ts";
 import { type HelperReport, helpersNeeded } from "../../src/delivery/fanout.ts";
-import { jsonLogger } from "../../src/log.ts";
+import { type ScheduledDeps, scheduledRun } from "../../src/delivery/scheduled.ts";
+import { jsonLogger, silentLogger } from "../../src/log.ts";
 import type { Relay } from "../../src/relay.ts";
 import { createRelay } from "../../src/runtime/compose.ts";
+import { createTransport } from "../../src/smtp/factory.ts";
+import type { SmtpTarget } from "../../src/smtp/url.ts";
 import { newEntry } from "../contract/store/index.ts";
 import { gatewayApi, redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { upstashEnv } from "../support/worker.ts";
@@ -181,6 +184,49 @@ describe.skipIf(Boolean(skip))(`fan-out on Upstash${skip ? ` (skipped: ${skip})`
     const sent = await run.runScheduled();
     expect(sent.messages).toBe(6);
     expectOnceEach(await sink().messages({ to: `${tag}-` }), tag, 6);
+  });
+
+  it("renews its slots while it runs, so they outlive their hold only as long as the run", async () => {
+    const d = deployment({ DELIVERY_FANOUT: "1", SMTP_HOST_MAX_CONNECTIONS: "3" });
+    const relay = d.relay();
+    const tag = `hold-${crypto.randomUUID().slice(0, 8)}`;
+    await accept(relay, tag, 12);
+    await tarpit();
+    const host = `127.0.0.1:${services().sinks.plain.port}`;
+    const free = async () =>
+      (await relay.store.claimRun(Date.now(), 0, LEASE_MS, { host, cap: 3 })).slots?.free;
+    const deps: ScheduledDeps = {
+      store: relay.store,
+      config: d.config,
+      openTransport: (connections) =>
+        createTransport(d.config.smtpClient, {
+          target: d.config.smtpHosts[0] as SmtpTarget,
+          ehloName: "relay.test",
+          timeoutMs: 10_000,
+          maxConnections: connections,
+        }),
+      context: (transport, connections) => ({
+        store: relay.store,
+        transport,
+        policy: relay.policy,
+        concurrency: connections * 2,
+        sendWindowMs: sendWindowMs(d.config.smtpTimeoutMs),
+        leaseMs: d.config.leaseMs,
+        now: Date.now,
+        log: silentLogger,
+      }),
+      now: Date.now,
+      log: silentLogger,
+      // Held 300 ms without a renewal; the run takes over a second (12 tarpitted messages).
+      slotHoldMs: 300,
+    };
+    const running = scheduledRun(deps, { kind: "run" });
+    await new Promise((resolve) => setTimeout(resolve, 900));
+    // Three holds later the run's one slot is still taken: it was renewed.
+    expect(await free()).toBe(2);
+    const outcome = await running;
+    expect(outcome.messages).toBeGreaterThan(6);
+    expect(await free()).toBe(3);
   });
 
   it("costs an idle run one command with the cap kept, and a run gives its slots back", async () => {

@@ -21,6 +21,11 @@ export class MemorySlots {
     return { free: Math.max(0, slots.cap - held.size), ...(taken !== undefined ? { taken } : {}) };
   }
 
+  renew(host: string, holder: string, count: number, until: number): void {
+    const held = this.#hosts.get(host);
+    for (const member of slotMembers(holder, count)) if (held?.has(member)) held.set(member, until);
+  }
+
   release(host: string, holder: string, count: number): void {
     const held = this.#hosts.get(host);
     for (const member of slotMembers(holder, count)) held?.delete(member);

@@ -135,6 +135,10 @@ export class MemoryStore implements RelayStore {
     this.#slots.release(host, holder, count);
   }
 
+  async renewSlots(host: string, holder: string, count: number, until: number): Promise<void> {
+    this.#slots.renew(host, holder, count, until);
+  }
+
   commit(
     id: string,
     guard: WriteGuard,

@@ -1,9 +1,10 @@
 /**
  * The Upstash driver's plain reads (one HMGET each, no script): a message with its state and
- * lease, and one queued webhook event. Kept apart from the class so store.ts stays a list of the
+ * lease, one queued webhook event, and the smart host's latest outcomes. Kept apart from the class so store.ts stays a list of the
  * ports' operations.
  */
 import type { Redis } from "@upstash/redis";
+import type { HostOutcome, SmartHostOutcomes } from "../insight-ports.ts";
 import type { EventAttempt, EventDelivery } from "../ports.ts";
 import type { DeliveryState, QueuedMessage, StoredEntry } from "../types.ts";
 import type { KeyLayout } from "./keys.ts";
@@ -67,4 +68,13 @@ export async function readEventDelivery(
     nextAttemptAt: s === "pending" && next ? Number(next) : null,
     ...(replayOf ? { replayOf } : {}),
   };
+}
+
+/** The smart host's latest success and refusal, as the commit script keeps them. */
+export async function readSmartHost(redis: Redis, keys: KeyLayout): Promise<SmartHostOutcomes> {
+  // Without automatic deserialisation the client returns HMGET as a plain array.
+  const h = (await redis.hmget(keys.smartHost, "ok", "no")) as unknown as (string | null)[] | null;
+  const [ok, no] = h ?? [];
+  const parse = (v: string | null | undefined) => (v ? (JSON.parse(v) as HostOutcome) : null);
+  return { lastSuccess: parse(ok), lastRefusal: parse(no) };
 }

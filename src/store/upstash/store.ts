@@ -12,7 +12,7 @@ import type {
   RequestLogEntry,
   RequestLogQuery,
 } from "../history-ports.ts";
-import type { HostOutcome, QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
+import type { QueueDepth, SmartHostOutcomes } from "../insight-ports.ts";
 import type {
   ClaimedEvent,
   CommitItem,
@@ -32,7 +32,7 @@ import type {
 } from "../ports.ts";
 import { IdempotencyClaimLapsedError } from "../ports.ts";
 import { CLAIM_BUDGET_BYTES, LIST_BUDGET_BYTES, newLeaseToken } from "../shared.ts";
-import { type ClaimSlots, slotMembers } from "../slot-ports.ts";
+import type { ClaimSlots } from "../slot-ports.ts";
 import type { RelayStore } from "../store.ts";
 import type {
   SuppressedRecipient,
@@ -44,9 +44,10 @@ import type {
 import type { ApiKeyRecord, DeliveryState, EventDraft, StoredEntry } from "../types.ts";
 import { idempotencyState, inFlightMarker } from "./idempotency.ts";
 import { type KeyLayout, keyLayout } from "./keys.ts";
-import { readEntry, readEventDelivery } from "./reads.ts";
+import { readEntry, readEventDelivery, readSmartHost } from "./reads.ts";
 import { UpstashRecords } from "./records.ts";
 import { type BoundScripts, bindScripts } from "./scripts/index.ts";
+import { UpstashSlots } from "./slots.ts";
 
 /**
  * How long one store call (with its retries) may take. It bounds how long an idempotency claim's
@@ -80,6 +81,7 @@ export class UpstashStore implements RelayStore {
   readonly #now: () => number;
   readonly #run: BoundScripts;
   readonly #records: UpstashRecords;
+  readonly #slots: UpstashSlots;
   #eventsQueued = 0;
 
   constructor(options: UpstashStoreOptions) {
@@ -100,6 +102,7 @@ export class UpstashStore implements RelayStore {
     this.#now = options.now ?? Date.now;
     this.#run = bindScripts(this.#redis);
     this.#records = new UpstashRecords(this.#redis, this.#keys, this.#run);
+    this.#slots = new UpstashSlots(this.#redis, this.#keys);
   }
 
   get eventsQueued(): number {
@@ -172,11 +175,13 @@ export class UpstashStore implements RelayStore {
     });
   }
 
-  async releaseSlots(host: string, holder: string, count: number): Promise<void> {
-    if (count <= 0) return;
-    const [first, ...rest] = slotMembers(holder, count);
-    if (first !== undefined)
-      await this.#redis.zrem(this.#keys.connectionSlots(host), first, ...rest);
+  // ---- ConnectionSlots (slots.ts)
+
+  releaseSlots(host: string, holder: string, count: number) {
+    return this.#slots.release(host, holder, count);
+  }
+  renewSlots(host: string, holder: string, count: number, until: number) {
+    return this.#slots.renew(host, holder, count, until);
   }
 
   async commit(
@@ -213,13 +218,7 @@ export class UpstashStore implements RelayStore {
   }
 
   async smartHost(): Promise<SmartHostOutcomes> {
-    // Without automatic deserialisation the client returns HMGET as a plain array.
-    const h = (await this.#redis.hmget(this.#keys.smartHost, "ok", "no")) as unknown as
-      | (string | null)[]
-      | null;
-    const [ok, no] = h ?? [];
-    const parse = (v: string | null | undefined) => (v ? (JSON.parse(v) as HostOutcome) : null);
-    return { lastSuccess: parse(ok), lastRefusal: parse(no) };
+    return readSmartHost(this.#redis, this.#keys);
   }
 
   // ---- EmailIndex

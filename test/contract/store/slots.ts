@@ -60,6 +60,24 @@ export function describeSlotsContract(factory: StoreFactory): void {
       expect(lapsed.slots).toEqual({ free: 8 });
     });
 
+    it("keeps renewed slots past their first lapse, and lets unrenewed ones lapse", async () => {
+      const store = factory.make();
+      await store.enqueue(Array.from({ length: 4 }, () => newEntry({ dueAt: 1_000 })));
+      await store.claimRun(2_000, 1, LEASE, take("run-a", 3, 60_000));
+      await store.claimRun(2_000, 1, LEASE, take("run-b", 2, 60_000));
+      await store.renewSlots(HOST, "run-a", 3, 120_000);
+      const later = await store.claimRun(60_000, 1, LEASE, { host: HOST, cap: 8 });
+      // run-b's lapsed at 60,000; run-a's, renewed, are held until 120,000.
+      expect(later.slots).toEqual({ free: 5 });
+      const after = await store.claimRun(120_000, 1, LEASE, { host: HOST, cap: 8 });
+      expect(after.slots).toEqual({ free: 8 });
+      // A renewal does not create slots its holder never took (or lost to a lapse).
+      await store.renewSlots(HOST, "run-c", 4, 500_000);
+      expect((await store.claimRun(130_000, 1, LEASE, { host: HOST, cap: 8 })).slots).toEqual({
+        free: 8,
+      });
+    });
+
     it("keeps one cap per smart host", async () => {
       const store = factory.make();
       await store.enqueue(Array.from({ length: 2 }, () => newEntry({ dueAt: 1_000 })));

@@ -14,15 +14,15 @@
  */
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { join } from "node:path";
 
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
-const { createTestHarness } = await import("wrangler");
+const { benchWorker } = await import("./worker.ts");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
 const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
 const { startLatencyProxy } = await import("../dev/latency-proxy.ts");
+const { fillQueue } = await import("../dev/fill-queue.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 1500);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -53,30 +53,16 @@ proxy.setRtt(RTT);
 const admin = `bench-admin-${randomUUID()}`;
 
 const worker = (setup: Setup) =>
-  createTestHarness({
-    root: join(import.meta.dirname, ".."),
-    workers: [
-      {
-        configPath: "wrangler.toml",
-        secrets: {
-          ADMIN_TOKEN: admin,
-          SMTP_URL: `smtp+insecure://${proxy.host}:${proxy.port}`,
-          UPSTASH_REDIS_REST_URL: gateway.url,
-          UPSTASH_REDIS_REST_TOKEN: gateway.token,
-        },
-        vars: {
-          REDIS_KEY_PREFIX: `bench:fo:${randomUUID().slice(0, 8)}:`,
-          IMMEDIATE_DELIVERY: "false",
-          SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
-          DELIVERY_RUN_SECONDS: String(RUN_SECONDS),
-          DELIVERY_FANOUT: String(setup.fanout),
-          ...(setup.cap ? { SMTP_HOST_MAX_CONNECTIONS: String(setup.cap) } : {}),
-          RATE_LIMIT: "100000/1s",
-          LOG_LEVEL: "warn",
-          SMTP_EHLO_NAME: "bench.test",
-        },
-      },
-    ],
+  benchWorker({
+    admin,
+    smtpUrl: `smtp+insecure://${proxy.host}:${proxy.port}`,
+    gateway,
+    vars: {
+      SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
+      DELIVERY_RUN_SECONDS: String(RUN_SECONDS),
+      DELIVERY_FANOUT: String(setup.fanout),
+      ...(setup.cap ? { SMTP_HOST_MAX_CONNECTIONS: String(setup.cap) } : {}),
+    },
   });
 
 interface Sample {
@@ -91,20 +77,7 @@ const harnesses = SETUPS.map((setup) => ({ setup, harness: worker(setup) }));
 async function round(setup: Setup, harness: ReturnType<typeof worker>, r: number) {
   const { url } = await harness.listen();
   const tag = `fo-${r}-${randomUUID().slice(0, 6)}`;
-  for (let i = 0; i < N; i += 100) {
-    const batch = Array.from({ length: Math.min(100, N - i) }, (_, j) => ({
-      from: "Bench <bench@acme.test>",
-      to: [`${tag}-${i + j}@example.com`],
-      subject: "Fan-out",
-      text: "A short transactional message.\n",
-    }));
-    const res = await fetch(`${url.origin}/emails/batch`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
-      body: JSON.stringify(batch),
-    });
-    if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-  }
+  await fillQueue({ origin: url.origin, token: admin, tag, count: N });
   proxy.reset();
   gateway.resetCounters();
   const t0 = performance.now();

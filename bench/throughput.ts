@@ -18,16 +18,16 @@
  */
 import { randomUUID } from "node:crypto";
 import os from "node:os";
-import { join } from "node:path";
 import nodemailer from "nodemailer";
 
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
-const { createTestHarness } = await import("wrangler");
+const { benchWorker } = await import("./worker.ts");
 const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
 const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
 const { startLatencyProxy } = await import("../dev/latency-proxy.ts");
+const { fillQueue } = await import("../dev/fill-queue.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 300);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -47,37 +47,23 @@ const proxy = await startLatencyProxy({ host: "127.0.0.1", port: sink.port });
 const admin = `bench-admin-${randomUUID()}`;
 
 const worker = (client: string) =>
-  createTestHarness({
-    root: join(import.meta.dirname, ".."),
-    workers: [
-      {
-        configPath: "wrangler.toml",
-        secrets: {
-          ADMIN_TOKEN: admin,
-          SMTP_URL: `smtp+insecure://${proxy.host}:${proxy.port}`,
-          UPSTASH_REDIS_REST_URL: gateway.url,
-          UPSTASH_REDIS_REST_TOKEN: gateway.token,
-        },
-        vars: {
-          REDIS_KEY_PREFIX: `bench:tp:${randomUUID().slice(0, 8)}:`,
-          IMMEDIATE_DELIVERY: "false",
-          SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
-          SMTP_CLIENT: client,
-          DELIVERY_BATCH_SIZE: "100",
-          RATE_LIMIT: "100000/1s",
-          LOG_LEVEL: "warn",
-          SMTP_EHLO_NAME: "bench.test",
-        },
-      },
-    ],
+  benchWorker({
+    admin,
+    smtpUrl: `smtp+insecure://${proxy.host}:${proxy.port}`,
+    gateway,
+    vars: {
+      SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
+      SMTP_CLIENT: client,
+      DELIVERY_BATCH_SIZE: "100",
+    },
   });
 
-const message = (to: string) => ({
+const MESSAGE = {
   from: "Bench <bench@acme.test>",
-  to: [to],
   subject: "Throughput",
   text: "A short transactional message, the same for the relay and the direct reference.\n",
-});
+};
+const message = (to: string) => ({ ...MESSAGE, to: [to] });
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? 0;
 
@@ -98,21 +84,11 @@ async function benchClient(client: string): Promise<void> {
   const harness = worker(client);
   try {
     const { url } = await harness.listen();
-    const headers = { authorization: `Bearer ${admin}`, "content-type": "application/json" };
-    const accept = async (tag: string) => {
-      for (let i = 0; i < N; i += 100) {
-        const batch = Array.from({ length: Math.min(100, N - i) }, (_, j) =>
-          message(`${tag}-${i + j}@example.com`),
-        );
-        const res = await fetch(`${url.origin}/emails/batch`, {
-          method: "POST",
-          headers,
-          body: JSON.stringify(batch),
-        });
-        if (res.status !== 200) throw new Error(`batch: ${res.status} ${await res.text()}`);
-      }
-    };
+    const accept = (tag: string) =>
+      fillQueue({ origin: url.origin, token: admin, tag, count: N, message: MESSAGE });
     const relayRound = async (tag: string) => {
+      // Nothing kept from earlier rounds: the sink's work per message stays the same all run.
+      sink.clear();
       await accept(tag);
       proxy.reset();
       const t0 = performance.now();

@@ -8,6 +8,7 @@
  */
 import { Redis } from "@upstash/redis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fillQueue } from "../../dev/fill-queue.ts";
 import { type LatencyProxy, startLatencyProxy } from "../../dev/latency-proxy.ts";
 import { type SmtpSink, startSmtpSink } from "../../dev/smtp-sink/index.ts";
 import { type RelayWorker, startRelayWorker } from "../support/harness.ts";
@@ -61,22 +62,8 @@ describe.skipIf(Boolean(skip))(
       return { relay, prefix };
     }
 
-    async function accept(relay: RelayWorker, tag: string, count: number) {
-      for (let i = 0; i < count; i += 100) {
-        const batch = Array.from({ length: Math.min(100, count - i) }, (_, j) => ({
-          from: "Fan <fan@acme.test>",
-          to: [`${tag}-${i + j}@example.com`],
-          subject: "Fan-out",
-          text: "One of many.\n",
-        }));
-        const res = await fetch(`${relay.url}/emails/batch`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${ADMIN}`, "content-type": "application/json" },
-          body: JSON.stringify(batch),
-        });
-        expect(res.status).toBe(200);
-      }
-    }
+    const accept = (relay: RelayWorker, tag: string, count: number) =>
+      fillQueue({ origin: relay.url, token: ADMIN, tag, count });
 
     const events = (relay: RelayWorker): Logged[] =>
       relay.harness.getLogs().flatMap((log) => {

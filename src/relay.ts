@@ -8,8 +8,9 @@ import { type FailureGuard, failureGuard } from "./auth/abuse.ts";
 import { ApiKeys, type Principal } from "./auth/keys.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
 import { type Config, sendWindowMs } from "./config.ts";
-import { type DeliveryReport, deliverClaimed, emptyReport } from "./delivery/deliver.ts";
+import { type DeliveryReport, emptyReport } from "./delivery/deliver.ts";
 import type { HelperReport, HelperRequest, StartHelper } from "./delivery/fanout.ts";
+import { deliverEntries, logRunTrouble } from "./delivery/run.ts";
 import { type RunOutcome, type ScheduledDeps, scheduledRun } from "./delivery/scheduled.ts";
 import { initialState, type Policy } from "./delivery/state.ts";
 import { EmailSteering } from "./delivery/steer.ts";
@@ -230,7 +231,9 @@ export class Relay {
     if (entries.length > 0 && this.#openTransport) {
       const transport = this.#openTransport();
       try {
-        report = await deliverClaimed(entries, this.#deliveryContext(transport));
+        const run = await deliverEntries(entries, this.#deliveryContext(transport));
+        report = run.report;
+        logRunTrouble(this.log, run);
       } finally {
         await transport.close();
       }

@@ -1,6 +1,7 @@
 /**
- * The delivery stage: sends claimed messages over one SMTP transport and writes each outcome back
- * as soon as its SMTP transaction ends, so a crash repeats as little as possible.
+ * The delivery stage: one claimed message's attempt over the SMTP transport, its outcome written
+ * back as soon as its SMTP transaction ends, so a crash repeats as little as possible. The loop
+ * that runs attempts, for a cron run and for the attempt right after accepting, is run.ts.
  */
 
 import { DEFAULT_SUPPRESSION_EXPIRY, type SuppressionExpiry } from "../config/suppression.ts";
@@ -69,27 +70,6 @@ export interface DeliveryReport {
 
 export function emptyReport(): DeliveryReport {
   return { messages: 0, delivered: 0, deferred: 0, failed: 0, unrecorded: 0, skipped: 0 };
-}
-
-/** Delivers the given claimed messages, `concurrency` at a time. */
-export async function deliverClaimed(
-  entries: ClaimedEntry[],
-  ctx: DeliveryContext,
-): Promise<DeliveryReport> {
-  const report = emptyReport();
-  let next = 0;
-  // The write-back of one message overlaps the next message's SMTP transaction: a worker moves on
-  // as soon as the server answered, and the batch ends when every outcome is written.
-  const commits: Promise<void>[] = [];
-  const worker = async () => {
-    while (next < entries.length) {
-      const entry = entries[next++];
-      if (entry) await deliverOne(entry, ctx, report, commits);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(ctx.concurrency, entries.length) }, worker));
-  await Promise.all(commits);
-  return report;
 }
 
 export async function deliverOne(

@@ -13,6 +13,7 @@
  * Outcomes are written in group commits, and a run whose write-backs fail stops starting sends
  * until the store answers again (store-health.ts): what it sends it must be able to record.
  */
+import type { Logger } from "../log.ts";
 import type { ClaimedEntry } from "../store/types.ts";
 import { type DeliveryContext, type DeliveryReport, deliverOne, emptyReport } from "./deliver.ts";
 import { groupCommits } from "./group-commit.ts";
@@ -99,4 +100,33 @@ export async function deliverRun(
     waiting.length = 0;
   }
   return result;
+}
+
+/**
+ * Delivers the given claimed entries (the attempt made right after accepting) through the same
+ * loop as a scheduled run, so it has the same store-health gate: once write-backs fail, it starts
+ * no further send it could not record, and what it leaves unsent comes back when its lease ends.
+ */
+export function deliverEntries(entries: ClaimedEntry[], ctx: DeliveryContext): Promise<RunResult> {
+  let given = false;
+  return deliverRun(
+    async () => {
+      const batch = given ? [] : entries;
+      given = true;
+      return { entries: batch, more: false };
+    },
+    { ...ctx, concurrency: Math.max(1, Math.min(ctx.concurrency, entries.length)) },
+    () => true,
+  );
+}
+
+/** What a run's operator must hear: a claim that failed, write-backs that gave up. */
+export function logRunTrouble(log: Logger, run: RunResult): void {
+  if (run.claimError !== undefined)
+    log.error("store.unavailable", { op: "claim", error: String(run.claimError) });
+  if (run.halted !== undefined)
+    log.error("delivery.halted", {
+      reason: "write-backs failed: the store is unreachable",
+      left_unsent: run.halted,
+    });
 }

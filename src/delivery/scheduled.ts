@@ -15,7 +15,7 @@ import type { ClaimRun, ClaimSlots, RelayStore } from "../store/store.ts";
 import { newLeaseToken } from "../store/store.ts";
 import { type DeliveryContext, type DeliveryReport, emptyReport } from "./deliver.ts";
 import { Fanout, type FanoutResult, type HelperRequest, type StartHelper } from "./fanout.ts";
-import { deliverRun } from "./run.ts";
+import { deliverRun, logRunTrouble } from "./run.ts";
 
 export interface ScheduledDeps {
   store: RelayStore;
@@ -141,16 +141,6 @@ function startFanout(deps: ScheduledDeps, role: RunRole, runId: string, until: n
     now: deps.now,
     log: deps.log,
   });
-}
-
-function logRunTrouble(log: Logger, run: Awaited<ReturnType<typeof deliverRun>>): void {
-  if (run.claimError !== undefined)
-    log.error("store.unavailable", { op: "claim", error: String(run.claimError) });
-  if (run.halted !== undefined)
-    log.error("delivery.halted", {
-      reason: "write-backs failed: the store is unreachable",
-      left_unsent: run.halted,
-    });
 }
 
 /**

@@ -1,13 +1,14 @@
 /**
  * A scheduled run's delivery loop (src/delivery/run.ts) on the memory store, sending to the real
  * plain sink: it claims the next batch while the current one is still going out, delivers every
- * message once, and stops claiming when a claim fails or the run's budget is spent.
+ * message once, and stops claiming when a claim fails or the run's budget is spent; the attempt
+ * right after accepting (deliverEntries) runs through the same loop and its store-health gate.
  */
 import { describe, expect, it } from "vitest";
 import { sendWindowMs } from "../../src/config.ts";
 import type { DeliveryContext } from "../../src/delivery/deliver.ts";
 import { GROUP_COMMIT_MAX_ITEMS, groupCommits } from "../../src/delivery/group-commit.ts";
-import { deliverRun } from "../../src/delivery/run.ts";
+import { deliverEntries, deliverRun } from "../../src/delivery/run.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
 import type { SmtpTransport } from "../../src/smtp/transport.ts";
@@ -280,5 +281,44 @@ describe("a scheduled run's delivery loop", () => {
     }
     await sinkApi("plain").waitFor(1, 5_000, { to });
     expect(await sinkApi("plain").messages({ to })).toHaveLength(1);
+  });
+
+  it("gives the attempt right after accepting the same gate: no send it could not record", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 4);
+    const { entries } = await store.claimRun(Date.now(), 4, 3_000);
+    const { transport } = countingTransport();
+    try {
+      const run = await deliverEntries(entries, {
+        ...context(store, transport),
+        concurrency: 1,
+        sendWindowMs: 500,
+        leaseMs: 3_000,
+        commit: async () => {
+          throw new Error("store unreachable");
+        },
+      });
+      expect(run.halted).toBe(3);
+      expect(run.report).toMatchObject({ messages: 1, unrecorded: 1, skipped: 3 });
+    } finally {
+      await transport.close();
+    }
+    await sinkApi("plain").waitFor(1, 5_000, { to });
+    expect(await sinkApi("plain").messages({ to })).toHaveLength(1);
+  });
+
+  it("sends every given entry once when the store takes the outcomes", async () => {
+    const store = new MemoryStore();
+    const to = await queued(store, 5);
+    const { entries } = await store.claimRun(Date.now(), 5, 60_000);
+    const { transport } = countingTransport();
+    try {
+      const run = await deliverEntries(entries, context(store, transport));
+      expect(run.report).toMatchObject({ messages: 5, delivered: 5, unrecorded: 0 });
+      expect(run.batches).toBe(1);
+    } finally {
+      await transport.close();
+    }
+    expect(await sinkApi("plain").messages({ to })).toHaveLength(5);
   });
 });

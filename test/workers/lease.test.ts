@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { sendWindowMs } from "../../src/config.ts";
-import { deliverClaimed } from "../../src/delivery/deliver.ts";
+import { deliverEntries } from "../../src/delivery/run.ts";
 import { silentLogger } from "../../src/log.ts";
 import { createNodemailerTransport } from "../../src/smtp/nodemailer.ts";
 import { parseSmtpUrl } from "../../src/smtp/url.ts";
@@ -41,7 +41,7 @@ describe("lease-aware delivery", () => {
     if (!a || !b) throw new Error("nothing claimed");
     const transport = plainTransport(2_000);
     try {
-      const report = await deliverClaimed([a, b], {
+      const { report } = await deliverEntries([a, b], {
         store,
         transport,
         policy: POLICY,
@@ -86,7 +86,7 @@ describe("lease-aware delivery", () => {
       rival.push((await store.claimRun(Date.now(), 10, 60_000)).entries.map((c) => c.message.id));
     }, 200);
     try {
-      const report = await deliverClaimed([claimed], {
+      const { report } = await deliverEntries([claimed], {
         store,
         transport,
         policy: POLICY,

@@ -10,7 +10,7 @@
  * at distance a connection waits on round trips, which is where more invocations pay. Every
  * configuration gets its own Worker and key prefix; rounds are interleaved across them, so drift
  * on a shared machine hits each alike, and the figure to read is the ratio to DELIVERY_FANOUT=1
- * in the same round. About three minutes with the defaults.
+ * in the same round. About four minutes with the defaults.
  */
 import { randomUUID } from "node:crypto";
 import os from "node:os";
@@ -18,14 +18,11 @@ import os from "node:os";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
-const { benchWorker } = await import("./worker.ts");
-const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
-const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
-const { startLatencyProxy } = await import("../dev/latency-proxy.ts");
+const { benchWorker, startBenchServices } = await import("./worker.ts");
 const { fillQueue } = await import("../dev/fill-queue.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 1500);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const RTT = Number(process.env.BENCH_RTT ?? 50);
 // Short enough that one invocation cannot send N within it at this distance.
 const RUN_SECONDS = Number(process.env.BENCH_RUN_SECONDS ?? 5);
@@ -46,16 +43,15 @@ const SETUPS: Setup[] = [
   { name: "up to 4, cap 12", fanout: 4, cap: 12 },
 ];
 
-const gateway = await startUpstashGateway({ token: `fo-${randomUUID()}` });
-const sink = await startSmtpSink({ tls: "none" });
-const proxy = await startLatencyProxy({ host: "127.0.0.1", port: sink.port });
+const services = await startBenchServices();
+const { gateway, sink, proxy } = services;
 proxy.setRtt(RTT);
 const admin = `bench-admin-${randomUUID()}`;
 
 const worker = (setup: Setup) =>
   benchWorker({
     admin,
-    smtpUrl: `smtp+insecure://${proxy.host}:${proxy.port}`,
+    smtpUrl: services.smtpUrl,
     gateway,
     vars: {
       SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
@@ -126,7 +122,5 @@ ${lines.join("\n")}
 `);
 } finally {
   for (const { harness } of harnesses) await harness.close();
-  await proxy.close();
-  await sink.close();
-  await gateway.close();
+  await services.close();
 }

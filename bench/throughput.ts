@@ -23,10 +23,7 @@ import nodemailer from "nodemailer";
 process.env.CLOUDFLARE_CF_FETCH_ENABLED ??= "false";
 process.env.WRANGLER_SEND_METRICS ??= "false";
 
-const { benchWorker } = await import("./worker.ts");
-const { startUpstashGateway } = await import("../dev/upstash-gateway.ts");
-const { startSmtpSink } = await import("../dev/smtp-sink/index.ts");
-const { startLatencyProxy } = await import("../dev/latency-proxy.ts");
+const { benchWorker, startBenchServices } = await import("./worker.ts");
 const { fillQueue } = await import("../dev/fill-queue.ts");
 
 const N = Number(process.env.BENCH_MESSAGES ?? 300);
@@ -41,15 +38,14 @@ const started = performance.now();
 const log = (line: string) =>
   console.log(`[${((performance.now() - started) / 1000).toFixed(1).padStart(5)}s] ${line}`);
 
-const gateway = await startUpstashGateway({ token: `tp-${randomUUID()}` });
-const sink = await startSmtpSink({ tls: "none" });
-const proxy = await startLatencyProxy({ host: "127.0.0.1", port: sink.port });
+const services = await startBenchServices();
+const { gateway, sink, proxy } = services;
 const admin = `bench-admin-${randomUUID()}`;
 
 const worker = (client: string) =>
   benchWorker({
     admin,
-    smtpUrl: `smtp+insecure://${proxy.host}:${proxy.port}`,
+    smtpUrl: services.smtpUrl,
     gateway,
     vars: {
       SMTP_MAX_CONNECTIONS: String(CONNECTIONS),
@@ -175,7 +171,5 @@ ${lines.join("\n")}
 Direct: nodemailer's pooled transport in Node, straight to the same server through the same proxy.
 `);
 } finally {
-  await proxy.close();
-  await sink.close();
-  await gateway.close();
+  await services.close();
 }

@@ -38,7 +38,7 @@ export interface RunOutcome extends DeliveryReport {
   batches: number;
   /** Connections this invocation was granted (SMTP_MAX_CONNECTIONS without a shared cap). */
   connections: number;
-  /** Webhook event chains due at the first claim. */
+  /** Webhook event chains due, the most any of its claims counted. */
   eventsDue: number;
   /** The helpers it started, when it fanned out (their counts are included above). */
   fanout?: FanoutResult;

@@ -62,6 +62,22 @@ function context(store: MemoryStore, transport: SmtpTransport): DeliveryContext 
   };
 }
 
+/**
+ * One send at a time on a 3 s lease whose every write-back fails: the first outcome is retried
+ * while the lease has room, then given up, and the run must start no further send.
+ */
+function storeDown(store: MemoryStore, transport: SmtpTransport): DeliveryContext {
+  return {
+    ...context(store, transport),
+    concurrency: 1,
+    sendWindowMs: 500,
+    leaseMs: 3_000,
+    commit: async () => {
+      throw new Error("store unreachable");
+    },
+  };
+}
+
 async function queued(store: MemoryStore, n: number): Promise<string> {
   const tag = crypto.randomUUID().slice(0, 8);
   await store.enqueue(
@@ -262,15 +278,7 @@ describe("a scheduled run's delivery loop", () => {
           const claimed = await store.claimRun(Date.now(), 4, 3_000);
           return { entries: claimed.entries, more: true };
         },
-        {
-          ...context(store, transport),
-          concurrency: 1,
-          sendWindowMs: 500,
-          leaseMs: 3_000,
-          commit: async () => {
-            throw new Error("store unreachable");
-          },
-        },
+        storeDown(store, transport),
         () => true,
       );
       expect(run.halted).toBe(3);
@@ -289,15 +297,7 @@ describe("a scheduled run's delivery loop", () => {
     const { entries } = await store.claimRun(Date.now(), 4, 3_000);
     const { transport } = countingTransport();
     try {
-      const run = await deliverEntries(entries, {
-        ...context(store, transport),
-        concurrency: 1,
-        sendWindowMs: 500,
-        leaseMs: 3_000,
-        commit: async () => {
-          throw new Error("store unreachable");
-        },
-      });
+      const run = await deliverEntries(entries, storeDown(store, transport));
       expect(run.halted).toBe(3);
       expect(run.report).toMatchObject({ messages: 1, unrecorded: 1, skipped: 3 });
     } finally {

@@ -3,11 +3,11 @@
  * verdict on the message, the rest a failed host gets, and the relay (the real Workers entry) with
  * two real sinks, one of them down, refusing a recipient, or answering 421 at the greeting.
  */
-import type { NodemailerError } from "nodemailer/lib/errors";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { createFailoverTransport, hostLabel, isSessionFailure } from "../../src/smtp/failover.ts";
 import { errorOutcome } from "../../src/smtp/nodemailer.ts";
 import type { RecipientOutcome, SmtpTransport } from "../../src/smtp/transport.ts";
+import { nodemailerError } from "../support/nodemailer-error.ts";
 import { redisSkipReason, services, sinkApi } from "../support/services.ts";
 import { call, type TestEnv, testEnv, upstashEnv } from "../support/worker.ts";
 
@@ -17,28 +17,29 @@ const temp = (code: number | null, text = "x"): RecipientOutcome => ({
   reply: { code, text },
 });
 
-function nodemailerError(code: string, command: string, response?: string): NodemailerError {
-  const err = new Error(response ?? code) as NodemailerError;
-  err.code = code;
-  err.command = command;
-  if (response) {
-    err.response = response;
-    err.responseCode = Number(response.slice(0, 3));
-  }
-  return err;
-}
-
 describe("isSessionFailure", () => {
   it("fails over when the host never took up the session", () => {
     // As nodemailer reports them (errorOutcome): refused, timed out, TLS, a 421 or 554 greeting,
     // a refused login.
     for (const err of [
-      nodemailerError("ECONNECTION", "CONN"),
-      nodemailerError("ETIMEDOUT", "CONN"),
-      nodemailerError("ETLS", "STARTTLS"),
-      nodemailerError("EPROTOCOL", "CONN", "421 4.3.2 try another host"),
-      nodemailerError("EPROTOCOL", "CONN", "554 5.7.1 no service for you"),
-      nodemailerError("EAUTH", "AUTH PLAIN", "535 5.7.8 bad credentials"),
+      nodemailerError({ code: "ECONNECTION", command: "CONN" }),
+      nodemailerError({ code: "ETIMEDOUT", command: "CONN" }),
+      nodemailerError({ code: "ETLS", command: "STARTTLS" }),
+      nodemailerError({
+        code: "EPROTOCOL",
+        command: "CONN",
+        response: "421 4.3.2 try another host",
+      }),
+      nodemailerError({
+        code: "EPROTOCOL",
+        command: "CONN",
+        response: "554 5.7.1 no service for you",
+      }),
+      nodemailerError({
+        code: "EAUTH",
+        command: "AUTH PLAIN",
+        response: "535 5.7.8 bad credentials",
+      }),
     ]) {
       const outcomes = ["a@example.com", "b@example.com"].map((a) => errorOutcome(a, err));
       expect(isSessionFailure(outcomes), `${err.code} ${err.response ?? ""}`).toBe(true);
@@ -56,7 +57,7 @@ describe("isSessionFailure", () => {
       ["503 5.5.1 bad sequence", "DATA"],
     ] as const) {
       const outcomes = [
-        errorOutcome("a@example.com", nodemailerError("EENVELOPE", command, response)),
+        errorOutcome("a@example.com", nodemailerError({ code: "EENVELOPE", command, response })),
       ];
       expect(isSessionFailure(outcomes), response).toBe(false);
     }

@@ -1,11 +1,8 @@
-/** The SMTP transport contract for each client, running inside workerd against real SMTP servers
- * over plain TCP, STARTTLS and implicit TLS (trusting the test CA through NODE_EXTRA_CA_CERTS, as
- * the vitest config sets): nodemailer under nodejs_compat, worker-mailer on cloudflare:sockets. */
-import type { NodemailerError } from "nodemailer/lib/errors";
 import { describe, expect, it } from "vitest";
 import { createNodemailerTransport, errorOutcome } from "../../src/smtp/nodemailer.ts";
 import { createWorkerMailerTransport } from "../../src/smtp/worker-mailer/transport.ts";
 import { describeTransportContract } from "../contract/transport.ts";
+import { nodemailerError } from "../support/nodemailer-error.ts";
 
 const EHLO_NAME = "relay.test";
 
@@ -60,19 +57,6 @@ for (const plain of ["plain", "serial"] as const)
   });
 
 describe("nodemailer errors without a server reply", () => {
-  // Shaped as nodemailer 10 builds them (smtp-connection _formatError: code, command, and
-  // response/responseCode only when the server answered).
-  const error = (code: string, message: string, response?: string, command = "API") => {
-    const err = new Error(message) as NodemailerError;
-    err.code = code;
-    err.command = command;
-    if (response) {
-      err.response = response;
-      err.responseCode = Number(response.slice(0, 3));
-    }
-    return err;
-  };
-
   it("fails for good what can never be sent: an invalid envelope or message, too many recipients", () => {
     for (const [code, message] of [
       ["EENVELOPE", "No recipients defined"],
@@ -84,7 +68,7 @@ describe("nodemailer errors without a server reply", () => {
       ["EFILEACCESS", "File access rejected"],
       ["EURLACCESS", "Url access rejected"],
     ] as const) {
-      const o = errorOutcome("a@example.com", error(code, message));
+      const o = errorOutcome("a@example.com", nodemailerError({ code, message }));
       expect([code, message, o.status]).toEqual([code, message, "permanent"]);
       expect(o.reply).toMatchObject({ code: null });
       expect(o.reply.text).toContain(code);
@@ -109,22 +93,32 @@ describe("nodemailer errors without a server reply", () => {
       "ESTREAM",
       "EABORT",
     ]) {
-      expect([code, errorOutcome("a@example.com", error(code, "x")).status]).toEqual([
+      expect([
         code,
-        "temporary",
-      ]);
+        errorOutcome("a@example.com", nodemailerError({ code, message: "x" })).status,
+      ]).toEqual([code, "temporary"]);
     }
     const rcpt = (reply: string) =>
       errorOutcome(
         "a@example.com",
-        error("EENVELOPE", "Recipient command failed", reply, "RCPT TO"),
+        nodemailerError({
+          code: "EENVELOPE",
+          message: "Recipient command failed",
+          response: reply,
+          command: "RCPT TO",
+        }),
       );
     expect(rcpt("550 5.1.1 No such user").status).toBe("permanent");
     expect(rcpt("552 5.2.2 Mailbox full").status).toBe("temporary");
     expect(rcpt("452 4.5.3 Too many recipients").status).toBe("temporary");
     const data = errorOutcome(
       "a@example.com",
-      error("EMESSAGE", "Message failed", "552 5.3.4 Too big", "DATA"),
+      nodemailerError({
+        code: "EMESSAGE",
+        message: "Message failed",
+        response: "552 5.3.4 Too big",
+        command: "DATA",
+      }),
     );
     expect(data.status).toBe("permanent");
   });
